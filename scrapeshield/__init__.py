@@ -1,0 +1,1 @@
+"""scrapeshield: protects personal data on social platforms from mass scraping."""

@@ -1,0 +1,3 @@
+from scrapeshield.cli import main
+
+main()

@@ -1,0 +1,139 @@
+"""Admin API (JSON, bearer-token protected): policy, decisions, top clients, lists."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from scrapeshield.lists import KINDS, ListEntry, normalise
+from scrapeshield.metrics import registry_for
+from scrapeshield.runtime import Shield
+from scrapeshield.types import Action
+
+MAX_BODY = 16_384
+
+
+class ListEntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(pattern="^(" + "|".join(KINDS) + ")$")
+    value: str = Field(min_length=1, max_length=200)
+    action: str = Field(pattern="^(allow|block|challenge)$")
+    ttl: float = Field(default=3600, ge=0, le=365 * 86400)  # seconds; 0 = never expires
+    reason: str = Field(default="", max_length=500)
+
+
+def create_admin_app(shield: Shield, token: str) -> Starlette:
+    registry = registry_for(shield)
+
+    def authorised(request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
+
+    def guard(handler: Any) -> Any:
+        async def wrapped(request: Request) -> Response:
+            if not authorised(request):
+                return JSONResponse(
+                    {"error": "missing or wrong bearer token"}, status_code=401,
+                    headers={"www-authenticate": "Bearer"},
+                )
+            return await handler(request)  # type: ignore[no-any-return]
+
+        return wrapped
+
+    async def policy(request: Request) -> Response:
+        return JSONResponse(shield.policy.source.model_dump(mode="json"))
+
+    async def reload(request: Request) -> Response:
+        problems = shield.reload()
+        shield.db.audit(shield.clock.now(), "admin-token", "policy.reload", {"ok": not problems})
+        if problems:
+            return JSONResponse({"ok": False, "problems": problems}, status_code=422)
+        return JSONResponse({"ok": True})
+
+    async def decisions(request: Request) -> Response:
+        limit = _int(request.query_params.get("limit"), 100, 1, 1000)
+        action = request.query_params.get("action") or None
+        shield.recorder.flush()
+        return JSONResponse({"decisions": shield.db.recent_events(limit, action)})
+
+    async def top_clients(request: Request) -> Response:
+        window = _int(request.query_params.get("window"), 3600, 1, 30 * 86400)
+        shield.recorder.flush()
+        since = shield.clock.now() - window
+        return JSONResponse({"clients": shield.db.top_clients(since)})
+
+    async def lists(request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse({"entries": [_entry_json(e) for e in shield.engine.lists.entries()]})
+        if request.method == "DELETE":
+            kind = request.query_params.get("kind", "")
+            try:
+                value = normalise(kind, request.query_params.get("value", ""))
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            removed = shield.engine.lists.remove(kind, value)
+            shield.db.remove_list_entry(kind, value, shield.clock.now())
+            shield.db.audit(shield.clock.now(), "admin-token", "list.remove",
+                            {"kind": kind, "value": value})
+            return JSONResponse({"removed": removed}, status_code=200 if removed else 404)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        try:
+            data = ListEntryIn.model_validate_json(body)
+            value = normalise(data.kind, data.value)
+        except (ValidationError, ValueError) as exc:
+            return JSONResponse({"error": _brief(exc)}, status_code=400)
+        now = shield.clock.now()
+        entry = ListEntry(data.kind, value, Action(data.action),
+                          now + data.ttl if data.ttl else 0.0, data.reason, "admin-token")
+        shield.engine.lists.add(entry)
+        shield.db.add_list_entry(entry, now)
+        shield.db.audit(now, "admin-token", "list.add", _entry_json(entry))
+        return JSONResponse(_entry_json(entry), status_code=201)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            Route("/api/policy", guard(policy)),
+            Route("/api/policy/reload", guard(reload), methods=["POST"]),
+            Route("/api/decisions", guard(decisions)),
+            Route("/api/clients/top", guard(top_clients)),
+            Route("/api/lists", guard(lists), methods=["GET", "POST", "DELETE"]),
+            Route("/metrics", metrics),
+            Route("/healthz", healthz),
+        ]
+    )
+
+
+def _entry_json(entry: ListEntry) -> dict[str, Any]:
+    return {
+        "kind": entry.kind, "value": entry.value, "action": entry.action.value,
+        "expires": entry.expires, "reason": entry.reason, "created_by": entry.created_by,
+    }
+
+
+def _int(raw: str | None, default: int, low: int, high: int) -> int:
+    try:
+        return max(low, min(high, int(raw))) if raw is not None else default
+    except ValueError:
+        return default
+
+
+def _brief(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return str(exc)

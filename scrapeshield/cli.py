@@ -1,0 +1,160 @@
+"""The command line: ``scrapeshield`` and ``python -m scrapeshield``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import click
+
+from scrapeshield.errors import PolicyError, ScrapeshieldError
+from scrapeshield.settings import DATA_DIR_ENV, Settings
+
+try:
+    __version__ = version("scrapeshield")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.1.0"
+
+
+def _store_options(func: click.decorators.FC) -> click.decorators.FC:
+    func = click.option("--state", default="memory", show_default=True,
+                        help="Counter state: 'memory' (redis://… arrives with multi-node).")(func)
+    func = click.option("--db", "db_url", default=None,
+                        help="SQLAlchemy URL of the database (default: SQLite in the data dir).")(func)
+    func = click.option("--data-dir", default=None, envvar=DATA_DIR_ENV,
+                        help=f"Data directory (env {DATA_DIR_ENV}; default ./scrapeshield-data).")(func)
+    func = click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False),
+                        help="Policy YAML file (default: the embedded policy).")(func)
+    return func
+
+
+def _serve_options(func: click.decorators.FC) -> click.decorators.FC:
+    func = click.option("--admin-port", default=8001, show_default=True, type=click.IntRange(0, 65535),
+                        help="Port of the admin API and /metrics (always on 127.0.0.1).")(func)
+    func = click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+                        help="Public port.")(func)
+    func = click.option("--host", default="127.0.0.1", show_default=True, help="Public address.")(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="scrapeshield")
+def main() -> None:
+    """scrapeshield: protects personal data on social platforms from mass scraping."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _settings(data_dir: str | None, db_url: str | None, state: str, policy: str | None) -> Settings:
+    try:
+        return Settings.resolve(data_dir, db_url, state, policy)
+    except ScrapeshieldError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _shield(settings: Settings):  # type: ignore[no-untyped-def]
+    from scrapeshield.runtime import Shield
+
+    try:
+        return Shield(settings)
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@_serve_options
+@_store_options
+@click.option("--users", default=10_000, show_default=True, type=click.IntRange(1, 2_000_000),
+              help="Synthetic users in the demo population.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Population seed.")
+@click.option("--export-dataset", type=click.Path(dir_okay=False), default=None,
+              help="Write the ground-truth users as JSON lines to this file and exit.")
+def demo(host: str, port: int, admin_port: int, policy_path: str | None, data_dir: str | None,
+         db_url: str | None, state: str, users: int, seed: int, export_dataset: str | None) -> None:
+    """Run the demo social network behind the shield."""
+    from scrapeshield.demo.app import create_demo_app
+    from scrapeshield.demo.population import Population
+    from scrapeshield.demo.population import export_dataset as export
+
+    population = Population.generate(users, seed)
+    if export_dataset:
+        export(population, Path(export_dataset))
+        click.echo(f"wrote {len(population)} users to {export_dataset}")
+        return
+    settings = _settings(data_dir, db_url, state, policy_path)
+    shield = _shield(settings)
+    _run(shield, create_demo_app(population), host, port, admin_port, settings,
+         f"demo social network ({users} users, seed {seed})")
+
+
+@main.command()
+@click.option("--upstream", required=True, help="URL of the application to protect.")
+@_serve_options
+@_store_options
+def proxy(upstream: str, host: str, port: int, admin_port: int, policy_path: str | None,
+          data_dir: str | None, db_url: str | None, state: str) -> None:
+    """Run a reverse proxy that protects any web application."""
+    from scrapeshield.hosts.proxy import ReverseProxy
+
+    try:
+        app = ReverseProxy(upstream)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    settings = _settings(data_dir, db_url, state, policy_path)
+    _run(_shield(settings), app, host, port, admin_port, settings, f"proxy to {upstream}")
+
+
+def _run(shield, app, host, port, admin_port, settings: Settings, what: str) -> None:  # type: ignore[no-untyped-def]
+    from scrapeshield.admin.api import create_admin_app
+    from scrapeshield.hosts.asgi import ScrapeshieldMiddleware
+    from scrapeshield.serve import serve_pair
+
+    public = ScrapeshieldMiddleware(app, shield)
+    admin = create_admin_app(shield, settings.admin_token())
+
+    def ready() -> None:
+        click.echo(f"scrapeshield {__version__}: {what}")
+        click.echo(f"  site:  http://{host}:{port}/")
+        click.echo(f"  admin: http://127.0.0.1:{admin_port}/  (bearer token in "
+                   f"{settings.admin_token_path} or $SCRAPESHIELD_ADMIN_TOKEN)")
+        click.echo(f"  data:  {settings.data_dir}")
+        sys.stdout.flush()
+
+    serve_pair(shield, public, admin, host, port, "127.0.0.1", admin_port, ready)
+
+
+@main.group()
+def policy() -> None:
+    """Check and print policies."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def policy_check(file: str, as_json: bool) -> None:
+    """Validate a policy file; exit 1 and name every bad key and line if it is invalid."""
+    from scrapeshield.policy.loader import load_policy
+
+    try:
+        compiled = load_policy(file)
+    except PolicyError as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "problems": exc.problems}))
+        else:
+            click.echo(str(exc), err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps({"ok": True}))
+    else:
+        click.echo(f"{file}: ok ({len(compiled.routes)} routes, {len(compiled.limits)} limits, "
+                   f"{len(compiled.rules)} rules)")
+
+
+@policy.command("default")
+def policy_default() -> None:
+    """Print the embedded default policy (a starting point for your own)."""
+    from scrapeshield.policy.loader import default_policy_text
+
+    click.echo(default_policy_text(), nl=False)

@@ -1,0 +1,210 @@
+"""Stage 1: a raw request (ASGI scope, WSGI environ, log line) → RequestContext.
+
+Resolves the client IP through trusted proxies only, maps the path to a route
+and the personal record it exposes, and derives the identity keys (account,
+session, token, fingerprint). Secrets (cookies, tokens) are kept only as hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Iterable
+
+from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.types import RequestContext
+
+MAX_VALUE = 1024  # longest header value kept; longer ones are truncated
+MAX_HEADERS = 128  # headers kept per request; the rest are ignored
+MAX_PATH = 2048
+_CACHE_MAX = 200_000
+# Headers whose presence varies from one request of the same client to the next.
+_VOLATILE = frozenset(
+    "cookie referer x-forwarded-for x-forwarded-proto x-forwarded-host x-real-ip forwarded "
+    "content-length content-type origin cache-control pragma if-none-match if-modified-since "
+    "sec-fetch-site sec-fetch-mode sec-fetch-dest sec-fetch-user upgrade-insecure-requests "
+    "accept priority authorization range x-requested-with purpose sec-purpose".split()
+)
+
+
+def short_hash(value: str) -> str:
+    """Stable 16-hex-digit hash, the same on every node (unlike ``hash()``)."""
+    return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+class ContextBuilder:
+    """Turns requests into contexts under one compiled policy."""
+
+    def __init__(self, policy: CompiledPolicy) -> None:
+        self.policy = policy
+        identity = policy.source.identity
+        self._session_cookie = identity.session_cookie
+        self._token_header = identity.token_header.lower()
+        self._tls_header = identity.tls_fingerprint_header.lower()
+        self._trusted = policy.trusted_proxies
+        self._trust_cache: dict[str, bool] = {}
+        self._ip_cache: dict[str, tuple[str, str] | None] = {}
+        self._fp_cache: dict[tuple[str, ...], str] = {}
+
+    # -- entry points -------------------------------------------------------------
+
+    def from_asgi(self, scope: dict[str, object], ts: float) -> RequestContext:
+        client = scope.get("client")
+        peer = client[0] if isinstance(client, (tuple, list)) and client else ""
+        raw = scope.get("headers") or ()
+        headers = tuple(
+            (k.decode("latin-1"), v.decode("latin-1")[:MAX_VALUE])
+            for k, v in raw[:MAX_HEADERS]  # type: ignore[index]
+        )
+        path = str(scope.get("path") or "/")
+        method = str(scope.get("method") or "GET")
+        return self.build(ts, str(peer), method, path, headers, str(scope.get("scheme") or "http"))
+
+    def build(
+        self,
+        ts: float,
+        peer: str,
+        method: str,
+        path: str,
+        headers: Iterable[tuple[str, str]],
+        scheme: str = "http",
+    ) -> RequestContext:
+        """``headers``: (lower-case name, value) pairs in the order received."""
+        hdrs = tuple(headers)
+        first: dict[str, str] = {}
+        forwarded: list[str] = []
+        cookie = ""
+        for name, value in hdrs:
+            if name == "x-forwarded-for":
+                forwarded.append(value)
+            elif name == "cookie":
+                cookie = f"{cookie}; {value}" if cookie else value
+            elif name not in first:
+                first[name] = value
+        peer_trusted = self._is_trusted(peer)
+        ip, network = self._client_address(peer, forwarded if peer_trusted else [])
+        path = path[:MAX_PATH] or "/"
+        route, record = self.policy.route_for(path)
+        ua = first.get("user-agent", "")
+        cookies = _cookies(cookie, (self._session_cookie, "__scrapeshield_pass")) if cookie else {}
+        session_raw = cookies.get(self._session_cookie, "")
+        account = ""
+        if session_raw and self.policy.account_regex is not None:
+            m = self.policy.account_regex.match(session_raw)
+            if m is not None and m.groups():
+                account = m.group(1)[:128]
+        token_raw = first.get(self._token_header, "")
+        tls = first.get(self._tls_header, "")[:256] if peer_trusted else ""
+        if peer_trusted and first.get("x-forwarded-proto") in ("http", "https"):
+            scheme = first["x-forwarded-proto"]
+        return RequestContext(
+            ts=ts,
+            ip=ip,
+            network=network,
+            scheme="https" if scheme in ("https", "wss") else "http",
+            method=method.upper()[:16],
+            path=path,
+            route=route.name if route is not None else "",
+            record=record[:160],
+            headers=hdrs,
+            user_agent=ua,
+            account=account,
+            session=short_hash(session_raw) if session_raw else "",
+            token=short_hash(token_raw) if token_raw else "",
+            fingerprint=self._fingerprint(ua, hdrs, first, tls),
+            tls_fingerprint=tls,
+            referer=first.get("referer", ""),
+            pass_cookie=cookies.get("__scrapeshield_pass", "")[:1024],
+            is_asset=route.asset if route is not None else False,
+            cost=route.cost if route is not None else 1,
+        )
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _is_trusted(self, peer: str) -> bool:
+        if not self._trusted:
+            return False
+        known = self._trust_cache.get(peer)
+        if known is None:
+            parsed = self._parse_ip(peer)
+            known = False
+            if parsed is not None:
+                addr = ipaddress.ip_address(parsed[0])
+                known = any(addr in net for net in self._trusted)
+            if len(self._trust_cache) >= _CACHE_MAX:
+                self._trust_cache.clear()
+            self._trust_cache[peer] = known
+        return known
+
+    def _client_address(self, peer: str, forwarded: list[str]) -> tuple[str, str]:
+        """The rightmost X-Forwarded-For entry not added by a trusted proxy, else the peer."""
+        parsed = self._parse_ip(peer) or ("0.0.0.0", "0.0.0.0/24")
+        if forwarded:
+            hops = ",".join(forwarded).split(",")
+            for hop in reversed(hops[-32:]):
+                candidate = self._parse_ip(hop.strip())
+                if candidate is None:
+                    break  # malformed entries come from the untrusted side: stop here
+                parsed = candidate
+                if not self._is_trusted(candidate[0]):
+                    break
+        return parsed
+
+    def _parse_ip(self, text: str) -> tuple[str, str] | None:
+        cached = self._ip_cache.get(text, False)
+        if cached is not False:
+            return cached  # type: ignore[return-value]
+        result = _parse_ipv4(text) or _parse_any_ip(text)
+        if len(self._ip_cache) >= _CACHE_MAX:
+            self._ip_cache.clear()
+        self._ip_cache[text] = result
+        return result
+
+    def _fingerprint(
+        self, ua: str, hdrs: tuple[tuple[str, str], ...], first: dict[str, str], tls: str
+    ) -> str:
+        """A client's claimed identity: UA, header names in order, language, TLS."""
+        key = (ua, first.get("accept-language", ""), tls, *[n for n, _ in hdrs if n not in _VOLATILE])
+        fp = self._fp_cache.get(key)
+        if fp is None:
+            fp = short_hash("\x1f".join(key))
+            if len(self._fp_cache) >= _CACHE_MAX:
+                self._fp_cache.clear()
+            self._fp_cache[key] = fp
+        return fp
+
+
+def _parse_any_ip(text: str) -> tuple[str, str] | None:
+    try:
+        addr = ipaddress.ip_address(text[:64].strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    prefix = 24 if addr.version == 4 else 48
+    return str(addr), str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
+def _parse_ipv4(text: str) -> tuple[str, str] | None:
+    """Fast path for dotted-quad IPv4 in canonical form; anything else returns None."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    for part in parts:
+        if not part.isdigit() or len(part) > 3 or (part[0] == "0" and len(part) > 1):
+            return None
+        if int(part) > 255:
+            return None
+    if not text.isascii():
+        return None
+    return text, f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
+
+
+def _cookies(header: str, wanted: tuple[str, ...]) -> dict[str, str]:
+    """The wanted cookies from a Cookie header; tolerant of junk, first value wins."""
+    found: dict[str, str] = {}
+    for part in header[:8192].split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name in wanted and name not in found:
+            found[name] = value.strip().strip('"')
+    return found

@@ -1,0 +1,59 @@
+"""Tables. The same models serve SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EventRow(Base):
+    """One recorded decision. ``client`` and ``network`` are pseudonyms unless the policy says otherwise."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[float] = mapped_column(Float, index=True)
+    client: Mapped[str] = mapped_column(String(64), index=True)
+    network: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(512))
+    route: Mapped[str] = mapped_column(String(64))
+    record: Mapped[str] = mapped_column(String(160))
+    user_agent: Mapped[str] = mapped_column(String(512))
+    account: Mapped[str] = mapped_column(String(128))
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    rule: Mapped[str] = mapped_column(String(96))
+    reasons: Mapped[str] = mapped_column(Text)  # JSON array of strings
+
+
+class ListEntryRow(Base):
+    """An analyst's block/allow entry; removal is recorded, not deleted."""
+
+    __tablename__ = "list_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(16))
+    expires: Mapped[float] = mapped_column(Float)  # 0 = never
+    reason: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    removed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (Index("ix_list_live", "kind", "value", "removed_at"),)
+
+
+class AuditRow(Base):
+    """Append-only record of every administrative action: who, when, what."""
+
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[float] = mapped_column(Float, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)  # JSON object

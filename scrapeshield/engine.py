@@ -1,0 +1,160 @@
+"""The pipeline, in order: context → state → signals → score → decide → event.
+
+This is the only module that calls the stages in sequence. It never raises: an
+internal error is logged and answered with the policy's fail mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import operator
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from scrapeshield.clock import Clock
+from scrapeshield.context import ContextBuilder
+from scrapeshield.decide import decide, honour_pass
+from scrapeshield.lists import Lists
+from scrapeshield.policy.compiled import CompiledLimit, CompiledPolicy, CompiledRule
+from scrapeshield.score import score
+from scrapeshield.signals.base import Detector
+from scrapeshield.signals.registry import DETECTORS
+from scrapeshield.signals.user_agent import UserAgentDetector
+from scrapeshield.state.base import KeyUpdate, StateStore
+from scrapeshield.types import Action, Decision, LimitBreach, RequestContext, Signal
+
+if TYPE_CHECKING:
+    from scrapeshield.actions.challenge import ChallengeService
+
+log = logging.getLogger("scrapeshield.engine")
+
+DecisionListener = Callable[[RequestContext, Decision], None]
+# Per route: (key kind, limits kept under that key, cost per limit (0 = not applicable)).
+_NO_HEADERS: dict[str, str] = {}
+# Per route: (key kind, its reader, limits kept under that key, cost per limit (0 = none)).
+_Plan = tuple[
+    tuple[str, Callable[[RequestContext], str], tuple[CompiledLimit, ...], tuple[int, ...]], ...
+]
+
+
+class Engine:
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        store: StateStore,
+        clock: Clock,
+        challenge: ChallengeService | None = None,
+        lists: Lists | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.challenge = challenge
+        self.lists = lists if lists is not None else Lists()
+        self.listeners: list[DecisionListener] = []
+        self.errors = 0
+        self.install(policy)
+
+    def install(self, policy: CompiledPolicy) -> None:
+        """Switch to a new compiled policy (already validated); in-flight requests finish on the old."""
+        detectors: list[Detector] = [factory(policy) for factory in DETECTORS]
+        ua = next(d for d in detectors if isinstance(d, UserAgentDetector))
+        plans = {r.name: _plan(policy, r.name, r.cost) for r in policy.routes}
+        plans[""] = _plan(policy, "", 1)
+        # One assignment swaps everything a request reads, so no request sees a mix.
+        self._live = (policy, ContextBuilder(policy), tuple(detectors), ua, plans)
+
+    @property
+    def policy(self) -> CompiledPolicy:
+        return self._live[0]
+
+    @property
+    def contexts(self) -> ContextBuilder:
+        return self._live[1]
+
+    def decide(self, ctx: RequestContext) -> Decision:
+        """The decision for one request; never raises."""
+        try:
+            decision = self._decide(ctx)
+        except Exception:  # the host application must never see our failure
+            self.errors += 1
+            log.exception("decision failed; applying fail mode")
+            decision = self._fail_decision(ctx)
+        for listener in self.listeners:
+            try:
+                listener(ctx, decision)
+            except Exception:
+                log.exception("decision listener failed")
+        return decision
+
+    def _fail_decision(self, ctx: RequestContext) -> Decision:
+        if self.policy.source.fail_mode == "closed":
+            return Decision(Action.BLOCK, 0.0, ("internal error, failing closed",), "fail-closed")
+        return Decision(Action.ALLOW, 0.0, ("internal error, failing open",), "fail-open", 0.0, ctx.ip)
+
+    def _decide(self, ctx: RequestContext) -> Decision:
+        policy, _, detectors, ua_detector, plans = self._live
+        listed = self.lists.match(ctx) if len(self.lists) else None
+        signals: list[Signal] = []
+        terminal: CompiledRule | None = None
+        if policy.rules:
+            ua_class = ua_detector.classify(ctx.user_agent)[0].value
+            headers = dict(ctx.headers) if policy.rules_read_headers else _NO_HEADERS
+            for rule in policy.rules:
+                if rule.test(ctx.ip, ctx.method, ctx.path, ctx.route, ctx.user_agent, ua_class, headers):
+                    if rule.action is None:
+                        signals.append(Signal(f"rule.{rule.name}", rule.weight, "policy rule"))
+                    else:
+                        terminal = rule
+                        break
+        plan = plans.get(ctx.route) or plans[""]
+        updates: list[KeyUpdate] = []
+        for kind, read_key, limits, costs in plan:
+            value = read_key(ctx)
+            if value:
+                updates.append((f"{kind}:{value}", limits, costs, ctx.record))
+        usages, memory = self.store.update(updates, f"ip:{ctx.ip}", ctx.ts)
+        breaches: list[LimitBreach] = []
+        for (_, limits, costs, _), usage in zip(updates, usages, strict=True):
+            for lim, cost, used in zip(limits, costs, usage, strict=True):
+                if cost and used > lim.limit and (ctx.record or not lim.distinct):
+                    breaches.append(_breach(lim, used, ctx.ts))
+        for detector in detectors:
+            detector.inspect(ctx, memory, signals)
+        points, reasons = score(signals)
+        decision = decide(policy, ctx.ip, points, reasons, breaches, terminal, listed)
+        if decision.action is Action.CHALLENGE and ctx.pass_cookie and self.challenge is not None:
+            check = self.challenge.check_pass(ctx.pass_cookie, ctx.ip, ctx.user_agent)
+            if check.valid:
+                decision = honour_pass(decision)
+        return decision
+
+
+# Which context field each limit key kind reads.
+_KEY_FIELDS = {
+    "ip": "ip", "subnet": "network", "account": "account", "session": "session",
+    "token": "token", "fingerprint": "fingerprint",
+}
+
+
+def _plan(policy: CompiledPolicy, route: str, cost: int) -> _Plan:
+    plan: list[
+        tuple[str, Callable[[RequestContext], str], tuple[CompiledLimit, ...], tuple[int, ...]]
+    ] = []
+    for kind, limits in policy.limits_by_key.items():
+        costs = tuple(
+            (1 if lim.distinct else cost) if lim.routes is None or route in lim.routes else 0
+            for lim in limits
+        )
+        plan.append((kind, operator.attrgetter(_KEY_FIELDS[kind]), limits, costs))
+    return tuple(plan)
+
+
+def _breach(lim: CompiledLimit, used: float, now: float) -> LimitBreach:
+    if lim.distinct:
+        retry = max(1.0, lim.window / 10)
+        why = f"{int(used)} distinct records in {lim.window:g}s (limit {lim.limit})"
+    else:
+        retry = max(1.0, math.ceil(lim.window - now % lim.window))
+        why = f"{used:.0f} requests in {lim.window:g}s (limit {lim.limit})"
+    return LimitBreach(lim.name, lim.action, retry, why)

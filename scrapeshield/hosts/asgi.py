@@ -1,0 +1,144 @@
+"""ASGI middleware: the shield in front of any ASGI application.
+
+Config is checked in ``__init__``; per request, ``__call__`` asks the engine and
+either passes the request on untouched or answers it itself. Our own failures
+are logged and answered with the fail mode; the app's own exceptions are the
+app's and propagate as they would without us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from scrapeshield.actions.challenge import VERIFY_PATH
+from scrapeshield.actions.responses import (
+    ACTION_HEADER,
+    Reply,
+    challenge_reply,
+    refusal,
+    wants_json,
+)
+from scrapeshield.runtime import Shield
+from scrapeshield.types import Action, Decision, RequestContext
+
+log = logging.getLogger("scrapeshield.asgi")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_VERIFY_BODY = 8192
+_ACTION_BYTES = ACTION_HEADER.encode()
+
+
+class ScrapeshieldMiddleware:
+    def __init__(self, app: ASGIApp, shield: Shield) -> None:
+        self.app = app
+        self.shield = shield
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            if scope["path"] == VERIFY_PATH:
+                await self._verify(scope, receive, send)
+                return
+            engine = self.shield.engine
+            ctx = engine.contexts.from_asgi(scope, self.shield.clock.now())  # type: ignore[arg-type]
+            decision = engine.decide(ctx)
+        except Exception:
+            log.exception("shield failed before deciding; applying fail mode")
+            if self.shield.policy.source.fail_mode == "closed":
+                await _send_reply(send, Reply(503, ((ACTION_HEADER, "block"),), b"unavailable"))
+                return
+            await self.app(scope, receive, send)
+            return
+        if decision.action is Action.ALLOW:
+            if self.shield.policy.source.debug_headers:
+                await self.app(scope, receive, _tagging(send, decision))
+            else:
+                await self.app(scope, receive, send)
+            return
+        try:
+            reply = await self._reply(ctx, decision)
+        except Exception:
+            log.exception("building the %s response failed", decision.action.value)
+            reply = refusal(Decision(Action.BLOCK, decision.score, (), "error"), False)
+        await _send_reply(send, reply)
+
+    async def _reply(self, ctx: RequestContext, decision: Decision) -> Reply:
+        if decision.action is Action.CHALLENGE:
+            return_to = ctx.path if ctx.method in ("GET", "HEAD") else "/"
+            page = self.shield.challenge.page(ctx.ip, ctx.user_agent, return_to)
+            return challenge_reply(page)
+        if decision.action is Action.TARPIT:
+            await asyncio.sleep(self.shield.policy.source.tarpit.delay)
+        return refusal(decision, wants_json(ctx.headers, ctx.path))
+
+    async def _verify(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """POST of a solved challenge: set the pass cookie and send the browser back."""
+        if scope.get("method") != "POST":
+            await _send_reply(send, Reply(405, (("allow", "POST"),), b"method not allowed"))
+            return
+        body = await _read_body(receive, MAX_VERIFY_BODY)
+        if body is None:
+            await _send_reply(send, Reply(413, (), b"too large"))
+            return
+        form = dict(parse_qsl(body.decode("latin-1"), max_num_fields=8))
+        ctx = self.shield.engine.contexts.from_asgi(scope, self.shield.clock.now())  # type: ignore[arg-type]
+        result = self.shield.challenge.verify(form, ctx.ip, ctx.user_agent)
+        if not result.ok or result.pass_cookie is None:
+            log.info("challenge verification refused: %s", result.reason)
+            reply = Reply(403, ((ACTION_HEADER, "challenge"), ("content-type", "text/plain")),
+                          f"challenge not passed: {result.reason}".encode())
+            await _send_reply(send, reply)
+            return
+        cookie = self.shield.challenge.cookie_header(result.pass_cookie, ctx.scheme == "https")
+        headers = (("location", result.return_to), ("set-cookie", cookie),
+                   ("cache-control", "no-store"))
+        await _send_reply(send, Reply(303, headers, b""))
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send_reply(send: Send, reply: Reply) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+    if not any(k == b"content-length" for k, _ in headers):
+        headers.append((b"content-length", str(len(reply.body)).encode()))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+def _tagging(send: Send, decision: Decision) -> Send:
+    """Adds X-Scrapeshield-Action (and the score) to an allowed response: debug_headers only."""
+
+    async def tagged(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            headers.append((_ACTION_BYTES, decision.action.value.encode()))
+            headers.append((b"x-scrapeshield-score", f"{decision.score:g}".encode()))
+            message["headers"] = headers
+        await send(message)
+
+    return tagged

@@ -1,0 +1,112 @@
+"""Reverse proxy: the shield in front of an app written in any language.
+
+A plain ASGI app that streams each request to the upstream with httpx and the
+answer back; wrap it in ScrapeshieldMiddleware to protect the upstream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+
+from scrapeshield.hosts.asgi import Receive, Scope, Send
+
+log = logging.getLogger("scrapeshield.proxy")
+
+# RFC 9110 §7.6.1 connection-specific headers, never forwarded.
+HOP_BY_HOP = frozenset(
+    b"connection keep-alive proxy-authenticate proxy-authorization te trailer "
+    b"transfer-encoding upgrade proxy-connection".split()
+)
+
+
+class ReverseProxy:
+    def __init__(self, upstream: str, timeout: float = 30.0, max_connections: int = 200) -> None:
+        url = httpx.URL(upstream)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"upstream must be an http(s) URL, not {upstream!r}")
+        self.upstream = url
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        headers = self._request_headers(scope)
+        url = self.upstream.copy_with(
+            raw_path=scope.get("raw_path") or scope["path"].encode()
+            + (b"?" + scope["query_string"] if scope.get("query_string") else b"")
+        )
+        request = self.client.build_request(
+            scope["method"], url, headers=headers, content=_body(receive)
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            log.warning("upstream %s failed: %s", self.upstream, type(exc).__name__)
+            body = b"bad gateway"
+            await send({"type": "http.response.start", "status": 502, "headers": [
+                (b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        try:
+            out = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP]
+            await send({"type": "http.response.start", "status": response.status_code,
+                        "headers": out})
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+
+    def _request_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        headers: list[tuple[bytes, bytes]] = []
+        forwarded: bytes | None = None
+        host = b""
+        for name, value in scope["headers"]:
+            if name in HOP_BY_HOP:
+                continue
+            if name == b"x-forwarded-for":
+                forwarded = value if forwarded is None else forwarded + b", " + value
+                continue
+            if name == b"host":
+                host = value
+                continue
+            headers.append((name, value))
+        client = scope.get("client")
+        peer = client[0].encode() if client else b"unknown"
+        headers.append((b"x-forwarded-for", forwarded + b", " + peer if forwarded else peer))
+        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+        if host:
+            headers.append((b"x-forwarded-host", host))
+        return headers
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return

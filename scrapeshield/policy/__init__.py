@@ -1,0 +1,1 @@
+"""Policy: schema (what may be written) → compiled runtime form (what the engine reads)."""

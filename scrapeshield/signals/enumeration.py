@@ -1,0 +1,45 @@
+"""Sequential-ID enumeration: reading personal records in id order.
+
+People jump between profiles; a scraper walking ``/api/v1/users/1..N`` steps by a
+small constant. The run length of small forward steps grows the signal.
+"""
+
+from __future__ import annotations
+
+from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.state.base import ClientMemory
+from scrapeshield.types import RequestContext, Signal
+
+MAX_STEP = 3  # steps of 1..3 ids count as sequential (strided walks included)
+MIN_RUN = 4  # a run shorter than this says nothing
+FULL_RUN = 12  # the signal reaches its full weight at this run length
+
+
+class EnumerationDetector:
+    name = "enumeration"
+
+    def __init__(self, policy: CompiledPolicy) -> None:
+        self._weight = policy.weights["enumeration.sequential"]
+
+    def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
+        record = ctx.record
+        if record:
+            number_text = record[record.find(":") + 1 :]
+            if number_text.isdigit() and len(number_text) < 19:
+                number = int(number_text)
+                step = number - memory.last_number
+                if memory.last_number >= 0 and 0 < abs(step) <= MAX_STEP:
+                    memory.sequential_run += 1
+                elif step != 0:
+                    memory.sequential_run = 0
+                memory.last_number = number
+        run = memory.sequential_run
+        if run >= MIN_RUN:
+            share = min(1.0, run / FULL_RUN)
+            out.append(
+                Signal(
+                    "enumeration.sequential",
+                    round(self._weight * share, 1),
+                    f"read {run + 1} records in sequential id order (last {memory.last_number})",
+                )
+            )

@@ -1,0 +1,121 @@
+"""Header set, order and client hints checked against the browser the user-agent claims.
+
+Browsers are consistent: Chromium sends client hints (``sec-ch-ua``) and
+``sec-fetch-*`` to secure origins, puts Accept-Encoding before Accept-Language,
+and its hints name the same major version as its user-agent; Firefox orders the
+two the other way and sends no client hints. HTTP libraries that borrow a
+browser's user-agent rarely get all of that right.
+"""
+
+from __future__ import annotations
+
+import re
+
+from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.state.base import ClientMemory
+from scrapeshield.types import RequestContext, Signal
+
+_CHROMIUM = re.compile(r"(?:Chrome|Chromium|HeadlessChrome)/(\d+)")
+_FIREFOX = re.compile(r"Firefox/(\d+)")
+_SAFARI = re.compile(r"Version/(\d+)[.\d]* (?:Mobile/\S+ )?Safari/")
+_HINT_VERSION = re.compile(r'"([^"]*)";v="(\d+)"')
+_LOCAL_HOSTS = ("localhost", "127.", "[::1]")
+_CACHE_MAX = 50_000
+
+
+def browser_family(user_agent: str) -> tuple[str, int]:
+    """("chromium" | "firefox" | "safari" | "", major version) claimed by a user-agent."""
+    if not user_agent.startswith("Mozilla/5.0"):
+        return "", 0
+    m = _CHROMIUM.search(user_agent)
+    if m is not None:
+        return "chromium", int(m.group(1))
+    m = _FIREFOX.search(user_agent)
+    if m is not None:
+        return "firefox", int(m.group(1))
+    m = _SAFARI.search(user_agent)
+    if m is not None:
+        return "safari", int(m.group(1))
+    return "", 0
+
+
+class HeaderConsistencyDetector:
+    name = "headers"
+
+    def __init__(self, policy: CompiledPolicy) -> None:
+        w = policy.weights
+        self._missing = w["headers.missing-browser-headers"]
+        self._hints = w["headers.client-hints-mismatch"]
+        self._order = w["headers.order"]
+        self._no_lang = w["headers.no-accept-language"]
+        self._cache: dict[tuple[object, ...], tuple[Signal, ...]] = {}
+
+    def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
+        names = tuple(n for n, _ in ctx.headers)
+        secure = ctx.scheme == "https" or _is_local(ctx.headers)
+        hints = next((v for n, v in ctx.headers if n == "sec-ch-ua"), None)
+        key = (ctx.user_agent, names, secure, hints)
+        found = self._cache.get(key)
+        if found is None:
+            found = tuple(self._check(ctx.user_agent, names, secure, hints))
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = found
+        out.extend(found)
+
+    def _check(
+        self, ua: str, names: tuple[str, ...], secure: bool, hints: str | None
+    ) -> list[Signal]:
+        found: list[Signal] = []
+        present = set(names)
+        family, version = browser_family(ua)
+        if "accept-language" not in present:
+            found.append(
+                Signal("headers.no-accept-language", self._no_lang, "no Accept-Language header")
+            )
+        if not family:
+            return found
+        expected = {"accept", "accept-encoding"}
+        if secure and (family == "chromium" and version >= 90 or family == "firefox" and version >= 90):
+            expected.add("sec-fetch-mode")
+        if secure and family == "chromium" and version >= 90:
+            expected.add("sec-ch-ua")
+        missing = sorted(expected - present)
+        if missing:
+            found.append(
+                Signal(
+                    "headers.missing-browser-headers",
+                    self._missing,
+                    f"claims {family} {version} but sends no {', '.join(missing)}",
+                )
+            )
+        if hints is not None:
+            mismatch = _hints_mismatch(family, version, hints)
+            if mismatch:
+                found.append(Signal("headers.client-hints-mismatch", self._hints, mismatch))
+        if "accept-encoding" in present and "accept-language" in present:
+            enc, lang = names.index("accept-encoding"), names.index("accept-language")
+            if family == "chromium" and enc > lang or family == "firefox" and lang > enc:
+                found.append(
+                    Signal(
+                        "headers.order",
+                        self._order,
+                        f"Accept-Encoding/Accept-Language order unlike {family}",
+                    )
+                )
+        return found
+
+
+def _hints_mismatch(family: str, version: int, hints: str) -> str:
+    if family != "chromium":
+        return f"sends Chromium client hints but claims {family}"
+    brands = dict(_HINT_VERSION.findall(hints[:512]))
+    versions = {int(v) for b, v in brands.items() if "Chrom" in b or "Edge" in b or "Opera" in b}
+    if versions and version not in versions:
+        return f"user-agent says version {version}, client hints say {sorted(versions)}"
+    return ""
+
+
+def _is_local(headers: tuple[tuple[str, str], ...]) -> bool:
+    host = next((v for n, v in headers if n == "host"), "")
+    return host.startswith(_LOCAL_HOSTS)

@@ -1,0 +1,89 @@
+"""User-agent classes from the public crawler-user-agents list (monperrus/crawler-user-agents).
+
+The list's tags say what a pattern is (search engine, HTTP library, browser
+automation…); everything matched without a telling tag is a crawler. Results are
+cached per distinct user-agent string, bounded.
+"""
+
+from __future__ import annotations
+
+import re
+
+import crawleruseragents
+
+from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.state.base import ClientMemory
+from scrapeshield.types import RequestContext, Signal, UAClass
+
+_TAG_CLASSES = (
+    ("http-library", UAClass.HTTP_LIBRARY),
+    ("browser-automation", UAClass.AUTOMATION),
+    ("search-engine", UAClass.SEARCH_ENGINE),
+)
+_BROWSER = re.compile(r"^Mozilla/5\.0 \(.+\) .*(?:Chrome|Firefox|Safari|Edg|OPR)/\d+")
+_CACHE_MAX = 50_000
+
+
+def _compile_list() -> list[tuple[re.Pattern[str], UAClass, str]]:
+    entries = []
+    for item in crawleruseragents.CRAWLER_USER_AGENTS_DATA:
+        tags = set(item.get("tags") or ())
+        cls = next((c for tag, c in _TAG_CLASSES if tag in tags), UAClass.CRAWLER)
+        entries.append((re.compile(item["pattern"]), cls, str(item["pattern"])))
+    return entries
+
+
+_ENTRIES = _compile_list()
+_ANY = re.compile("|".join(f"(?:{p})" for _, _, p in _ENTRIES))
+_SIGNALS = {
+    UAClass.HTTP_LIBRARY: "ua.http-library",
+    UAClass.AUTOMATION: "ua.browser-automation",
+    UAClass.CRAWLER: "ua.crawler",
+    UAClass.SEARCH_ENGINE: "ua.search-engine-unverified",
+    UAClass.EMPTY: "ua.empty",
+    UAClass.OTHER: "ua.other",
+}
+
+
+def classify(user_agent: str) -> tuple[UAClass, str]:
+    """The class of a user-agent and the list pattern that matched ("" if none)."""
+    if not user_agent.strip():
+        return UAClass.EMPTY, ""
+    if _ANY.search(user_agent) is not None:
+        for pattern, cls, text in _ENTRIES:
+            if pattern.search(user_agent) is not None:
+                return cls, text
+    if _BROWSER.match(user_agent) is not None:
+        return UAClass.BROWSER, ""
+    return UAClass.OTHER, ""
+
+
+class UserAgentDetector:
+    name = "user_agent"
+
+    def __init__(self, policy: CompiledPolicy) -> None:
+        self._weights = policy.weights
+        self._cache: dict[str, tuple[UAClass, Signal | None]] = {}
+
+    def classify(self, user_agent: str) -> tuple[UAClass, Signal | None]:
+        hit = self._cache.get(user_agent)
+        if hit is None:
+            cls, pattern = classify(user_agent)
+            signal_name = _SIGNALS.get(cls)
+            signal = None
+            if signal_name is not None:
+                shown = user_agent[:80] or "(none)"
+                why = f"user-agent {shown!r} is {cls.value}"
+                if pattern:
+                    why += f" (crawler list pattern {pattern!r})"
+                signal = Signal(signal_name, self._weights[signal_name], why)
+            hit = (cls, signal)
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[user_agent] = hit
+        return hit
+
+    def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
+        signal = self.classify(ctx.user_agent)[1]
+        if signal is not None:
+            out.append(signal)

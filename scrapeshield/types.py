@@ -1,0 +1,116 @@
+"""Frozen values passed between the pipeline stages.
+
+context → signals → score → decide → actions → events. Slotted and frozen so a
+stage cannot change what an earlier stage saw, and cheap enough to build per request.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Action(enum.StrEnum):
+    ALLOW = "allow"
+    THROTTLE = "throttle"
+    CHALLENGE = "challenge"
+    BLOCK = "block"
+    TARPIT = "tarpit"
+    DEGRADE = "degrade"
+    DECOY = "decoy"
+
+
+# Severity order used when several rules ask for different actions: the strongest wins.
+SEVERITY: dict[Action, int] = {
+    Action.ALLOW: 0,
+    Action.DEGRADE: 1,
+    Action.DECOY: 2,
+    Action.THROTTLE: 3,
+    Action.CHALLENGE: 4,
+    Action.TARPIT: 5,
+    Action.BLOCK: 6,
+}
+
+
+class UAClass(enum.StrEnum):
+    BROWSER = "browser"
+    SEARCH_ENGINE = "search-engine"
+    HTTP_LIBRARY = "http-library"
+    AUTOMATION = "browser-automation"
+    CRAWLER = "crawler"
+    EMPTY = "empty"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Everything the engine knows about one request, at the request's own time."""
+
+    ts: float
+    ip: str  # resolved client IP (canonical text form)
+    network: str  # subnet key: /24 for IPv4, /48 for IPv6
+    scheme: str  # "http" or "https" as the client used it (from a trusted proxy's header)
+    method: str
+    path: str
+    route: str  # route name from the policy's route map, "" when none matched
+    record: str  # the personal record the route exposes ("user:42"), "" when none
+    headers: tuple[tuple[str, str], ...]  # lower-cased names, original order
+    user_agent: str
+    account: str  # "" when signed out
+    session: str  # "" when no session cookie
+    token: str  # API token ("" when none)
+    fingerprint: str  # stable hash of the client's claimed identity (UA, header order, TLS)
+    tls_fingerprint: str  # JA4 (or similar) from a trusted edge header, "" when absent
+    referer: str
+    pass_cookie: str  # challenge pass as presented ("" when none)
+    is_asset: bool
+    cost: int  # per-route cost for request limits
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One detector finding: a named reason with the weight it adds to the score."""
+
+    name: str
+    weight: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LimitBreach:
+    """A limit that this request took over its budget."""
+
+    name: str
+    action: Action
+    retry_after: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    score: float
+    reasons: tuple[str, ...]
+    rule: str  # what decided it: a rule name, a limit name, "score", "list", "fail-open"…
+    retry_after: float = 0.0
+    client: str = ""  # the client key the decision is about (IP)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What the events stage records for one decision."""
+
+    ts: float
+    client: str  # pseudonymised unless the policy says otherwise
+    network: str
+    method: str
+    path: str
+    route: str
+    record: str
+    user_agent: str
+    account: str
+    fingerprint: str
+    action: Action
+    score: float
+    rule: str
+    reasons: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,67 @@
+"""Every registered detector: the shared contract and its annotated samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scrapeshield.context import ContextBuilder
+from scrapeshield.policy.loader import load_policy
+from scrapeshield.signals.registry import DETECTORS
+from scrapeshield.state.base import ClientMemory
+from scrapeshield.testing.detectors import check_detector
+from scrapeshield.types import Signal
+
+SAMPLES = Path(__file__).parent / "samples"
+COMMON: dict[str, Any] = yaml.safe_load((SAMPLES / "common.yaml").read_text())
+POLICY = load_policy()
+
+
+@pytest.mark.parametrize("factory", DETECTORS, ids=lambda f: f.__name__)
+def test_detector_contract(factory: Any) -> None:
+    check_detector(factory, POLICY)
+
+
+def _samples(factory: Any) -> list[dict[str, Any]]:
+    path = SAMPLES / f"{factory(POLICY).name}.yaml"
+    assert path.exists(), f"{factory.__name__} ships no samples ({path.name})"
+    samples: list[dict[str, Any]] = yaml.safe_load(path.read_text())
+    return samples
+
+
+@pytest.mark.parametrize("factory", DETECTORS, ids=lambda f: f.__name__)
+def test_detector_has_positive_and_negative_samples(factory: Any) -> None:
+    samples = _samples(factory)
+    assert any(s.get("expect") for s in samples), "no positive sample"
+    assert any(s.get("absent") for s in samples), "no negative sample"
+
+
+CASES = [
+    pytest.param(factory, sample, id=f"{factory.__name__}: {sample['name']}")
+    for factory in DETECTORS
+    for sample in _samples(factory)
+]
+
+
+@pytest.mark.parametrize(("factory", "sample"), CASES)
+def test_sample(factory: Any, sample: dict[str, Any]) -> None:
+    headers = sample["headers"]
+    if isinstance(headers, str):
+        headers = COMMON[headers]
+    builder = ContextBuilder(POLICY)
+    detector = factory(POLICY)
+    memory = ClientMemory(0.0)
+    found: list[Signal] = []
+    for i, path in enumerate(sample.get("paths", ["/"])):
+        ctx = builder.build(100.0 + i * 3, "192.0.2.44", "GET", path, [tuple(h) for h in headers])
+        found = []
+        detector.inspect(ctx, memory, found)
+    names = {s.name for s in found}
+    for expected in sample.get("expect", []):
+        assert expected in names, f"expected {expected}, got {sorted(names)}"
+    for absent in sample.get("absent", []):
+        assert absent not in names, f"{absent} fired: {[s.reason for s in found]}"
+    assert all(s.reason for s in found)
