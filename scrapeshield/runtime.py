@@ -76,9 +76,8 @@ class Shield:
             return exc.problems
         self.engine.install(policy)
         self.recorder.configure(policy)
-        self.challenge = ChallengeService(
-            self.settings.derived_key("challenge"), self.clock, _challenge_settings(policy)
-        )
+        # Same secret, and the memory of used challenges and revoked passes is kept.
+        self.challenge = self.challenge.reconfigured(_challenge_settings(policy))
         self.engine.challenge = self.challenge
         log.info("policy reloaded from %s", target or "<default policy>")
         return []

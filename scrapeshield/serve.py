@@ -27,7 +27,7 @@ def _config(
     app: ASGIApp, host: str, port: int, lifespan: Literal["auto", "on", "off"]
 ) -> uvicorn.Config:
     return uvicorn.Config(
-        app, host=host, port=port, access_log=False, log_level="warning",
+        app, host=host, port=port, access_log=False, log_level="warning", proxy_headers=False,
         lifespan=lifespan, server_header=False, timeout_graceful_shutdown=5,
     )
 

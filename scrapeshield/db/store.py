@@ -50,8 +50,8 @@ class Database:
         if action:
             query = query.where(EventRow.action == action)
         with self.engine.connect() as conn:
-            rows = conn.execute(query).scalars().all()
-        return [_event_dict(r) for r in rows]
+            rows = conn.execute(query).mappings().all()
+        return [_event_dict(dict(r)) for r in rows]
 
     def top_clients(self, since: float, limit: int = 20) -> list[dict[str, Any]]:
         query = (
@@ -104,11 +104,12 @@ class Database:
     def live_list_entries(self, now: float) -> list[ListEntry]:
         query = select(ListEntryRow).where(ListEntryRow.removed_at.is_(None))
         with self.engine.connect() as conn:
-            rows = conn.execute(query).scalars().all()
+            rows = conn.execute(query).mappings().all()
         return [
-            ListEntry(r.kind, r.value, Action(r.action), r.expires, r.reason, r.created_by)
+            ListEntry(r["kind"], r["value"], Action(r["action"]), r["expires"], r["reason"],
+                      r["created_by"])
             for r in rows
-            if not r.expires or r.expires > now
+            if not r["expires"] or r["expires"] > now
         ]
 
     # -- audit --------------------------------------------------------------------
@@ -122,14 +123,14 @@ class Database:
     def audit_trail(self, limit: int = 200) -> list[dict[str, Any]]:
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            rows = conn.execute(query).scalars().all()
+            rows = conn.execute(query).mappings().all()
         return [
-            {"ts": r.ts, "actor": r.actor, "action": r.action, "detail": json.loads(r.detail)}
+            {"ts": r["ts"], "actor": r["actor"], "action": r["action"],
+             "detail": json.loads(r["detail"])}
             for r in rows
         ]
 
 
-def _event_dict(row: EventRow) -> dict[str, Any]:
-    out = {c.name: getattr(row, c.name) for c in EventRow.__table__.columns}
-    out["reasons"] = json.loads(out["reasons"])
-    return out
+def _event_dict(row: dict[str, Any]) -> dict[str, Any]:
+    row["reasons"] = json.loads(row["reasons"])
+    return row

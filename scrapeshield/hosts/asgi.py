@@ -67,15 +67,17 @@ class ScrapeshieldMiddleware:
                 await self.app(scope, receive, send)
             return
         try:
-            reply = await self._reply(ctx, decision)
+            reply = await self._reply(ctx, decision, scope.get("query_string") or b"")
         except Exception:
             log.exception("building the %s response failed", decision.action.value)
             reply = refusal(Decision(Action.BLOCK, decision.score, (), "error"), False)
         await _send_reply(send, reply)
 
-    async def _reply(self, ctx: RequestContext, decision: Decision) -> Reply:
+    async def _reply(self, ctx: RequestContext, decision: Decision, query: bytes) -> Reply:
         if decision.action is Action.CHALLENGE:
             return_to = ctx.path if ctx.method in ("GET", "HEAD") else "/"
+            if query and ctx.method in ("GET", "HEAD"):
+                return_to += "?" + query.decode("latin-1")
             page = self.shield.challenge.page(ctx.ip, ctx.user_agent, return_to)
             return challenge_reply(page)
         if decision.action is Action.TARPIT:

@@ -1,0 +1,280 @@
+"""Stage 5, challenge: a proof-of-work page, then a signed, expiring, client-bound pass.
+
+Tokens: ``b64url(payload).b64url(hmac)``, payload packed, versioned and typed by kind.
+Client input never raises. Memory is bounded: solved challenge ids and the foreign networks
+seen per pass are capped at ``max_entries``; when full the oldest-expiring entry is evicted
+rather than refusing visitors (replaying an evicted id needs ``max_entries`` fresh solutions
+first, more work than solving once more).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import heapq
+import hmac
+import ipaddress
+import json
+import re
+import secrets
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from scrapeshield.clock import Clock
+
+VERIFY_PATH = "/.scrapeshield/verify"
+PASS_COOKIE = "__scrapeshield_pass"
+MAX_RETURN_TO = 1024
+MAX_TOKEN = 2048
+_CHALLENGE = struct.Struct(">BB16sQB8s8s")  # version, kind "c", id, issued ms, bits, net, ua
+_PASS = struct.Struct(">BB16sQ8s8s")  # version, kind "p", id, expiry ms, net, ua
+_B64 = re.compile(r"[A-Za-z0-9_-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SKEW = 60.0  # seconds a token may seem to come from the future (clock skew between nodes)
+_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeSettings:
+    difficulty_bits: int = 16  # leading zero bits of sha256(challenge_id + ":" + solution)
+    challenge_ttl: float = 300.0
+    pass_ttl: float = 3600.0
+    bind_prefix_v4: int = 16
+    bind_prefix_v6: int = 48
+    max_networks_per_pass: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    reason: str
+    pass_cookie: str | None
+    return_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class PassCheck:
+    valid: bool
+    reason: str
+
+
+class _Expiring:
+    """Keys with an expiry: purged lazily, capped, the oldest-expiring evicted first."""
+
+    __slots__ = ("cap", "items", "heap")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = max(1, cap)
+        self.items: dict[bytes, tuple[bytes, ...]] = {}
+        self.heap: list[tuple[float, bytes]] = []
+
+    def put(self, key: bytes, value: tuple[bytes, ...], expiry: float, now: float) -> None:
+        while self.heap and (self.heap[0][0] <= now or len(self.items) >= self.cap):
+            if key in self.items and self.heap[0][0] > now:
+                break  # only replacing a value: no room needed
+            self.items.pop(heapq.heappop(self.heap)[1], None)
+        if key not in self.items:
+            heapq.heappush(self.heap, (expiry, key))
+        self.items[key] = value
+
+
+def safe_return_to(value: object) -> str:
+    """A local path to send the browser back to, or "/" (never an open redirect)."""
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    if len(value) > MAX_RETURN_TO or "\\" in value or _CONTROL.search(value):
+        return "/"
+    try:  # percent-encode the rest (spaces, quotes, non-ASCII): a Location must be ASCII
+        quoted = quote(value, safe="/?&=:;@!$'()*+,~-._%#[]")
+        parts = urlsplit(quoted)
+    except ValueError:  # lone surrogates, bad brackets
+        return "/"
+    if parts.scheme or parts.netloc or len(quoted) > MAX_RETURN_TO:
+        return "/"
+    return quoted
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes | None:
+    if not _B64.fullmatch(text) or len(text) % 4 == 1:
+        return None
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _ua(user_agent: str) -> bytes:
+    return hashlib.sha256(b"ua:" + str(user_agent).encode("utf-8", "surrogatepass")).digest()[:8]
+
+
+def _ms(seconds: float) -> int:
+    return max(0, min(int(seconds * 1000), 2**64 - 1))
+
+
+class ChallengeService:
+    def __init__(
+        self, secret: bytes, clock: Clock,
+        settings: ChallengeSettings = ChallengeSettings(),  # noqa: B008 - frozen, shared
+        *, max_entries: int = 100_000,
+    ) -> None:
+        if not secret:
+            raise ValueError("the challenge secret must not be empty")
+        self._secret = bytes(secret)
+        self._clock = clock
+        self.settings = settings
+        self._used = _Expiring(max_entries)  # solved challenge ids
+        self._foreign = _Expiring(max_entries)  # pass id -> other networks it came from
+
+    def reconfigured(self, settings: ChallengeSettings) -> ChallengeService:
+        """The same secret and memory (used ids, revocations) under new settings."""
+        other = ChallengeService(self._secret, self._clock, settings)
+        other._used, other._foreign = self._used, self._foreign
+        return other
+
+    def page(self, client_ip: str, user_agent: str, return_to: str) -> bytes:
+        target, cid = safe_return_to(return_to), secrets.token_bytes(16)
+        bits = max(0, min(self.settings.difficulty_bits, 255))
+        net, issued = self._network(client_ip) or bytes(8), _ms(self._clock.now())
+        payload = _CHALLENGE.pack(1, ord("c"), cid, issued, bits, net, _ua(user_agent))
+        data = {"challenge": cid.hex(), "difficulty": bits, "return_to": target,
+                "token": self._seal(payload + target.encode("ascii"))}
+        template, script = _assets()
+        blob = json.dumps(data, ensure_ascii=True).translate(_JSON_ESCAPES)
+        page = template.replace("{{verify_path}}", VERIFY_PATH).replace("{{data}}", blob)
+        return page.replace("{{script}}", script).encode("utf-8")
+
+    def verify(self, form: Mapping[str, str], client_ip: str, user_agent: str) -> VerifyResult:
+        """Check a solved challenge (form keys token, solution, return_to); issue a pass."""
+        try:
+            fallback = safe_return_to(form.get("return_to"))
+            reason, cookie, target = self._verify(form, client_ip, user_agent)
+        except Exception:  # a client must never be able to raise into the host
+            return VerifyResult(False, "error", None, "/")
+        return VerifyResult(cookie is not None, reason, cookie, target or fallback)
+
+    def _verify(self, form: Mapping[str, str], ip: str, agent: str) -> tuple[str, str | None, str]:
+        token, solution = form.get("token"), form.get("solution")
+        if not isinstance(solution, str) or not 0 < len(solution) <= 64:
+            return "malformed", None, ""
+        if not (solution.isascii() and solution.isprintable()):
+            return "malformed", None, ""
+        fields = self._open(token, _CHALLENGE, ord("c"))
+        if isinstance(fields, str):
+            return fields, None, ""
+        _, _, cid, issued_ms, bits, net, ua, rest = fields
+        target = safe_return_to(rest.decode("ascii", "replace"))
+        now = self._clock.now()
+        age = now - issued_ms / 1000
+        if age > self.settings.challenge_ttl:
+            return "expired", None, target
+        here = self._network(ip)
+        reason = self._binding(age < -_SKEW, here, net, agent, ua)
+        if reason:
+            return reason, None, target
+        if bits < self.settings.difficulty_bits:
+            return "weak", None, target
+        digest = hashlib.sha256(f"{cid.hex()}:{solution}".encode("ascii")).digest()
+        if bits and int.from_bytes(digest, "big") >> (256 - bits):
+            return "wrong-solution", None, target
+        if cid in self._used.items:
+            return "replayed", None, target
+        self._used.put(cid, (), issued_ms / 1000 + self.settings.challenge_ttl + _SKEW, now)
+        expiry = _ms(now + self.settings.pass_ttl)
+        pid = secrets.token_bytes(16)
+        return "ok", self._seal(_PASS.pack(1, ord("p"), pid, expiry, here, ua)), target
+
+    def check_pass(self, cookie_value: str | None, client_ip: str, user_agent: str) -> PassCheck:
+        try:
+            reason = self._check_pass(cookie_value, client_ip, user_agent)
+        except Exception:  # a client must never be able to raise into the host
+            reason = "error"
+        return PassCheck(reason == "ok", reason)
+
+    def _check_pass(self, cookie_value: str | None, ip: str, agent: str) -> str:
+        if not cookie_value:
+            return "none"
+        fields = self._open(cookie_value, _PASS, ord("p"))
+        if isinstance(fields, str):
+            return fields
+        _, _, pid, expiry_ms, net, ua, _ = fields
+        now, expiry = self._clock.now(), expiry_ms / 1000
+        if now > expiry:
+            return "expired"
+        here = self._network(ip)
+        foreign = self._foreign.items.get(pid, ())
+        limit = self.settings.max_networks_per_pass
+        if here is not None and here != net and here not in foreign and len(foreign) < limit:
+            foreign = (*foreign, here)  # one beyond the limit is all it takes to revoke
+            self._foreign.put(pid, foreign, expiry, now)
+        if 1 + len(foreign) > limit:
+            return "revoked"
+        return self._binding(False, here, net, agent, ua) or "ok"
+
+    def cookie_header(self, pass_cookie: str, secure: bool) -> str:
+        """The Set-Cookie value for a pass from ``verify``."""
+        if not _B64.fullmatch(pass_cookie.replace(".", "")) or len(pass_cookie) > MAX_TOKEN:
+            raise ValueError("not a pass cookie issued by this service")
+        max_age = max(1, int(self.settings.pass_ttl))
+        header = f"{PASS_COOKIE}={pass_cookie}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
+        return header + "; Secure" if secure else header
+
+    def _binding(self, future: bool, here: bytes | None, net: bytes, agent: str, ua: bytes) -> str:
+        if future:
+            return "malformed"
+        if here is None:
+            return "bad-client"
+        if not hmac.compare_digest(here, net):
+            return "wrong-network"
+        if not hmac.compare_digest(_ua(agent), ua):
+            return "wrong-agent"
+        return ""
+
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self._secret, b"scrapeshield/challenge:" + payload, hashlib.sha256).digest()
+
+    def _seal(self, payload: bytes) -> str:
+        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+
+    def _open(self, token: object, layout: struct.Struct, kind: int) -> tuple[Any, ...] | str:
+        """The fields of a token this service signed (trailing bytes last), or why not."""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN or token.count(".") != 1:
+            return "malformed"
+        body, mac = token.split(".")
+        payload, tag = _unb64(body), _unb64(mac)
+        if payload is None or tag is None:
+            return "malformed"
+        if not hmac.compare_digest(self._mac(payload), tag):
+            return "bad-signature"
+        if len(payload) < layout.size or payload[0] != 1 or payload[1] != kind:
+            return "malformed"
+        return (*layout.unpack_from(payload), payload[layout.size :])
+
+    def _network(self, client_ip: str) -> bytes | None:
+        """A digest of the client's network (the prefix a token is bound to), or None."""
+        try:
+            addr = ipaddress.ip_address(client_ip.strip())
+        except (ValueError, AttributeError):
+            return None
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        width = addr.max_prefixlen
+        prefix = self.settings.bind_prefix_v4 if addr.version == 4 else self.settings.bind_prefix_v6
+        shift = width - max(0, min(prefix, width))
+        key = f"{addr.version}/{shift}/{int(addr) >> shift:x}".encode()
+        return hashlib.sha256(b"net:" + key).digest()[:8]
+
+
+@cache
+def _assets() -> tuple[str, str]:
+    base = resources.files("scrapeshield.actions")
+    template = (base / "challenge_page.html").read_text("utf-8")
+    script = (base / "challenge.js").read_text("utf-8")
+    if "</" in script:
+        raise RuntimeError("challenge.js must not contain '</' (it is inlined in a <script>)")
+    return template, script

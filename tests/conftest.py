@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from servers import Server, start_cli  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The demo site behind the shield, as `scrapeshield demo` runs it (2,000 users)."""
+    server = start_cli(["demo", "--users", "2000", "--seed", "7"], tmp_path_factory.mktemp("demo"))
+    yield server
+    server.stop()
