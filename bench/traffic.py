@@ -57,8 +57,8 @@ def scopes(count: int, clients: int = 100_000, seed: int = 1) -> list[dict[str, 
     cursor: dict[int, int] = {}
     for _ in range(count):
         client = rng.randrange(clients)
-        ip = f"10.{client >> 16 & 255}.{client >> 8 & 255}.{client & 255}"
-        kind = rng.random()
+        ip = f"10.{client & 255}.{client >> 8 & 255}.{(client >> 16) + 1}"  # one client per /24
+        kind = (client % 20) / 20  # who a client is does not change between its requests
         if kind < 0.85:
             headers = (
                 chrome(CHROME_VERSIONS[client % 4], LANGS[client % 4], client)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.types import RequestContext
@@ -18,8 +18,9 @@ MAX_VALUE = 1024  # longest header value kept; longer ones are truncated
 MAX_HEADERS = 128  # headers kept per request; the rest are ignored
 MAX_PATH = 2048
 _CACHE_MAX = 200_000
+PASS_COOKIE = "__scrapeshield_pass"  # actions.challenge.PASS_COOKIE, kept here to avoid a cycle
 # Headers whose presence varies from one request of the same client to the next.
-_VOLATILE = frozenset(
+VOLATILE_HEADERS = frozenset(
     "cookie referer x-forwarded-for x-forwarded-proto x-forwarded-host x-real-ip forwarded "
     "content-length content-type origin cache-control pragma if-none-match if-modified-since "
     "sec-fetch-site sec-fetch-mode sec-fetch-dest sec-fetch-user upgrade-insecure-requests "
@@ -45,20 +46,22 @@ class ContextBuilder:
         self._trust_cache: dict[str, bool] = {}
         self._ip_cache: dict[str, tuple[str, str] | None] = {}
         self._fp_cache: dict[tuple[str, ...], str] = {}
+        self._secret_cache: dict[str, str] = {}  # session/token → hash (only hashes leave here)
 
     # -- entry points -------------------------------------------------------------
 
     def from_asgi(self, scope: dict[str, object], ts: float) -> RequestContext:
+        """The hot path: one pass over the raw ASGI headers."""
         client = scope.get("client")
         peer = client[0] if isinstance(client, (tuple, list)) and client else ""
-        raw = scope.get("headers") or ()
-        headers = tuple(
-            (k.decode("latin-1"), v.decode("latin-1")[:MAX_VALUE])
-            for k, v in raw[:MAX_HEADERS]  # type: ignore[index]
+        raw: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()  # type: ignore[assignment]
+        hdrs = tuple(
+            [(k.decode("latin-1"), v[:MAX_VALUE].decode("latin-1")) for k, v in raw[:MAX_HEADERS]]
         )
-        path = str(scope.get("path") or "/")
-        method = str(scope.get("method") or "GET")
-        return self.build(ts, str(peer), method, path, headers, str(scope.get("scheme") or "http"))
+        return self._assemble(
+            ts, str(peer), str(scope.get("method") or "GET"), str(scope.get("path") or "/"),
+            hdrs, str(scope.get("scheme") or "http"),
+        )
 
     def build(
         self,
@@ -70,7 +73,18 @@ class ContextBuilder:
         scheme: str = "http",
     ) -> RequestContext:
         """``headers``: (lower-case name, value) pairs in the order received."""
-        hdrs = tuple(headers)
+        hdrs = tuple([(name, value[:MAX_VALUE]) for name, value in headers][:MAX_HEADERS])
+        return self._assemble(ts, peer, method, path, hdrs, scheme)
+
+    def _assemble(
+        self,
+        ts: float,
+        peer: str,
+        method: str,
+        path: str,
+        hdrs: tuple[tuple[str, str], ...],
+        scheme: str,
+    ) -> RequestContext:
         first: dict[str, str] = {}
         forwarded: list[str] = []
         cookie = ""
@@ -81,49 +95,69 @@ class ContextBuilder:
                 cookie = f"{cookie}; {value}" if cookie else value
             elif name not in first:
                 first[name] = value
-        peer_trusted = self._is_trusted(peer)
-        ip, network = self._client_address(peer, forwarded if peer_trusted else [])
-        path = path[:MAX_PATH] or "/"
-        route, record = self.policy.route_for(path)
+        # Only a trusted peer's forwarding headers count; most requests carry none.
+        peer_trusted = bool(self._trusted) and self._is_trusted(peer)
+        if peer_trusted:
+            ip, network = self._client_address(peer, forwarded)
+            tls = first.get(self._tls_header, "")[:256]
+            proto = first.get("x-forwarded-proto")
+            if proto in ("http", "https"):
+                scheme = proto
+        else:
+            ip, network = self._parse_ip(peer) or ("0.0.0.0", "0.0.0.0/24")
+            tls = ""
+        if len(path) > MAX_PATH:
+            path = path[:MAX_PATH]
+        route, record = self.policy.route_for(path or "/")
         ua = first.get("user-agent", "")
-        cookies = _cookies(cookie, (self._session_cookie, "__scrapeshield_pass")) if cookie else {}
-        session_raw = cookies.get(self._session_cookie, "")
-        account = ""
-        if session_raw and self.policy.account_regex is not None:
-            m = self.policy.account_regex.match(session_raw)
-            if m is not None and m.groups():
-                account = m.group(1)[:128]
+        account = session = pass_cookie = ""
+        if cookie:
+            cookies = _cookies(cookie, (self._session_cookie, PASS_COOKIE))
+            session_raw = cookies.get(self._session_cookie, "")
+            if session_raw:
+                session = self._hash(session_raw)
+                if self.policy.account_regex is not None:
+                    m = self.policy.account_regex.match(session_raw)
+                    if m is not None and m.groups():
+                        account = m.group(1)[:128]
+            pass_cookie = cookies.get(PASS_COOKIE, "")[:1024]
         token_raw = first.get(self._token_header, "")
-        tls = first.get(self._tls_header, "")[:256] if peer_trusted else ""
-        if peer_trusted and first.get("x-forwarded-proto") in ("http", "https"):
-            scheme = first["x-forwarded-proto"]
         return RequestContext(
-            ts=ts,
-            ip=ip,
-            network=network,
-            scheme="https" if scheme in ("https", "wss") else "http",
-            method=method.upper()[:16],
-            path=path,
-            route=route.name if route is not None else "",
-            record=record[:160],
-            headers=hdrs,
-            user_agent=ua,
-            account=account,
-            session=short_hash(session_raw) if session_raw else "",
-            token=short_hash(token_raw) if token_raw else "",
-            fingerprint=self._fingerprint(ua, hdrs, first, tls),
-            tls_fingerprint=tls,
-            referer=first.get("referer", ""),
-            pass_cookie=cookies.get("__scrapeshield_pass", "")[:1024],
-            is_asset=route.asset if route is not None else False,
-            cost=route.cost if route is not None else 1,
+            ts,
+            ip,
+            network,
+            "https" if scheme in ("https", "wss") else "http",
+            method.upper()[:16],
+            path or "/",
+            route.name if route is not None else "",
+            record[:160],
+            hdrs,
+            ua,
+            account,
+            session,
+            self._hash(token_raw) if token_raw else "",
+            self._fingerprint(ua, hdrs, first, tls),
+            tls,
+            first.get("referer", ""),
+            pass_cookie,
+            route.asset if route is not None else False,
+            route.cost if route is not None else 1,
+            first.get("host", ""),
+            first.get("sec-ch-ua"),
         )
 
     # -- helpers ------------------------------------------------------------------
 
+    def _hash(self, secret: str) -> str:
+        hashed = self._secret_cache.get(secret)
+        if hashed is None:
+            hashed = short_hash(secret)
+            if len(self._secret_cache) >= _CACHE_MAX:
+                self._secret_cache.clear()
+            self._secret_cache[secret] = hashed
+        return hashed
+
     def _is_trusted(self, peer: str) -> bool:
-        if not self._trusted:
-            return False
         known = self._trust_cache.get(peer)
         if known is None:
             parsed = self._parse_ip(peer)
@@ -164,7 +198,7 @@ class ContextBuilder:
         self, ua: str, hdrs: tuple[tuple[str, str], ...], first: dict[str, str], tls: str
     ) -> str:
         """A client's claimed identity: UA, header names in order, language, TLS."""
-        key = (ua, first.get("accept-language", ""), tls, *[n for n, _ in hdrs if n not in _VOLATILE])
+        key = (ua, first.get("accept-language", ""), tls, *[n for n, _ in hdrs if n not in VOLATILE_HEADERS])
         fp = self._fp_cache.get(key)
         if fp is None:
             fp = short_hash("\x1f".join(key))

@@ -21,7 +21,7 @@ from scrapeshield.score import score
 from scrapeshield.signals.base import Detector
 from scrapeshield.signals.registry import DETECTORS
 from scrapeshield.signals.user_agent import UserAgentDetector
-from scrapeshield.state.base import KeyUpdate, StateStore
+from scrapeshield.state.base import CounterSpec, KeyUpdate, StateStore
 from scrapeshield.types import Action, Decision, LimitBreach, RequestContext, Signal
 
 if TYPE_CHECKING:
@@ -32,10 +32,16 @@ log = logging.getLogger("scrapeshield.engine")
 DecisionListener = Callable[[RequestContext, Decision], None]
 # Per route: (key kind, limits kept under that key, cost per limit (0 = not applicable)).
 _NO_HEADERS: dict[str, str] = {}
-# Per route: (key kind, its reader, limits kept under that key, cost per limit (0 = none)).
-_Plan = tuple[
-    tuple[str, Callable[[RequestContext], str], tuple[CompiledLimit, ...], tuple[int, ...]], ...
+# Per route: (key kind, its reader, limits kept under that key, their counter specs,
+# this route's cost for each (0 = does not count)).
+_PlanStep = tuple[
+    str,
+    Callable[[RequestContext], str],
+    tuple[CompiledLimit, ...],
+    tuple[CounterSpec, ...],
+    tuple[int, ...],
 ]
+_Plan = tuple[_PlanStep, ...]
 
 
 class Engine:
@@ -109,15 +115,17 @@ class Engine:
                         break
         plan = plans.get(ctx.route) or plans[""]
         updates: list[KeyUpdate] = []
-        for kind, read_key, limits, costs in plan:
+        applied: list[tuple[CompiledLimit, ...]] = []
+        for kind, read_key, limits, specs, costs in plan:
             value = read_key(ctx)
             if value:
-                updates.append((f"{kind}:{value}", limits, costs, ctx.record))
+                updates.append((f"{kind}:{value}", specs, costs, ctx.record))
+                applied.append(limits)
         usages, memory = self.store.update(updates, f"ip:{ctx.ip}", ctx.ts)
         breaches: list[LimitBreach] = []
-        for (_, limits, costs, _), usage in zip(updates, usages, strict=True):
+        for limits, (_, _, costs, _), usage in zip(applied, updates, usages, strict=True):
             for lim, cost, used in zip(limits, costs, usage, strict=True):
-                if cost and used > lim.limit and (ctx.record or not lim.distinct):
+                if used > lim.limit and cost and (ctx.record or not lim.distinct):
                     breaches.append(_breach(lim, used, ctx.ts))
         for detector in detectors:
             detector.inspect(ctx, memory, signals)
@@ -138,15 +146,14 @@ _KEY_FIELDS = {
 
 
 def _plan(policy: CompiledPolicy, route: str, cost: int) -> _Plan:
-    plan: list[
-        tuple[str, Callable[[RequestContext], str], tuple[CompiledLimit, ...], tuple[int, ...]]
-    ] = []
+    plan: list[_PlanStep] = []
     for kind, limits in policy.limits_by_key.items():
         costs = tuple(
             (1 if lim.distinct else cost) if lim.routes is None or route in lim.routes else 0
             for lim in limits
         )
-        plan.append((kind, operator.attrgetter(_KEY_FIELDS[kind]), limits, costs))
+        specs = tuple((lim.window, lim.distinct, lim.limit) for lim in limits)
+        plan.append((kind, operator.attrgetter(_KEY_FIELDS[kind]), limits, specs, costs))
     return tuple(plan)
 
 

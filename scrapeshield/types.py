@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class Action(enum.StrEnum):
@@ -42,9 +43,12 @@ class UAClass(enum.StrEnum):
     OTHER = "other"
 
 
-@dataclass(frozen=True, slots=True)
-class RequestContext:
-    """Everything the engine knows about one request, at the request's own time."""
+class RequestContext(NamedTuple):
+    """Everything the engine knows about one request, at the request's own time.
+
+    A NamedTuple rather than a frozen dataclass: equally immutable and typed, and
+    four times cheaper to build, which matters once per request.
+    """
 
     ts: float
     ip: str  # resolved client IP (canonical text form)
@@ -65,6 +69,8 @@ class RequestContext:
     pass_cookie: str  # challenge pass as presented ("" when none)
     is_asset: bool
     cost: int  # per-route cost for request limits
+    host: str  # Host header ("" when absent)
+    client_hints: str | None  # sec-ch-ua as sent, None when absent
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,17 +48,24 @@ CASES = [
 
 @pytest.mark.parametrize(("factory", "sample"), CASES)
 def test_sample(factory: Any, sample: dict[str, Any]) -> None:
-    headers = sample["headers"]
-    if isinstance(headers, str):
-        headers = COMMON[headers]
+    """Replays a sample from one address; ``then_headers``/``then_paths`` continue from the
+    same address with other headers (another client behind the same NAT)."""
     builder = ContextBuilder(POLICY)
     detector = factory(POLICY)
     memory = ClientMemory(0.0)
     found: list[Signal] = []
-    for i, path in enumerate(sample.get("paths", ["/"])):
-        ctx = builder.build(100.0 + i * 3, "192.0.2.44", "GET", path, [tuple(h) for h in headers])
-        found = []
-        detector.inspect(ctx, memory, found)
+    steps = [(sample["headers"], sample.get("paths", ["/"]))]
+    if "then_paths" in sample:
+        steps.append((sample["then_headers"], sample["then_paths"]))
+    ts = 100.0
+    for headers, paths in steps:
+        if isinstance(headers, str):
+            headers = COMMON[headers]
+        for path in paths:
+            ts += 3
+            ctx = builder.build(ts, "192.0.2.44", "GET", path, [tuple(h) for h in headers])
+            found = []
+            detector.inspect(ctx, memory, found)
     names = {s.name for s in found}
     for expected in sample.get("expect", []):
         assert expected in names, f"expected {expected}, got {sorted(names)}"

@@ -96,6 +96,13 @@ def test_honeypot_blocks_and_is_remembered() -> None:
     assert ask(engine, clock, "/u/anyone", CHROME).action is Action.BLOCK
 
 
+def test_honeypot_memory_fades_after_an_hour() -> None:
+    engine, clock = make_engine()
+    assert ask(engine, clock, "/u/mira.okafor.archive", CHROME).action is Action.BLOCK
+    clock.advance(3700)
+    assert ask(engine, clock, "/", CHROME).action is Action.ALLOW
+
+
 def test_distinct_records_budget_applies_to_a_browser_too() -> None:
     engine, clock = make_engine()
     actions = []

@@ -1,4 +1,4 @@
-"""The in-memory counter state: sliding windows, distinct records, bounded memory."""
+"""The in-memory backend beyond the shared contract: accuracy properties and bounded memory."""
 
 from __future__ import annotations
 
@@ -14,25 +14,13 @@ def limit(window: float = 60, count: int = 10, distinct: bool = False) -> Compil
     return CompiledLimit(0, "l", "ip", window, count, distinct, None, Action.THROTTLE)
 
 
+def spec(lim: CompiledLimit) -> tuple[float, bool, int]:
+    return (lim.window, lim.distinct, lim.limit)
+
+
 def hit(store: MemoryStore, lim: CompiledLimit, now: float, record: str = "", key: str = "ip:a") -> float:
-    usages, _ = store.update([(key, (lim,), (1,), record)], key, now)
+    usages, _ = store.update([(key, (spec(lim),), (1,), record)], key, now)
     return usages[0][0]
-
-
-def test_counts_within_a_window() -> None:
-    store, lim = MemoryStore(), limit(60, 10)
-    assert [hit(store, lim, 1000.0 + i) for i in range(3)][-1] == 3
-    assert hit(store, lim, 1000.0, key="ip:b") == 1
-
-
-def test_previous_window_fades_linearly() -> None:
-    store, lim = MemoryStore(), limit(60, 100)
-    for _ in range(60):
-        hit(store, lim, 600.0)  # window [600, 660)
-    # Halfway through the next window, half of the previous window still counts.
-    assert hit(store, lim, 690.0) == 60 * 0.5 + 1
-    # Two windows later nothing of it is left.
-    assert hit(store, lim, 790.0) == 1
 
 
 @settings(max_examples=200, deadline=None)
@@ -48,21 +36,6 @@ def test_estimate_bounded_by_exact_counts(offsets: list[float]) -> None:
         in_current = sum(1 for t in times[: i + 1] if t >= start)
         in_two = sum(1 for t in times[: i + 1] if t >= start - window)
         assert in_current - 1e-9 <= estimate <= in_two + 1e-9
-
-
-def test_cost_weights_requests() -> None:
-    store, lim = MemoryStore(), limit(60, 100)
-    usages, _ = store.update([("ip:a", (lim,), (5,), "")], "ip:a", 100.0)
-    assert usages[0][0] == 5
-
-
-def test_distinct_records_exact_and_sliding() -> None:
-    store, lim = MemoryStore(), limit(100, 50, distinct=True)
-    for i in range(10):
-        hit(store, lim, 1000.0 + i, f"user:{i}")
-    assert hit(store, lim, 1010.0, "user:3") == 10  # re-reading is not a new record
-    # user:0..2 were read at 1000..1002; at 1102.5 they are out of the window.
-    assert hit(store, lim, 1102.5, "") == 7  # user:3 (re-read at 1010) and user:4..9 remain
 
 
 @settings(max_examples=100, deadline=None)
@@ -95,12 +68,3 @@ def test_idle_clients_forgotten_and_memory_bounded() -> None:
     hit(store, lim, 500.0, key="ip:new")
     hit(store, lim, 600.0, key="ip:new")
     assert store.tracked_clients() <= 2
-
-
-def test_client_memory_is_kept_per_client() -> None:
-    store, lim = MemoryStore(), limit()
-    _, mem_a = store.update([("ip:a", (lim,), (1,), "")], "ip:a", 1.0)
-    mem_a.requests = 7
-    _, again = store.update([], "ip:a", 2.0)
-    _, mem_b = store.update([], "ip:b", 2.0)
-    assert again is mem_a and again.requests == 7 and mem_b.requests == 0

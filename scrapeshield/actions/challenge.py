@@ -106,7 +106,10 @@ def _b64(raw: bytes) -> str:
 def _unb64(text: str) -> bytes | None:
     if not _B64.fullmatch(text) or len(text) % 4 == 1:
         return None
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # Only the canonical spelling counts: otherwise the unused low bits of the last
+    # character let four different strings carry the same signature.
+    return raw if _b64(raw) == text else None
 
 
 def _ua(user_agent: str) -> bytes:

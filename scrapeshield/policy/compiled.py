@@ -6,6 +6,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from scrapeshield.policy.schema import Limit, Match, Policy, Route
 from scrapeshield.signals.catalog import SIGNALS
@@ -185,8 +186,17 @@ def _compile_match(match: Match) -> RuleTest:
     if match.header_equals:
         pairs = tuple((k.lower(), v) for k, v in match.header_equals.items())
         checks.append(lambda ip, m, path, r, ua, uc, h: all(h.get(k) == v for k, v in pairs))
+    if len(checks) == 1:
+        return checks[0]
     frozen = tuple(checks)
-    return lambda *args: all(check(*args) for check in frozen)
+
+    def every(*args: Any) -> bool:
+        for check in frozen:
+            if not check(*args):
+                return False
+        return True
+
+    return every
 
 
 def _in_networks(ip: str, nets: tuple[IPNetwork, ...]) -> bool:

@@ -51,9 +51,9 @@ class HeaderConsistencyDetector:
         self._cache: dict[tuple[object, ...], tuple[Signal, ...]] = {}
 
     def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
-        names = tuple(n for n, _ in ctx.headers)
-        secure = ctx.scheme == "https" or _is_local(ctx.headers)
-        hints = next((v for n, v in ctx.headers if n == "sec-ch-ua"), None)
+        secure = ctx.scheme == "https" or ctx.host.startswith(_LOCAL_HOSTS)
+        hints = ctx.client_hints
+        names = tuple([n for n, _ in ctx.headers])
         key = (ctx.user_agent, names, secure, hints)
         found = self._cache.get(key)
         if found is None:
@@ -116,6 +116,3 @@ def _hints_mismatch(family: str, version: int, hints: str) -> str:
     return ""
 
 
-def _is_local(headers: tuple[tuple[str, str], ...]) -> bool:
-    host = next((v for n, v in headers if n == "host"), "")
-    return host.startswith(_LOCAL_HOSTS)

@@ -1,10 +1,18 @@
-"""Honeypots: paths that no human can see. A client that requests one is remembered."""
+"""Honeypots: paths that no human can see. A client that requests one is remembered.
+
+The memory is per address *and* fingerprint, and fades after an hour: many people
+can share one address (carrier NAT, an office proxy), and one scraper among them
+must not get them all blocked for a day.
+"""
 
 from __future__ import annotations
 
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal
+
+
+REMEMBER_FOR = 3600.0  # seconds a trap hit keeps counting against the same client
 
 
 class HoneypotDetector:
@@ -17,8 +25,14 @@ class HoneypotDetector:
     def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
         if ctx.path in self._paths:
             memory.honeypot_hits += 1
+            memory.trapped_at = ctx.ts
+            memory.trap_fingerprint = ctx.fingerprint
             out.append(Signal("honeypot.hit", self._weight, f"requested the trap {ctx.path}"))
-        elif memory.honeypot_hits:
+        elif (
+            memory.honeypot_hits
+            and ctx.fingerprint == memory.trap_fingerprint
+            and ctx.ts - memory.trapped_at < REMEMBER_FOR
+        ):
             out.append(
                 Signal(
                     "honeypot.hit",

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from scrapeshield.policy.compiled import CompiledLimit
-
-# (state key, the limits kept under it, this request's cost for each limit (0: does not
-# count for it), the record touched or "")
-KeyUpdate = tuple[str, tuple[CompiledLimit, ...], tuple[int, ...], str]
+# One counter kept under a key: (window in seconds, counts distinct records?, limit).
+CounterSpec = tuple[float, bool, int]
+# (state key, the counters kept under it, this request's cost for each counter (0: does
+# not count for it), the record touched or "")
+KeyUpdate = tuple[str, tuple[CounterSpec, ...], tuple[int, ...], str]
 
 
 class ClientMemory:
@@ -28,6 +28,8 @@ class ClientMemory:
         "last_number",
         "sequential_run",
         "honeypot_hits",
+        "trapped_at",
+        "trap_fingerprint",
     )
 
     def __init__(self, now: float) -> None:
@@ -39,6 +41,8 @@ class ClientMemory:
         self.last_number = -1  # last numeric record id read (-1: none yet)
         self.sequential_run = 0  # consecutive reads at id = previous id ± small step
         self.honeypot_hits = 0
+        self.trapped_at = 0.0  # when this address last requested a trap
+        self.trap_fingerprint = ""  # the fingerprint of the client that did
 
 
 class StateStore(Protocol):

@@ -1,0 +1,130 @@
+"""Stage 6: events in the database, pseudonymised, sampled, retained, never lost on a write error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scrapeshield.clock import ManualClock
+from scrapeshield.db.store import Database
+from scrapeshield.events import EventRecorder, Pseudonymiser
+from scrapeshield.policy.loader import parse_policy
+from scrapeshield.runtime import Shield
+from scrapeshield.settings import Settings
+from scrapeshield.types import Action, Decision
+
+CURL = [("user-agent", "curl/8.5.0")]
+CHROME = [
+    ("host", "127.0.0.1"),
+    ("sec-ch-ua", '"Chromium";v="126"'),
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/126.0.0.0 Safari/537.36",
+    ),
+    ("accept", "text/html"),
+    ("sec-fetch-mode", "navigate"),
+    ("accept-encoding", "gzip"),
+    ("accept-language", "en"),
+]
+
+
+def shield_with(tmp_path: Path, policy: str = "") -> tuple[Shield, ManualClock]:
+    """A shield on a manual clock: the embedded policy, or the given policy text."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy)
+    clock = ManualClock()
+    settings = Settings.resolve(data_dir=str(tmp_path), policy_path=str(path) if policy else None)
+    return Shield(settings, clock), clock
+
+
+def ask(shield: Shield, clock: ManualClock, path: str, headers: list[tuple[str, str]], ip: str) -> Decision:
+    clock.advance(0.5)
+    return shield.engine.decide(shield.engine.contexts.build(clock.now(), ip, "GET", path, headers))
+
+
+def test_non_allow_decisions_recorded_with_reasons_and_pseudonyms(tmp_path: Path) -> None:
+    shield, clock = shield_with(tmp_path)
+    decision = ask(shield, clock, "/api/v1/users/3", CURL, "203.0.113.5")
+    assert decision.action is Action.CHALLENGE
+    shield.recorder.flush()
+    [event] = shield.db.recent_events()
+    assert event["action"] == "challenge" and event["record"] == "user:3"
+    assert any("http-library" in r for r in event["reasons"])
+    assert event["client"].startswith("p:") and "203.0.113" not in str(event)
+    assert event["client"] == shield.pseudonymise("203.0.113.5")  # stable: analysts can look one up
+    shield.close()
+
+
+def test_pseudonyms_depend_on_the_platform_key() -> None:
+    assert Pseudonymiser(b"a" * 32)("192.0.2.1") != Pseudonymiser(b"b" * 32)("192.0.2.1")
+
+
+def test_ips_kept_in_clear_when_the_policy_says_so(tmp_path: Path) -> None:
+    shield, clock = shield_with(tmp_path, "events: {pseudonymise_ips: false}\n")
+    ask(shield, clock, "/", CURL, "203.0.113.6")
+    shield.recorder.flush()
+    assert shield.db.recent_events()[0]["client"] == "203.0.113.6"
+    shield.close()
+
+
+def test_allows_are_sampled(tmp_path: Path) -> None:
+    shield, clock = shield_with(tmp_path, "events: {sample_allow: 0.1}\n")
+    for i in range(100):
+        assert ask(shield, clock, "/", CHROME, f"198.51.100.{i}").action is Action.ALLOW
+    shield.recorder.flush()
+    assert shield.db.count_events() == 10
+    shield.close()
+
+
+def test_retention_purges_old_events(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'e.db'}")
+    clock = ManualClock()
+    recorder = EventRecorder(db, parse_policy("events: {retention_days: 1}\n"), clock, Pseudonymiser(b"k"))
+    (tmp_path / "s").mkdir()
+    shield, _ = shield_with(tmp_path / "s")
+    ctx = shield.engine.contexts.build(clock.now(), "192.0.2.9", "GET", "/", CURL)
+    recorder(ctx, Decision(Action.BLOCK, 90, ("x",), "test"))
+    recorder.flush()
+    assert db.purge_events(clock.now() - 86400) == 0
+    clock.advance(2 * 86400)
+    assert db.purge_events(clock.now() - 86400) == 1
+    shield.close()
+
+
+def test_write_failure_keeps_events_for_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shield, clock = shield_with(tmp_path)
+    for i in range(5):
+        ask(shield, clock, f"/api/v1/users/{i + 1}", CURL, "203.0.113.7")
+    real_write = shield.db.write_events
+
+    def failing(rows: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(shield.db, "write_events", failing)
+    shield.recorder.flush()
+    assert shield.recorder.write_errors == 1 and shield.db.count_events() == 0
+    monkeypatch.setattr(shield.db, "write_events", real_write)
+    shield.recorder.flush()
+    assert shield.db.count_events() == 5
+    shield.close()
+
+
+def test_queue_is_bounded_and_drops_are_counted(tmp_path: Path) -> None:
+    shield, clock = shield_with(tmp_path, "events: {queue_size: 100}\n")
+    for i in range(150):
+        ask(shield, clock, "/", CURL, f"203.0.113.{i % 250}")
+    assert shield.recorder.dropped == 50
+    shield.recorder.flush()
+    assert shield.db.count_events() == 100
+    shield.close()
+
+
+def test_background_writer_delivers_and_close_flushes(tmp_path: Path) -> None:
+    shield, clock = shield_with(tmp_path)
+    shield.start()
+    for i in range(20):
+        ask(shield, clock, f"/api/v1/users/{i + 1}", CURL, "203.0.113.8")
+    shield.close()
+    assert Database(shield.settings.db_url).count_events() == 20
