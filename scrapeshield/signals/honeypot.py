@@ -11,7 +11,6 @@ from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal
 
-
 REMEMBER_FOR = 3600.0  # seconds a trap hit keeps counting against the same client
 
 
