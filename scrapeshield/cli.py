@@ -45,6 +45,8 @@ def _serve_options(func: click.decorators.FC) -> click.decorators.FC:
 def main() -> None:
     """scrapeshield: protects personal data on social platforms from mass scraping."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every proxied request (full URL, query included) at INFO: one line per request.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _settings(data_dir: str | None, db_url: str | None, state: str, policy: str | None) -> Settings:
@@ -55,12 +57,17 @@ def _settings(data_dir: str | None, db_url: str | None, state: str, policy: str 
 
 
 def _shield(settings: Settings):  # type: ignore[no-untyped-def]
+    from sqlalchemy.exc import SQLAlchemyError
+
     from scrapeshield.runtime import Shield
 
     try:
         return Shield(settings)
     except PolicyError as exc:
         raise click.ClickException(str(exc)) from exc
+    except (SQLAlchemyError, ImportError) as exc:  # a bad --db URL, a missing driver, no server
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise click.ClickException(f"cannot open the database: {first}") from exc
 
 
 @main.command()
@@ -80,7 +87,10 @@ def demo(host: str, port: int, admin_port: int, policy_path: str | None, data_di
 
     population = Population.generate(users, seed)
     if export_dataset:
-        export(population, Path(export_dataset))
+        try:
+            export(population, Path(export_dataset))
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {export_dataset}: {exc.strerror or exc}") from exc
         click.echo(f"wrote {len(population)} users to {export_dataset}")
         return
     settings = _settings(data_dir, db_url, state, policy_path)
@@ -116,13 +126,16 @@ def _run(shield, app, host, port, admin_port, settings: Settings, what: str) -> 
 
     def ready() -> None:
         click.echo(f"scrapeshield {__version__}: {what}")
-        click.echo(f"  site:  http://{host}:{port}/")
+        click.echo(f"  site:  http://{f'[{host}]' if ':' in host else host}:{port}/")
         click.echo(f"  admin: http://127.0.0.1:{admin_port}/  (bearer token in "
                    f"{settings.admin_token_path} or $SCRAPESHIELD_ADMIN_TOKEN)")
         click.echo(f"  data:  {settings.data_dir}")
         sys.stdout.flush()
 
-    serve_pair(shield, public, admin, host, port, "127.0.0.1", admin_port, ready)
+    try:
+        serve_pair(shield, public, admin, host, port, "127.0.0.1", admin_port, ready)
+    except ScrapeshieldError as exc:  # e.g. a port already in use
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.group()

@@ -121,7 +121,8 @@ class Engine:
             if value:
                 updates.append((f"{kind}:{value}", specs, costs, ctx.record))
                 applied.append(limits)
-        usages, memory = self.store.update(updates, f"ip:{ctx.ip}", ctx.ts)
+        client = f"ip:{ctx.ip}"
+        usages, memory = self.store.update(updates, client, ctx.ts)
         breaches: list[LimitBreach] = []
         for limits, (_, _, costs, _), usage in zip(applied, updates, usages, strict=True):
             for lim, cost, used in zip(limits, costs, usage, strict=True):
@@ -129,6 +130,7 @@ class Engine:
                     breaches.append(_breach(lim, used, ctx.ts))
         for detector in detectors:
             detector.inspect(ctx, memory, signals)
+        self.store.keep(client, memory)
         points, reasons = score(signals)
         decision = decide(policy, ctx.ip, points, reasons, breaches, terminal, listed)
         if decision.action is Action.CHALLENGE and ctx.pass_cookie and self.challenge is not None:

@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from typing import Literal
 
 import uvicorn
 
+from scrapeshield.errors import ConfigError
 from scrapeshield.hosts.asgi import ASGIApp
 from scrapeshield.runtime import Shield
 
@@ -42,6 +44,17 @@ def serve_pair(
     admin_port: int,
     on_ready: Callable[[], None] = lambda: None,
 ) -> None:
+    # Both addresses are bound before anything starts, so a port in use is one clear error
+    # (ConfigError) instead of uvicorn's SystemExit from inside a task, with tracebacks.
+    sockets: list[socket.socket] = []
+    try:
+        sockets.append(_bind(host, port))
+        sockets.append(_bind(admin_host, admin_port))
+    except ConfigError:
+        for sock in sockets:
+            sock.close()
+        shield.close()
+        raise
     servers = [
         _Server(_config(public, host, port, "auto")),
         _Server(_config(admin, admin_host, admin_port, "off")),
@@ -58,12 +71,16 @@ def serve_pair(
             problems = shield.reload()
             if problems:
                 log.error("SIGHUP reload rejected: %s", "; ".join(problems))
+            try:  # the audit trail records every reload, as the admin API's does
+                shield.db.audit(shield.clock.now(), "sighup", "policy.reload", {"ok": not problems})
+            except Exception:
+                log.exception("could not write the policy reload to the audit trail")
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
         loop.add_signal_handler(signal.SIGHUP, reload)
         shield.start()
-        tasks = [asyncio.create_task(s.serve()) for s in servers]
+        tasks = [asyncio.create_task(s.serve([sock])) for s, sock in zip(servers, sockets, strict=True)]
         while not all(s.started for s in servers):
             if any(t.done() for t in tasks):
                 stop()
@@ -76,4 +93,24 @@ def serve_pair(
     try:
         asyncio.run(main())
     finally:
+        for sock in sockets:
+            sock.close()
         shield.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn, for the first address ``host`` resolves to."""
+    sock: socket.socket | None = None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only then
+        # (without it every small response waits ~40 ms on Nagle and delayed ACKs).
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        if sock is not None:
+            sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock

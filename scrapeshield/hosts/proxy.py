@@ -40,32 +40,55 @@ class ReverseProxy:
             return
         if scope["type"] != "http":
             return
+        url = self._url(scope)
+        if url is None:
+            # httpx would resolve "." and ".." segments, so the upstream would get another path
+            # than the one the shield decided on (e.g. /static/../api/v1/users/5, an asset to the
+            # shield, a profile to the upstream). Browsers never send them.
+            await _plain(send, 400, b"bad request path")
+            return
         headers = self._request_headers(scope)
-        url = self.upstream.copy_with(
-            raw_path=scope.get("raw_path") or scope["path"].encode()
-            + (b"?" + scope["query_string"] if scope.get("query_string") else b"")
-        )
+        # A request without a body is sent without one (not as an empty chunked body).
+        has_body = any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
         request = self.client.build_request(
-            scope["method"], url, headers=headers, content=_body(receive)
+            scope["method"], url, headers=headers, content=_body(receive) if has_body else None
         )
         try:
             response = await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
             log.warning("upstream %s failed: %s", self.upstream, type(exc).__name__)
-            body = b"bad gateway"
-            await send({"type": "http.response.start", "status": 502, "headers": [
-                (b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await _plain(send, 502, b"bad gateway")
             return
         try:
-            out = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP]
+            # The server in front adds its own Date; a second one would be a duplicate.
+            out = [(k.lower(), v) for k, v in response.headers.raw
+                   if k.lower() not in HOP_BY_HOP and k.lower() != b"date"]
             await send({"type": "http.response.start", "status": response.status_code,
                         "headers": out})
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            try:
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.HTTPError as exc:
+                # Too late for a 502: the answer stays unfinished, so the server cuts the
+                # connection and the client sees it is incomplete (no traceback in the log).
+                log.warning("upstream %s failed mid-response: %s", self.upstream, type(exc).__name__)
+                return
             await send({"type": "http.response.body", "body": b""})
         finally:
             await response.aclose()
+
+    def _url(self, scope: Scope) -> httpx.URL | None:
+        """The upstream URL for exactly the path the shield saw, or None if there is none."""
+        path: str = scope["path"]
+        if not path.startswith("/") or any(part in (".", "..") for part in path.split("/")):
+            return None
+        # ASGI's raw_path never holds the query string: append it in every case.
+        target: bytes = scope.get("raw_path") or path.encode()
+        query: bytes = scope.get("query_string") or b""
+        try:
+            return self.upstream.copy_with(raw_path=target + (b"?" + query if query else b""))
+        except (httpx.InvalidURL, UnicodeError):
+            return None
 
     def _request_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
         headers: list[tuple[bytes, bytes]] = []
@@ -98,6 +121,12 @@ class ReverseProxy:
                 await self.client.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _plain(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _body(receive: Receive) -> AsyncIterator[bytes]:

@@ -8,7 +8,7 @@ must not get them all blocked for a day.
 from __future__ import annotations
 
 from scrapeshield.policy.compiled import CompiledPolicy
-from scrapeshield.state.base import ClientMemory
+from scrapeshield.state.base import ClientMemory, fingerprint_code
 from scrapeshield.types import RequestContext, Signal
 
 REMEMBER_FOR = 3600.0  # seconds a trap hit keeps counting against the same client
@@ -25,11 +25,11 @@ class HoneypotDetector:
         if ctx.path in self._paths:
             memory.honeypot_hits += 1
             memory.trapped_at = ctx.ts
-            memory.trap_fingerprint = ctx.fingerprint
+            memory.trap_code = fingerprint_code(ctx.fingerprint)
             out.append(Signal("honeypot.hit", self._weight, f"requested the trap {ctx.path}"))
         elif (
             memory.honeypot_hits
-            and ctx.fingerprint == memory.trap_fingerprint
+            and fingerprint_code(ctx.fingerprint) == memory.trap_code
             and ctx.ts - memory.trapped_at < REMEMBER_FOR
         ):
             out.append(

@@ -8,8 +8,8 @@ record → last read, expired from the front, capped at 2×limit+16 entries.
 
 Memory stays bounded by generations: keys untouched for ``idle_ttl`` seconds are
 dropped wholesale, and a generation that reaches ``max_keys`` turns over early.
-Windows live in ``array('d')`` and record sets in str→float dicts, neither of
-which the cyclic garbage collector tracks: a million clients do not make every
+Windows live in tuples of floats and record sets in str→float dicts, which the
+cyclic garbage collector stops tracking: a million clients do not make every
 collection slower. Cost measured by ``bench/memory.py`` at one million clients under the
 default policy (ip, subnet and account keys, two profiles read each): ~1.9 KB per
 client, bounded caches of the context stage included.
@@ -17,13 +17,12 @@ client, bounded caches of the context stage included.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Sequence
 
 from scrapeshield.state.base import ClientMemory, CounterSpec, KeyUpdate
 
-_ZEROS = {n: array("d", [0.0] * (3 * n)) for n in range(1, 17)}
-_NO_SETS: tuple[dict[str, float], ...] = ()
+_ZEROS = {n: (0.0,) * (3 * n) for n in range(1, 17)}
+_NO_SETS: list[dict[str, float]] = []
 _EMPTY: dict[str, float] = {}  # placeholder for counters that are not distinct sets; never written
 _SHAPES: dict[int, tuple[tuple[CounterSpec, ...], bool]] = {}
 
@@ -43,9 +42,9 @@ class _Generation:
     __slots__ = ("windows", "sets", "memories")
 
     def __init__(self) -> None:
-        self.windows: dict[str, array[float]] = {}  # key → (start, current, previous) per counter
-        self.sets: dict[str, tuple[dict[str, float], ...]] = {}  # key → record → last read
-        self.memories: dict[str, ClientMemory] = {}  # client key → behaviour memory
+        self.windows: dict[str, tuple[float, ...]] = {}  # key → (start, current, previous) per counter
+        self.sets: dict[str, dict[str, float]] = {}  # "key#counter" → record → last read
+        self.memories: dict[str, tuple[float, ...]] = {}  # client key → ClientMemory values
 
 
 class MemoryStore:
@@ -73,22 +72,22 @@ class MemoryStore:
             if windows is None or len(windows) != 3 * len(specs):
                 windows = old.windows.pop(key, None)
                 if windows is None or len(windows) != 3 * len(specs):
-                    windows = array("d", _ZEROS.get(len(specs)) or [0.0] * (3 * len(specs)))
-                young.windows[key] = windows
-            sets = _NO_SETS
+                    windows = _ZEROS.get(len(specs)) or (0.0,) * (3 * len(specs))
+            sets: list[dict[str, float]] = _NO_SETS
             if _has_distinct(specs):
-                sets = young.sets.get(key) or _NO_SETS
-                if len(sets) != len(specs):
-                    sets = old.sets.pop(key, _NO_SETS)
-                    if len(sets) != len(specs):
-                        sets = tuple([{} if distinct else _EMPTY for _, distinct, _ in specs])
-                    young.sets[key] = sets
-            usages.append(_count(windows, sets, specs, costs, record, now))
-        memory = young.memories.get(client)
-        if memory is None:
-            memory = old.memories.pop(client, None) or ClientMemory(now)
-            young.memories[client] = memory
+                sets = [_record_set(young, old, f"{key}#{i}") if distinct else _EMPTY
+                        for i, (_, distinct, _) in enumerate(specs)]
+            counted = list(windows)
+            usages.append(_count(counted, sets, specs, costs, record, now))
+            young.windows[key] = tuple(counted)
+        values = young.memories.get(client)
+        if values is None:
+            values = old.memories.pop(client, None)
+        memory = ClientMemory(now) if values is None else ClientMemory(values=list(values))
         return usages, memory
+
+    def keep(self, client: str, memory: ClientMemory) -> None:
+        self._young.memories[client] = tuple(memory.values)
 
     def _turn(self, now: float) -> None:
         if self._turned_at is not None:
@@ -97,9 +96,21 @@ class MemoryStore:
         self._turned_at = now
 
 
+def _record_set(young: _Generation, old: _Generation, key: str) -> dict[str, float]:
+    # Each set is its own entry: a dict of str → float is never tracked by the garbage
+    # collector, but a tuple or list holding dicts always is.
+    seen = young.sets.get(key)
+    if seen is None:
+        seen = old.sets.pop(key, None)
+        if seen is None:
+            seen = {}
+        young.sets[key] = seen
+    return seen
+
+
 def _count(
-    windows: array[float],
-    sets: tuple[dict[str, float], ...],
+    windows: list[float],
+    sets: list[dict[str, float]],
     specs: tuple[CounterSpec, ...],
     costs: tuple[int, ...],
     record: str,

@@ -57,6 +57,7 @@ def check_client_memory_persists(factory: StoreFactory) -> None:
     store = factory()
     _, memory = store.update([], "ip:a", 1.0)
     memory.requests = 7
+    store.keep("ip:a", memory)
     _, again = store.update([], "ip:a", 2.0)
     _, other = store.update([], "ip:b", 2.0)
     assert again.requests == 7 and other.requests == 0
