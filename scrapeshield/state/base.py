@@ -6,8 +6,10 @@ a networked backend (Redis) answers a decision in one round trip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar, overload
+
+N = TypeVar("N", int, float)
 
 # One counter kept under a key: (window in seconds, counts distinct records?, limit).
 CounterSpec = tuple[float, bool, int]
@@ -24,6 +26,26 @@ def fingerprint_code(fingerprint: str) -> float:
         return 0.0
 
 
+class _Number(Generic[N]):
+    """A named slot of ``ClientMemory.values``, read as int or float."""
+
+    __slots__ = ("index", "kind")
+
+    def __init__(self, index: int, kind: Callable[[float], N]) -> None:
+        self.index = index
+        self.kind: Callable[[float], N] = kind
+
+    @overload
+    def __get__(self, memory: None, owner: type) -> _Number[N]: ...
+    @overload
+    def __get__(self, memory: ClientMemory, owner: type) -> N: ...
+    def __get__(self, memory: ClientMemory | None, owner: type) -> N | _Number[N]:
+        return self if memory is None else self.kind(memory.values[self.index])
+
+    def __set__(self, memory: ClientMemory, value: N) -> None:
+        memory.values[self.index] = value
+
+
 class ClientMemory:
     """Behaviour a detector remembers about one client between its requests.
 
@@ -35,90 +57,21 @@ class ClientMemory:
 
     __slots__ = ("values",)
 
+    first_seen = _Number(0, float)
+    last_seen = _Number(1, float)
+    requests = _Number(2, int)
+    pages = _Number(3, int)
+    assets = _Number(4, int)
+    last_number = _Number(5, int)  # the last numeric record id read (-1: none yet)
+    sequential_run = _Number(6, int)  # consecutive reads at a small step from the last id
+    honeypot_hits = _Number(7, int)
+    trapped_at = _Number(8, float)  # when this address last requested a trap
+    trap_code = _Number(9, float)  # fingerprint_code of the client that did
+
     def __init__(self, now: float = 0.0, values: list[float] | None = None) -> None:
         self.values: list[float] = (
             values if values is not None else [now, now, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0]
         )
-
-    @property
-    def first_seen(self) -> float:
-        return self.values[0]
-
-    @property
-    def last_seen(self) -> float:
-        return self.values[1]
-
-    @last_seen.setter
-    def last_seen(self, value: float) -> None:
-        self.values[1] = value
-
-    @property
-    def requests(self) -> int:
-        return int(self.values[2])
-
-    @requests.setter
-    def requests(self, value: int) -> None:
-        self.values[2] = value
-
-    @property
-    def pages(self) -> int:
-        return int(self.values[3])
-
-    @pages.setter
-    def pages(self, value: int) -> None:
-        self.values[3] = value
-
-    @property
-    def assets(self) -> int:
-        return int(self.values[4])
-
-    @assets.setter
-    def assets(self, value: int) -> None:
-        self.values[4] = value
-
-    @property
-    def last_number(self) -> int:
-        """The last numeric record id read (-1: none yet)."""
-        return int(self.values[5])
-
-    @last_number.setter
-    def last_number(self, value: int) -> None:
-        self.values[5] = value
-
-    @property
-    def sequential_run(self) -> int:
-        """Consecutive reads at a small step from the previous id."""
-        return int(self.values[6])
-
-    @sequential_run.setter
-    def sequential_run(self, value: int) -> None:
-        self.values[6] = value
-
-    @property
-    def honeypot_hits(self) -> int:
-        return int(self.values[7])
-
-    @honeypot_hits.setter
-    def honeypot_hits(self, value: int) -> None:
-        self.values[7] = value
-
-    @property
-    def trapped_at(self) -> float:
-        """When this address last requested a trap."""
-        return self.values[8]
-
-    @trapped_at.setter
-    def trapped_at(self, value: float) -> None:
-        self.values[8] = value
-
-    @property
-    def trap_code(self) -> float:
-        """``fingerprint_code`` of the client that requested the trap."""
-        return self.values[9]
-
-    @trap_code.setter
-    def trap_code(self, value: float) -> None:
-        self.values[9] = value
 
 
 class StateStore(Protocol):
