@@ -1,24 +1,37 @@
-"""`make bench`: every benchmark, printed as figures and ratios from one run."""
+"""`make bench`: every benchmark, printed as figures and ratios from one run.
+
+Each figure comes with its baseline measured in the same run (this machine is
+shared and noisy): compare the ratios, not the absolute numbers.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import http, inprocess  # noqa: E402
+from bench import http, inprocess, memory  # noqa: E402
+
+BENCHES: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
+    ("inprocess", "in-process: full pipeline vs limits' moving-window hit (100k clients)", inprocess.run),
+    ("http", "HTTP: hello-world Starlette under uvicorn (1 core), wrk on the other core", http.run),
+    ("memory", "memory: bytes per tracked client at one million clients", memory.run),
+]
 
 
 def main() -> None:
+    wanted = set(sys.argv[1:])
     out: dict[str, object] = {}
-    print("== in-process: full pipeline vs limits moving-window hit (100k clients) ==", flush=True)
-    out["inprocess"] = inprocess.run()
-    print(json.dumps(out["inprocess"], indent=2), flush=True)
-    print("== HTTP: hello-world Starlette under uvicorn, 1 core; wrk on the other ==", flush=True)
-    out["http"] = http.run()
-    print(json.dumps(out["http"], indent=2), flush=True)
+    for name, title, bench in BENCHES:
+        if wanted and name not in wanted:
+            continue
+        print(f"== {title} ==", flush=True)
+        out[name] = bench()
+        print(json.dumps(out[name], indent=2), flush=True)
     target = Path(".bench")
     target.mkdir(exist_ok=True)
     (target / "results.json").write_text(json.dumps(out, indent=2))

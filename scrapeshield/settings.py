@@ -31,16 +31,16 @@ class Settings:
         state_url: str | None = None,
         policy_path: str | None = None,
     ) -> Settings:
+        state = state_url or "memory"  # checked first: a refused command leaves nothing behind
+        if state != "memory" and not state.startswith(("redis://", "rediss://", "valkey://")):
+            raise ConfigError(f"--state must be 'memory' or a redis:// URL, not {state!r}")
+        if state != "memory":
+            raise ConfigError("the Redis state backend is not available in this version; use memory")
         directory = Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create data directory {directory}: {exc}") from exc
-        state = state_url or "memory"
-        if state != "memory" and not state.startswith(("redis://", "rediss://", "valkey://")):
-            raise ConfigError(f"--state must be 'memory' or a redis:// URL, not {state!r}")
-        if state != "memory":
-            raise ConfigError("the Redis state backend is not available in this version; use memory")
         return cls(
             data_dir=directory.resolve(),
             db_url=db_url or f"sqlite:///{directory.resolve() / 'scrapeshield.db'}",
