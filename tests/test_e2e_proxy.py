@@ -388,6 +388,12 @@ def test_upstream_sees_the_real_client(echo_proxy: Server) -> None:
         # A client's own X-Forwarded-For is kept, with the real peer appended last.
         spoofed = echo(browser.get("/who", headers={"x-forwarded-for": "6.6.6.6"}))
         assert header_values(spoofed, "x-forwarded-for") == ["6.6.6.6, 127.0.0.43"]
+        # An untrusted client's claims of scheme and host are replaced by the proxy's own.
+        claims = {"x-forwarded-proto": "https", "x-forwarded-host": "evil.example", "x-real-ip": "6.6.6.6"}
+        claimed = echo(browser.get("/who", headers=claims))
+        assert header_values(claimed, "x-forwarded-proto") == ["http"]
+        assert header_values(claimed, "x-forwarded-host") == [proxy_host]
+        assert header_values(claimed, "x-real-ip") == []
 
 
 def test_response_headers_come_back(echo_proxy: Server) -> None:

@@ -7,7 +7,7 @@ answer back; wrap it in ScrapeshieldMiddleware to protect the upstream.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 
@@ -22,8 +22,20 @@ HOP_BY_HOP = frozenset(
 )
 
 
+# Headers that describe the original request as a proxy saw it; kept only from trusted peers.
+_FORWARDING = frozenset((b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip", b"forwarded"))
+
+
 class ReverseProxy:
-    def __init__(self, upstream: str, timeout: float = 30.0, max_connections: int = 200) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        timeout: float = 30.0,
+        max_connections: int = 200,
+        trusts: Callable[[str], bool] = lambda peer: False,
+    ) -> None:
+        """``trusts(peer)``: whether a peer is a proxy whose X-Forwarded-* headers are believed."""
+        self.trusts = trusts
         url = httpx.URL(upstream)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"upstream must be an http(s) URL, not {upstream!r}")
@@ -94,9 +106,13 @@ class ReverseProxy:
         headers: list[tuple[bytes, bytes]] = []
         forwarded: bytes | None = None
         host = b""
+        client = scope.get("client")
+        trusted = client is not None and self.trusts(client[0])
         for name, value in scope["headers"]:
             if name in HOP_BY_HOP:
                 continue
+            if name in _FORWARDING and not trusted:
+                continue  # a client's own claim of scheme or host is not passed on as ours
             if name == b"x-forwarded-for":
                 forwarded = value if forwarded is None else forwarded + b", " + value
                 continue
@@ -104,11 +120,11 @@ class ReverseProxy:
                 host = value
                 continue
             headers.append((name, value))
-        client = scope.get("client")
         peer = client[0].encode() if client else b"unknown"
         headers.append((b"x-forwarded-for", forwarded + b", " + peer if forwarded else peer))
-        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
-        if host:
+        if not any(name == b"x-forwarded-proto" for name, _ in headers):
+            headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+        if host and not any(name == b"x-forwarded-host" for name, _ in headers):
             headers.append((b"x-forwarded-host", host))
         return headers
 
