@@ -10,18 +10,18 @@ import logging
 import math
 import operator
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from scrapeshield.clock import Clock
 from scrapeshield.context import ContextBuilder
 from scrapeshield.decide import decide, honour_pass
-from scrapeshield.lists import Lists
+from scrapeshield.lists import ListEntry, Lists
 from scrapeshield.policy.compiled import CompiledLimit, CompiledPolicy, CompiledRule
 from scrapeshield.score import score
 from scrapeshield.signals.base import Detector
 from scrapeshield.signals.registry import DETECTORS
 from scrapeshield.signals.user_agent import UserAgentDetector
-from scrapeshield.state.base import CounterSpec, KeyUpdate, StateStore
+from scrapeshield.state.base import ClientMemory, CounterSpec, KeyUpdate, StateStore
 from scrapeshield.types import Action, Decision, LimitBreach, RequestContext, Signal
 
 if TYPE_CHECKING:
@@ -78,14 +78,32 @@ class Engine:
     def contexts(self) -> ContextBuilder:
         return self._live[1]
 
+    @property
+    def needs_await(self) -> bool:
+        """Whether the state backend does network I/O (asyncio hosts then use ``adecide``)."""
+        return self.store.does_io
+
     def decide(self, ctx: RequestContext) -> Decision:
         """The decision for one request; never raises."""
         try:
-            decision = self._decide(ctx)
+            pending = self._prepare(ctx)
+            usages, memory = self.store.update(pending.updates, pending.client, ctx.ts)
+            decision = self._finish(ctx, pending, usages, memory)
         except Exception:  # the host application must never see our failure
-            self.errors += 1
-            log.exception("decision failed; applying fail mode")
-            decision = self._fail_decision(ctx)
+            decision = self._failed(ctx)
+        return self._tell(ctx, decision)
+
+    async def adecide(self, ctx: RequestContext) -> Decision:
+        """``decide`` for asyncio hosts: the state round trip does not block the event loop."""
+        try:
+            pending = self._prepare(ctx)
+            usages, memory = await self.store.aupdate(pending.updates, pending.client, ctx.ts)
+            decision = self._finish(ctx, pending, usages, memory)
+        except Exception:
+            decision = self._failed(ctx)
+        return self._tell(ctx, decision)
+
+    def _tell(self, ctx: RequestContext, decision: Decision) -> Decision:
         for listener in self.listeners:
             try:
                 listener(ctx, decision)
@@ -93,12 +111,15 @@ class Engine:
                 log.exception("decision listener failed")
         return decision
 
-    def _fail_decision(self, ctx: RequestContext) -> Decision:
+    def _failed(self, ctx: RequestContext) -> Decision:
+        self.errors += 1
+        log.exception("decision failed; applying fail mode")
         if self.policy.source.fail_mode == "closed":
             return Decision(Action.BLOCK, 0.0, ("internal error, failing closed",), "fail-closed")
         return Decision(Action.ALLOW, 0.0, ("internal error, failing open",), "fail-open", 0.0, ctx.ip)
 
-    def _decide(self, ctx: RequestContext) -> Decision:
+    def _prepare(self, ctx: RequestContext) -> _Pending:
+        """Everything before the state round trip: lists, rules, and the counters to touch."""
         policy, _, detectors, ua_detector, plans = self._live
         listed = self.lists.match(ctx) if len(self.lists) else None
         signals: list[Signal] = []
@@ -121,23 +142,51 @@ class Engine:
             if value:
                 updates.append((f"{kind}:{value}", specs, costs, ctx.record))
                 applied.append(limits)
-        client = f"ip:{ctx.ip}"
-        usages, memory = self.store.update(updates, client, ctx.ts)
+        return _Pending(
+            policy, detectors, f"ip:{ctx.ip}", updates, applied, signals, terminal, listed
+        )
+
+    def _finish(
+        self,
+        ctx: RequestContext,
+        pending: _Pending,
+        usages: list[tuple[float, ...]],
+        memory: ClientMemory,
+    ) -> Decision:
+        """Everything after it: limit breaches, detectors, score, decision, pass."""
         breaches: list[LimitBreach] = []
-        for limits, (_, _, costs, _), usage in zip(applied, updates, usages, strict=True):
+        for limits, (_, _, costs, _), usage in zip(
+            pending.applied, pending.updates, usages, strict=True
+        ):
             for lim, cost, used in zip(limits, costs, usage, strict=True):
                 if used > lim.limit and cost and (ctx.record or not lim.distinct):
                     breaches.append(_breach(lim, used, ctx.ts))
-        for detector in detectors:
+        signals = pending.signals
+        for detector in pending.detectors:
             detector.inspect(ctx, memory, signals)
-        self.store.keep(client, memory)
+        self.store.keep(pending.client, memory)
         points, reasons = score(signals)
-        decision = decide(policy, ctx.ip, points, reasons, breaches, terminal, listed)
+        decision = decide(
+            pending.policy, ctx.ip, points, reasons, breaches, pending.terminal, pending.listed
+        )
         if decision.action is Action.CHALLENGE and ctx.pass_cookie and self.challenge is not None:
             check = self.challenge.check_pass(ctx.pass_cookie, ctx.ip, ctx.user_agent)
             if check.valid:
                 decision = honour_pass(decision)
         return decision
+
+
+class _Pending(NamedTuple):
+    """What ``_prepare`` hands to ``_finish`` across the state round trip."""
+
+    policy: CompiledPolicy
+    detectors: tuple[Detector, ...]
+    client: str
+    updates: list[KeyUpdate]
+    applied: list[tuple[CompiledLimit, ...]]
+    signals: list[Signal]
+    terminal: CompiledRule | None
+    listed: ListEntry | None
 
 
 # Which context field each limit key kind reads.

@@ -52,7 +52,7 @@ class ScrapeshieldMiddleware:
                 return
             engine = self.shield.engine
             ctx = engine.contexts.from_asgi(scope, self.shield.clock.now())  # type: ignore[arg-type]
-            decision = engine.decide(ctx)
+            decision = await engine.adecide(ctx) if engine.needs_await else engine.decide(ctx)
         except Exception:
             log.exception("shield failed before deciding; applying fail mode")
             if self.shield.policy.source.fail_mode == "closed":

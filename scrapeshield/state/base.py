@@ -75,6 +75,8 @@ class ClientMemory:
 
 
 class StateStore(Protocol):
+    does_io: bool  # True for networked backends: asyncio hosts then call ``aupdate``
+
     def update(
         self, updates: Sequence[KeyUpdate], client: str, now: float
     ) -> tuple[list[tuple[float, ...]], ClientMemory]:
@@ -85,8 +87,15 @@ class StateStore(Protocol):
         """
         ...
 
+    async def aupdate(
+        self, updates: Sequence[KeyUpdate], client: str, now: float
+    ) -> tuple[list[tuple[float, ...]], ClientMemory]:
+        """``update`` for asyncio hosts."""
+        ...
+
     def keep(self, client: str, memory: ClientMemory) -> None:
-        """Store the client's memory as the detectors left it."""
+        """Store the client's memory as the detectors left it (a networked backend may send
+        it with its next round trip rather than make one of its own)."""
         ...
 
     def tracked_clients(self) -> int:

@@ -48,6 +48,8 @@ class _Generation:
 
 
 class MemoryStore:
+    does_io = False
+
     def __init__(self, idle_ttl: float = 3600.0, max_keys: int = 1_000_000) -> None:
         self.idle_ttl = idle_ttl
         self.max_keys = max(1, max_keys // 2)  # per generation
@@ -85,6 +87,11 @@ class MemoryStore:
             values = old.memories.pop(client, None)
         memory = ClientMemory(now) if values is None else ClientMemory(values=list(values))
         return usages, memory
+
+    async def aupdate(
+        self, updates: Sequence[KeyUpdate], client: str, now: float
+    ) -> tuple[list[tuple[float, ...]], ClientMemory]:
+        return self.update(updates, client, now)
 
     def keep(self, client: str, memory: ClientMemory) -> None:
         self._young.memories[client] = tuple(memory.values)
