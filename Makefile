@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install system-deps demo test lint bench clean
+.PHONY: install system-deps demo test lint bench docs clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,11 @@ test: install system-deps lint
 
 bench: install system-deps
 	$(PY) bench/run.py
+
+# The docs site, offline: regenerate the reference pages from the code, then build into build/site/.
+docs: install
+	$(PY) scripts/gen_docs.py
+	$(VENV)/bin/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) scrapeshield-data .pytest_cache .mypy_cache .ruff_cache

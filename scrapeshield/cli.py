@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -31,10 +32,10 @@ def _store_options(func: click.decorators.FC) -> click.decorators.FC:
     return func
 
 
-def _serve_options(func: click.decorators.FC) -> click.decorators.FC:
+def _serve_options(func: click.decorators.FC, port: int = 8000) -> click.decorators.FC:
     func = click.option("--admin-port", default=8001, show_default=True, type=click.IntRange(0, 65535),
                         help="Port of the admin API and /metrics (always on 127.0.0.1).")(func)
-    func = click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+    func = click.option("--port", default=port, show_default=True, type=click.IntRange(0, 65535),
                         help="Public port.")(func)
     func = click.option("--host", default="127.0.0.1", show_default=True, help="Public address.")(func)
     return func
@@ -113,20 +114,27 @@ def proxy(upstream: str, host: str, port: int, admin_port: int, policy_path: str
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     settings = _settings(data_dir, db_url, state, policy_path)
-    _run(_shield(settings), app, host, port, admin_port, settings, f"proxy to {upstream}")
+    shield = _shield(settings)
+    # Forwarding headers are passed on only from the policy's trusted proxies (as reloaded).
+    app.trusts = lambda peer: shield.engine.contexts.is_trusted(peer)
+    _run(shield, app, host, port, admin_port, settings, f"proxy to {upstream}")
 
 
-def _run(shield, app, host, port, admin_port, settings: Settings, what: str) -> None:  # type: ignore[no-untyped-def]
+def _run(shield, app, host, port, admin_port, settings: Settings, what: str,  # type: ignore[no-untyped-def]
+         protect: bool = True) -> None:
+    """Serve ``app`` (behind the shield when ``protect``) and the admin API, until a signal."""
     from scrapeshield.admin.api import create_admin_app
     from scrapeshield.hosts.asgi import ScrapeshieldMiddleware
     from scrapeshield.serve import serve_pair
 
-    public = ScrapeshieldMiddleware(app, shield)
+    public = ScrapeshieldMiddleware(app, shield) if protect else app
     admin = create_admin_app(shield, settings.admin_token())
+
+    label = "site: " if protect else "asked:"
 
     def ready() -> None:
         click.echo(f"scrapeshield {__version__}: {what}")
-        click.echo(f"  site:  http://{f'[{host}]' if ':' in host else host}:{port}/")
+        click.echo(f"  {label} http://{f'[{host}]' if ':' in host else host}:{port}/")
         click.echo(f"  admin: http://127.0.0.1:{admin_port}/  (bearer token in "
                    f"{settings.admin_token_path} or $SCRAPESHIELD_ADMIN_TOKEN)")
         click.echo(f"  data:  {settings.data_dir}")
@@ -136,6 +144,26 @@ def _run(shield, app, host, port, admin_port, settings: Settings, what: str) -> 
         serve_pair(shield, public, admin, host, port, "127.0.0.1", admin_port, ready)
     except ScrapeshieldError as exc:  # e.g. a port already in use
         raise click.ClickException(str(exc)) from exc
+
+
+@main.command("serve-decisions")
+@functools.partial(_serve_options, port=8002)
+@_store_options
+def serve_decisions(host: str, port: int, admin_port: int, policy_path: str | None,
+                    data_dir: str | None, db_url: str | None, state: str) -> None:
+    """Answer nginx auth_request, Caddy forward_auth and Traefik ForwardAuth (see deploy/).
+
+    Only the proxy may reach --host/--port: it is believed about each request's URI."""
+    from scrapeshield.hosts.auth_request import DecisionService
+
+    settings = _settings(data_dir, db_url, state, policy_path)
+    shield = _shield(settings)
+    if not shield.policy.trusted_proxies:
+        click.echo("warning: the policy's trusted_proxies is empty, so the proxy's X-Forwarded-For "
+                   "is ignored and every request counts as coming from the proxy; list the proxy's "
+                   "address (deploy/policy-edge.yaml trusts 127.0.0.1)", err=True)
+    _run(shield, DecisionService(shield), host, port, admin_port, settings,
+         "decision service for edge proxies", protect=False)
 
 
 @main.group()

@@ -43,6 +43,11 @@ class ContextBuilder:
         self._token_header = identity.token_header.lower()
         self._tls_header = identity.tls_fingerprint_header.lower()
         self._trusted = policy.trusted_proxies
+        self._trusted_v4 = [
+            (int(net.network_address), int(net.broadcast_address))
+            for net in policy.trusted_proxies
+            if net.version == 4
+        ]
         self._trust_cache: dict[str, bool] = {}
         self._ip_cache: dict[str, tuple[str, str] | None] = {}
         self._fp_cache: dict[tuple[str, ...], str] = {}
@@ -157,14 +162,24 @@ class ContextBuilder:
             self._secret_cache[secret] = hashed
         return hashed
 
+    def is_trusted(self, peer: str) -> bool:
+        """Whether ``peer`` is one of the policy's trusted proxies."""
+        return bool(self._trusted) and self._is_trusted(peer)
+
     def _is_trusted(self, peer: str) -> bool:
         known = self._trust_cache.get(peer)
         if known is None:
             parsed = self._parse_ip(peer)
             known = False
             if parsed is not None:
-                addr = ipaddress.ip_address(parsed[0])
-                known = any(addr in net for net in self._trusted)
+                text = parsed[0]
+                if ":" not in text:  # IPv4: integer range checks, no ipaddress objects
+                    a, b, c, d = (int(x) for x in text.split("."))
+                    number = (a << 24) | (b << 16) | (c << 8) | d
+                    known = any(low <= number <= high for low, high in self._trusted_v4)
+                else:
+                    addr = ipaddress.ip_address(text)
+                    known = any(addr in net for net in self._trusted)
             if len(self._trust_cache) >= _CACHE_MAX:
                 self._trust_cache.clear()
             self._trust_cache[peer] = known

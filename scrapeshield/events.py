@@ -1,9 +1,16 @@
 """Stage 6: decisions → stored events, off the request path.
 
 Every non-allow decision is recorded, and a deterministic sample of allows (every
-Nth). The request path only appends to a bounded queue; a writer thread inserts
-batches. Client IPs become keyed hashes (HMAC-SHA256) unless the policy opts out,
-and events older than the retention period are purged.
+Nth). The request path only appends to a bounded queue; a writer thread hands
+batches to the sink: the database, or a Redis stream (``events_stream``) that a
+consumer writes to the one database of all nodes. Each event gets a ``uid`` (this
+recorder's random node id and a sequence number) so that a redelivery is stored once.
+
+When the sink fails, batches go to an on-disk spool (``db.spool``) instead, and
+later ones follow them there, so order is kept; the spool is delivered first once
+the sink answers again, also after a restart. Retries back off up to ``retry_max``.
+Client IPs become keyed hashes (HMAC-SHA256) unless the policy opts out, and events
+older than the retention period are purged.
 """
 
 from __future__ import annotations
@@ -14,9 +21,12 @@ import hmac
 import json
 import logging
 import threading
+import uuid
+from collections.abc import Callable
 from typing import Any
 
-from scrapeshield.clock import Clock
+from scrapeshield.clock import Clock, monotonic
+from scrapeshield.db.spool import EventSpool, SpoolFull
 from scrapeshield.db.store import Database
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.types import Action, Decision, RequestContext
@@ -26,6 +36,8 @@ log = logging.getLogger("scrapeshield.events")
 FLUSH_EVERY = 0.5  # seconds between batch writes
 BATCH = 2000
 PURGE_EVERY = 3600.0
+
+Sink = Callable[[list[dict[str, Any]]], None]
 
 
 class Pseudonymiser:
@@ -47,10 +59,17 @@ class Pseudonymiser:
 
 
 class EventRecorder:
-    """A decision listener that writes events to the database in the background."""
+    """A decision listener that delivers events to a sink in the background.
+
+    Counters for metrics: ``recorded`` (delivered), ``dropped`` (queue or spool full),
+    ``write_errors`` (failed deliveries), ``spooled`` (events put on disk), ``spool_dropped``
+    (the part of ``dropped`` refused by a full spool), ``spool_bytes`` and
+    ``spool_pending`` (undelivered on disk now), ``sink_ok`` (the last delivery worked).
+    """
 
     def __init__(
-        self, db: Database, policy: CompiledPolicy, clock: Clock, pseudonymise: Pseudonymiser
+        self, db: Database, policy: CompiledPolicy, clock: Clock, pseudonymise: Pseudonymiser,
+        *, sink: Sink | None = None, spool: EventSpool | None = None, retry_max: float = 30.0,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -59,6 +78,18 @@ class EventRecorder:
         self.recorded = 0
         self.dropped = 0
         self.write_errors = 0
+        self.spooled = 0
+        self.spool_dropped = 0
+        self.sink_ok = True
+        self.node = uuid.uuid4().hex[:16]
+        self._seq = 0
+        self._sink = sink
+        self._spool = spool
+        self._retry_max = retry_max
+        self._failures = 0
+        self._retry_at = 0.0
+        self._spool_full = False
+        self._lock = threading.Lock()
         self._allows = 0
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
         self._wake = threading.Event()
@@ -73,6 +104,14 @@ class EventRecorder:
         self._pseudo = cfg.pseudonymise_ips
         self._retention = cfg.retention_days * 86400.0
         self._max_queue = cfg.queue_size
+
+    @property
+    def spool_bytes(self) -> int:
+        return self._spool.pending_bytes if self._spool else 0
+
+    @property
+    def spool_pending(self) -> int:
+        return self._spool.pending_events if self._spool else 0
 
     def start(self) -> None:
         if self._thread is None:
@@ -102,18 +141,17 @@ class EventRecorder:
         if len(self._queue) >= BATCH:
             self._wake.set()
 
-    def flush(self) -> None:
-        """Write everything queued so far (called by the writer thread and on shutdown)."""
-        while self._queue:
-            batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
-            try:
-                self.db.write_events(batch)
-                self.recorded += len(batch)
-            except Exception:
-                self.write_errors += 1
-                log.exception("writing %d events failed; will retry", len(batch))
-                self._queue.extendleft(reversed(batch))  # keep them, in order
-                return
+    def flush(self, try_sink: bool = True) -> None:
+        """Deliver everything queued so far (the writer thread, the admin API, shutdown).
+
+        The spool goes first; while it cannot be delivered the queue joins it on disk.
+        Without a spool, undeliverable events wait in the bounded queue.
+        """
+        with self._lock:
+            if try_sink and self._drain_spool():
+                self._deliver_queue()
+            else:
+                self._spool_queue()
 
     def close(self) -> None:
         self._stop.set()
@@ -121,12 +159,14 @@ class EventRecorder:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.flush()
+        if self._spool is not None:
+            self._spool.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(FLUSH_EVERY)
             self._wake.clear()
-            self.flush()
+            self.flush(try_sink=monotonic() >= self._retry_at)
             now = self.clock.now()
             if now - self._last_purge >= PURGE_EVERY:
                 self._last_purge = now
@@ -134,3 +174,81 @@ class EventRecorder:
                     self.db.purge_events(now - self._retention)
                 except Exception:
                     log.exception("purging expired events failed")
+
+    # -- delivery (under self._lock) -------------------------------------------------
+
+    def _take(self) -> list[dict[str, Any]]:
+        batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+        for row in batch:
+            if "uid" not in row:
+                self._seq += 1
+                row["uid"] = f"{self.node}-{self._seq}"
+        return batch
+
+    def _send(self, rows: list[dict[str, Any]]) -> bool:
+        try:
+            if self._sink is None:
+                self.db.write_events(rows)  # looked up now: tests and wrappers may replace it
+            else:
+                self._sink(rows)
+        except Exception as exc:
+            self.write_errors += 1
+            self._failures += 1
+            self._retry_at = monotonic() + min(self._retry_max, FLUSH_EVERY * 2 ** min(self._failures, 16))
+            if self.sink_ok:
+                log.exception("delivering %d events failed; keeping them for later", len(rows))
+            else:
+                log.warning("delivering events still fails (%d tries): %s", self._failures, exc)
+            self.sink_ok = False
+            return False
+        if not self.sink_ok:
+            log.warning("event delivery works again after %d failed tries", self._failures)
+        self.sink_ok, self._failures = True, 0
+        self.recorded += len(rows)
+        return True
+
+    def _drain_spool(self) -> bool:
+        spool = self._spool
+        while spool is not None and spool.pending_bytes:
+            rows, position, lines = spool.read(BATCH)
+            if not lines:
+                break
+            if rows and not self._send(rows):
+                return False
+            spool.commit(position, lines)
+        return True
+
+    def _deliver_queue(self) -> None:
+        while self._queue:
+            batch = self._take()
+            if not self._send(batch):
+                if self._spool is None:
+                    self._queue.extendleft(reversed(batch))  # keep them, in order
+                    return
+                self._to_spool(batch)
+                self._spool_queue()
+                return
+
+    def _spool_queue(self) -> None:
+        while self._spool is not None and self._queue:
+            if not self._to_spool(self._take()):
+                return
+
+    def _to_spool(self, batch: list[dict[str, Any]]) -> bool:
+        assert self._spool is not None
+        try:
+            self._spool.append(batch)
+        except SpoolFull as exc:
+            self.dropped += len(batch)
+            self.spool_dropped += len(batch)
+            if not self._spool_full:
+                log.error("event spool full, dropping events until it drains: %s", exc)
+            self._spool_full = True
+            return True
+        except OSError:
+            log.exception("cannot write the event spool; keeping %d events in memory", len(batch))
+            self._queue.extendleft(reversed(batch))
+            return False
+        self.spooled += len(batch)
+        self._spool_full = False
+        return True

@@ -1,13 +1,40 @@
 #!/bin/sh
 # Installs the Debian packages the test suite and benchmarks run for real:
-# Chromium (browser tests) and wrk (load generator). Idempotent.
+# Chromium (browser tests), wrk (load generator), nginx and Caddy (the decision
+# service behind real edge proxies), Redis and PostgreSQL (state and storage for
+# many nodes; the tests start their own servers on free loopback ports). Idempotent.
 set -eu
 need=""
+services=""
 command -v chromium >/dev/null 2>&1 || need="$need chromium chromium-driver"
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
+# nginx lives in /usr/sbin, often not on a normal user's PATH.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  need="$need nginx"
+  services="$services nginx"
+fi
+if ! command -v caddy >/dev/null 2>&1; then
+  need="$need caddy"
+  services="$services caddy"
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  need="$need redis-server"
+  services="$services redis-server"
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need="$need postgresql"
+  services="$services postgresql"
+fi
 [ -z "$need" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 echo "installing:$need"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null
+# The nginx, caddy, redis-server and postgresql packages start system services. The tests and benchmarks run
+# their own on loopback ports, so a service this script brought in is stopped and disabled again.
+if [ -n "$services" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  for service in $services; do
+    $SUDO systemctl disable --now "$service" >/dev/null 2>&1 || true
+  done
+fi

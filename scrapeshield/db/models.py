@@ -11,12 +11,17 @@ class Base(DeclarativeBase):
 
 
 class EventRow(Base):
-    """One recorded decision. ``client`` and ``network`` are pseudonyms unless the policy says otherwise."""
+    """One recorded decision. ``client`` and ``network`` are pseudonyms unless the policy says otherwise.
+
+    ``uid`` names the event across nodes, spool replays and stream redeliveries: a row
+    with a ``uid`` already stored is not written again (NULL only for rows older than it).
+    """
 
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str | None] = mapped_column(String(40), nullable=True)
     ts: Mapped[float] = mapped_column(Float, index=True)
-    client: Mapped[str] = mapped_column(String(64), index=True)
+    client: Mapped[str] = mapped_column(String(64))  # indexed with ts, below
     network: Mapped[str] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(16))
     path: Mapped[str] = mapped_column(String(512))
@@ -29,6 +34,11 @@ class EventRow(Base):
     score: Mapped[float] = mapped_column(Float)
     rule: Mapped[str] = mapped_column(String(96))
     reasons: Mapped[str] = mapped_column(Text)  # JSON array of strings
+
+    __table_args__ = (
+        Index("ux_events_uid", "uid", unique=True),
+        Index("ix_events_client_ts", "client", "ts"),  # one client's timeline (console, campaigns)
+    )
 
 
 class ListEntryRow(Base):

@@ -1,35 +1,79 @@
-"""Open a database from a URL and do the few reads and writes the shield needs."""
+"""Open a database from a URL and do the few reads and writes the shield needs.
+
+SQLite (embedded default) and PostgreSQL (``postgresql+psycopg://``; a bare
+``postgresql://`` or ``postgres://`` means psycopg too) pass the same contract,
+``scrapeshield.testing.db``. Opening migrates the schema to the newest revision.
+Text is cleaned on the way in (``db.clean``), so a hostile path or user-agent never
+makes a write fail; an event the database still refuses (a constraint) is logged and
+counted in ``rejected``, and does not hold back the others of its batch.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from scrapeshield.db.models import AuditRow, Base, EventRow, ListEntryRow
+from scrapeshield.db import migrate
+from scrapeshield.db.clean import (
+    AUDIT_LENGTHS,
+    EVENT_LENGTHS,
+    LIST_LENGTHS,
+    clean_row,
+    clean_text,
+    normalise_url,
+)
+from scrapeshield.db.models import AuditRow, EventRow, ListEntryRow
 from scrapeshield.lists import ListEntry
 from scrapeshield.types import Action
 
+log = logging.getLogger("scrapeshield.db")
 
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _: ConnectionPoolEntry) -> None:
     cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers (admin API) never block the writer
-    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # WAL: readers (admin API) never block the writer. It sticks to the file; switching a new
+    # file over fails at once, without the busy handler, while another opener holds it.
+    for attempt in range(100):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
 class Database:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine: Engine = create_engine(url, future=True)
+    def __init__(self, url: str, *, connect_timeout: int = 5, migrate_schema: bool = True) -> None:
+        self.url = normalise_url(url)
+        options: dict[str, Any] = {}
+        if make_url(self.url).get_backend_name() != "sqlite":
+            options["pool_pre_ping"] = True  # a restarted server leaves dead pooled connections
+            if make_url(self.url).get_backend_name() == "postgresql":
+                options["connect_args"] = {"connect_timeout": connect_timeout}
+        self.engine: Engine = create_engine(self.url, **options)
+        self.rejected = 0  # events the database refused (logged one by one)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        if migrate_schema:
+            try:
+                migrate.upgrade(self.engine)
+            except BaseException:
+                self.engine.dispose()
+                raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -37,9 +81,44 @@ class Database:
     # -- events -------------------------------------------------------------------
 
     def write_events(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
+        """Insert events; one whose ``uid`` is already stored (a redelivery) is skipped."""
+        if not rows:
+            return
+        clean = [clean_row(r, EVENT_LENGTHS) for r in rows]
+        dialect = self.engine.dialect.name
+        statement: Any
+        if dialect == "postgresql":
+            statement = postgresql.insert(EventRow).on_conflict_do_nothing(index_elements=["uid"])
+        elif dialect == "sqlite":
+            statement = sqlite.insert(EventRow).on_conflict_do_nothing(index_elements=["uid"])
+        else:
+            statement = insert(EventRow)
+            if any(r.get("uid") for r in clean):
+                clean = self._unseen(clean)
+        try:
             with self.engine.begin() as conn:
-                conn.execute(insert(EventRow), list(rows))
+                conn.execute(statement, clean)
+        except (DataError, IntegrityError):  # one bad row: write the others one by one
+            for row in clean:
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(statement, [row])
+                except (DataError, IntegrityError) as exc:
+                    self.rejected += 1
+                    log.error("event refused by the database, not stored: %r (%s)", row, exc.orig)
+
+    def _unseen(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Dedupe for dialects without ON CONFLICT (best effort: a racing writer hits the index)."""
+        uids = [r["uid"] for r in rows if r.get("uid")]
+        with self.engine.connect() as conn:
+            seen = set(conn.execute(select(EventRow.uid).where(EventRow.uid.in_(uids))).scalars())
+        fresh: list[dict[str, Any]] = []
+        for row in rows:
+            uid = row.get("uid")
+            if not uid or uid not in seen:
+                seen.add(uid)
+                fresh.append(row)
+        return fresh
 
     def purge_events(self, before: float) -> int:
         with self.engine.begin() as conn:
@@ -63,7 +142,7 @@ class Database:
             )
             .where(EventRow.ts >= since)
             .group_by(EventRow.client)
-            .order_by(func.max(EventRow.score).desc(), func.count().desc())
+            .order_by(func.max(EventRow.score).desc(), func.count().desc(), EventRow.client)
             .limit(limit)
         )
         with self.engine.connect() as conn:
@@ -76,22 +155,24 @@ class Database:
     # -- lists --------------------------------------------------------------------
 
     def add_list_entry(self, entry: ListEntry, now: float) -> None:
+        row = clean_row(
+            {"kind": entry.kind, "value": entry.value, "action": entry.action.value,
+             "expires": entry.expires, "reason": entry.reason, "created_by": entry.created_by,
+             "created_at": now},
+            LIST_LENGTHS,
+        )
         with self.engine.begin() as conn:
             conn.execute(
                 update(ListEntryRow)
-                .where(ListEntryRow.kind == entry.kind, ListEntryRow.value == entry.value)
+                .where(ListEntryRow.kind == row["kind"], ListEntryRow.value == row["value"])
                 .where(ListEntryRow.removed_at.is_(None))
                 .values(removed_at=now)
             )
-            conn.execute(
-                insert(ListEntryRow).values(
-                    kind=entry.kind, value=entry.value, action=entry.action.value,
-                    expires=entry.expires, reason=entry.reason, created_by=entry.created_by,
-                    created_at=now,
-                )
-            )
+            conn.execute(insert(ListEntryRow).values(**row))
 
     def remove_list_entry(self, kind: str, value: str, now: float) -> bool:
+        kind = clean_text(kind, LIST_LENGTHS["kind"])
+        value = clean_text(value, LIST_LENGTHS["value"])
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(ListEntryRow)
@@ -102,7 +183,7 @@ class Database:
             return result.rowcount > 0
 
     def live_list_entries(self, now: float) -> list[ListEntry]:
-        query = select(ListEntryRow).where(ListEntryRow.removed_at.is_(None))
+        query = select(ListEntryRow).where(ListEntryRow.removed_at.is_(None)).order_by(ListEntryRow.id)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [
@@ -115,13 +196,14 @@ class Database:
     # -- audit --------------------------------------------------------------------
 
     def audit(self, ts: float, actor: str, action: str, detail: dict[str, Any]) -> None:
+        row = clean_row(
+            {"ts": ts, "actor": actor, "action": action, "detail": json.dumps(detail)}, AUDIT_LENGTHS
+        )
         with self.engine.begin() as conn:
-            conn.execute(
-                insert(AuditRow).values(ts=ts, actor=actor, action=action, detail=json.dumps(detail))
-            )
+            conn.execute(insert(AuditRow).values(**row))
 
     def audit_trail(self, limit: int = 200) -> list[dict[str, Any]]:
-        query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+        query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)  # newest first
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [

@@ -1,0 +1,166 @@
+"""Requests per second and latency through nginx: alone in front of a Python app, versus with
+auth_request asking `scrapeshield serve-decisions` about every request.
+
+Both nginx servers use deploy/nginx/scrapeshield.conf with only the addresses changed; for
+"alone" its `auth_request` line is switched off. Core pinning (this machine has two cores):
+
+  core 0: the upstream (hello-world Starlette, uvicorn + httptools + uvloop, one worker)
+          and the decision service (also one uvicorn process)
+  core 1: wrk (one thread, 32 connections) and nginx (one worker)
+
+So the decision service gets no core of its own: every decision is paid for out of the core
+that serves the application, and the ratio is what the shield costs at equal hardware. wrk
+straight at the upstream (upstream_direct) is measured as well, to show what bounds nginx-alone.
+wrk-clients.lua spreads requests over 100,000 clients with X-Forwarded-For; nginx appends its
+own peer and the decision service trusts 127.0.0.1 (bench-policy.yaml), so it resolves each
+simulated client. Variants alternate within every round; the medians are reported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.http import ROOT, _start, _wrk
+
+CONF = ROOT / "deploy" / "nginx" / "scrapeshield.conf"
+POLICY = ROOT / "bench" / "bench-policy.yaml"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+VARIANTS = ("nginx_alone", "nginx_with_decisions")
+# For reading the baseline: wrk straight at the upstream, no nginx (same pinning).
+ALL = (*VARIANTS, "upstream_direct")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _site(listen: int, decisions: int, app: int, ask: bool) -> str:
+    text = CONF.read_text()
+    swaps = [("listen 80;", f"listen 127.0.0.1:{listen};"),
+             ("server 127.0.0.1:8002;", f"server 127.0.0.1:{decisions};"),
+             ("server 127.0.0.1:9000;", f"server 127.0.0.1:{app};")]
+    if not ask:
+        swaps.append(("auth_request /.scrapeshield/auth;", "auth_request off;"))
+    for old, new in swaps:
+        if text.count(old) != 1:
+            raise RuntimeError(f"{CONF} no longer has exactly one {old!r}")
+        text = text.replace(old, new)
+    return text
+
+
+def _nginx(workdir: Path, site: str, port: int) -> subprocess.Popen[bytes]:
+    workdir.mkdir(parents=True)
+    (workdir / "site.conf").write_text(site)
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    temp = " ".join(f"{k}_temp_path {workdir / k};" for k in kinds)
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    (workdir / "nginx.conf").write_text(
+        f"{user}daemon off;\nworker_processes 1;\npid {workdir / 'nginx.pid'};\n"
+        f"error_log {workdir / 'error.log'} warn;\nevents {{ worker_connections 1024; }}\n"
+        f"http {{\n  access_log off;\n  {temp}\n  include {workdir / 'site.conf'};\n}}\n")
+    cmd = ["taskset", "-c", "1", NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf"),
+           "-e", str(workdir / "error.log")]
+    proc = subprocess.Popen(cmd)
+    _wait(port, proc, "nginx")
+    return proc
+
+
+def _decisions(port: int, admin_port: int, data_dir: str, core: int) -> subprocess.Popen[bytes]:
+    cmd = ["taskset", "-c", str(core), sys.executable, "-m", "scrapeshield", "serve-decisions",
+           "--port", str(port), "--admin-port", str(admin_port), "--policy", str(POLICY),
+           "--data-dir", data_dir]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    _wait(port, proc, "serve-decisions")
+    return proc
+
+
+def _wait(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start")
+
+
+def _decisions_taken(admin_port: int) -> float:
+    text = httpx.get(f"http://127.0.0.1:{admin_port}/metrics", timeout=10).text
+    found = re.findall(r'^scrapeshield_decisions_total\{action="\w+"\} (\S+)$', text, re.M)
+    return sum(float(v) for v in found)
+
+
+def run(seconds: int = 8, rounds: int = 3, decisions_core: int = 0) -> dict[str, Any]:
+    """``decisions_core=1`` puts the decision service with wrk and nginx instead (it then
+    competes with the load generator rather than with the application)."""
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is not installed (make system-deps)")
+    if not os.access(NGINX, os.X_OK):
+        raise RuntimeError("nginx is not installed (make system-deps)")
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in ALL}
+    procs: list[subprocess.Popen[bytes]] = []
+    decided: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        app_port, dec_port, admin_port = _free_port(), _free_port(), _free_port()
+        ports = {v: _free_port() for v in VARIANTS} | {"upstream_direct": app_port}
+        try:
+            procs.append(_start("bare", app_port, tmp))  # core 0
+            procs.append(_decisions(dec_port, admin_port, tmp, decisions_core))
+            for variant in VARIANTS:
+                site = _site(ports[variant], dec_port, app_port, ask=variant != "nginx_alone")
+                procs.append(_nginx(Path(tmp) / variant, site, ports[variant]))  # core 1
+            for variant in ALL:
+                _wrk(ports[variant], 2)  # warm-up
+            for i in range(rounds):
+                order = ALL if i % 2 == 0 else ALL[::-1]
+                for variant in order:
+                    before = _decisions_taken(admin_port)
+                    result = _wrk(ports[variant], seconds)
+                    results[variant].append(result)
+                    if variant == "nginx_with_decisions":
+                        requests = result["rps"] * seconds
+                        decided.append((_decisions_taken(admin_port) - before) / requests)
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    summary: dict[str, Any] = {}
+    for variant, runs in results.items():
+        summary[variant] = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
+    alone, asked = summary["nginx_alone"], summary["nginx_with_decisions"]
+    summary["ratio_with_decisions_to_alone"] = round(asked["rps"] / alone["rps"], 3)
+    summary["added_p50_ms"] = round(asked["p50_ms"] - alone["p50_ms"], 3)
+    summary["added_p99_ms"] = round(asked["p99_ms"] - alone["p99_ms"], 3)
+    # About 1.0 when every request through nginx was decided on once (a sanity check).
+    summary["decisions_per_request"] = round(statistics.median(decided), 3)
+    # Below 1: nginx-alone is held back by core 1 (wrk + nginx), not by the Python upstream.
+    summary["ratio_alone_to_upstream_direct"] = round(alone["rps"] / summary["upstream_direct"]["rps"], 3)
+    summary["target_ratio"] = 0.5
+    summary["pinning"] = (
+        "core 0: upstream + decision service; core 1: wrk + nginx (1 worker)" if decisions_core == 0
+        else "core 0: upstream; core 1: wrk + nginx (1 worker) + decision service")
+    return summary
+

@@ -1,0 +1,293 @@
+"""Decision service: the shield asked by an edge proxy (nginx, Caddy, Traefik) before it forwards.
+
+The proxy sends the original request's headers plus its method and URI; the service runs the
+same engine as in-process (the URI goes through the policy's route map, so distinct-record
+limits count at the edge too). Endpoints, by who asks:
+
+- ``/.scrapeshield/auth-request``, nginx ``auth_request``: 200 allow, 401 challenge, 403
+  throttle/block/tarpit, no body (nginx reads the status only; 401 and 403 are the refusals it
+  passes on), with ``X-Scrapeshield-Action``, ``Retry-After`` and ``X-Scrapeshield-Challenge``.
+- ``/.scrapeshield/page``, nginx ``error_page``: the response for the decision named in
+  ``X-Scrapeshield-Action`` (challenge page, 429, 403), without deciding again.
+- ``/.scrapeshield/forward-auth``, Caddy ``forward_auth`` and Traefik ``ForwardAuth``: 200
+  allow, otherwise the very response the client gets (those proxies return it as is).
+- ``/.scrapeshield/verify``, the browser: a solved challenge earns the pass cookie.
+
+Method and URI come from ``X-Original-Method``/``X-Original-URI`` (nginx) or
+``X-Forwarded-Method``/``X-Forwarded-Uri`` (forward-auth). Each endpoint reads only its own
+pair: Caddy passes a client's own X-Original-URI on, so it must mean nothing there. The client
+address is resolved as in-process: ``X-Forwarded-For`` counts only from a peer listed in
+``trusted_proxies`` (``X-Real-IP`` only when no ``X-Forwarded-For`` arrived).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import math
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from scrapeshield.actions.challenge import VERIFY_PATH
+from scrapeshield.actions.responses import ACTION_HEADER, Reply, challenge_reply, refusal, wants_json
+from scrapeshield.hosts.asgi import Receive, Scope, Send, _read_body, _send_reply
+from scrapeshield.runtime import Shield
+from scrapeshield.types import Action, Decision, RequestContext
+
+log = logging.getLogger("scrapeshield.decisions")
+
+AUTH_REQUEST_PATH = "/.scrapeshield/auth-request"
+FORWARD_AUTH_PATH = "/.scrapeshield/forward-auth"
+PAGE_PATH = "/.scrapeshield/page"
+CHALLENGE_HEADER = "x-scrapeshield-challenge"
+RETRY_HEADER = "x-scrapeshield-retry-after"  # the decision's Retry-After, passed back to /page
+MAX_VERIFY_BODY = 8192
+_NGINX = (b"x-original-method", b"x-original-uri")
+_FORWARD = (b"x-forwarded-method", b"x-forwarded-uri")
+# Set by the proxy, not by the client: never part of the client's header set or order.
+_CONTROL = frozenset([*_NGINX, *_FORWARD, b"x-forwarded-host", b"x-real-ip",
+                      ACTION_HEADER.encode(), RETRY_HEADER.encode()])
+_NO_STORE = ("cache-control", "no-store")
+_DENY_STATUS = {Action.CHALLENGE: 401}  # auth_request: 401 and 403 deny, anything else is a 500
+_MAX_NOTED = 1024
+_METHODS = {m.encode(): m for m in "GET HEAD POST PUT PATCH DELETE OPTIONS".split()}
+
+
+class DecisionService:
+    """ASGI app. Config in ``__init__``; never answers 500 (failures get the policy's fail mode)."""
+
+    def __init__(self, shield: Shield) -> None:
+        self.shield = shield
+        self._noted: set[str] = set()  # warnings given and proxies found trusted, per policy
+        self._noted_policy = shield.policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        try:
+            if path == AUTH_REQUEST_PATH:
+                reply = await self._auth_request(scope)
+            elif path == FORWARD_AUTH_PATH:
+                reply = await self._forward_auth(scope)
+            elif path == PAGE_PATH:
+                reply = await self._page(scope)
+            elif path == VERIFY_PATH:
+                reply = await self._verify(scope, receive)
+            else:
+                reply = Reply(404, (("content-type", "text/plain"),), b"not found")
+        except Exception:
+            log.exception("decision service failed on %s; applying fail mode", path)
+            reply = self._failed(path)
+        await _send_reply(send, reply)
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    async def _auth_request(self, scope: Scope) -> Reply:
+        ctx, uri, _ = self._original(scope, _NGINX, False)
+        decision = await self._decide(ctx)
+        action = decision.action
+        if action is Action.ALLOW:
+            return Reply(200, self._debug(decision), b"")
+        headers = [(ACTION_HEADER, action.value), _NO_STORE]
+        if action in (Action.THROTTLE, Action.TARPIT):
+            headers.append(("retry-after", _seconds(decision.retry_after)))
+        if action is Action.CHALLENGE:
+            target = _return_to(ctx.method, uri)
+            headers.append((CHALLENGE_HEADER, f"{PAGE_PATH}?return_to={quote(target, safe='')}"))
+        return Reply(_DENY_STATUS.get(action, 403), tuple(headers), b"")
+
+    async def _forward_auth(self, scope: Scope) -> Reply:
+        ctx, uri, _ = self._original(scope, _FORWARD, True)
+        decision = await self._decide(ctx)
+        if decision.action is Action.ALLOW:
+            return Reply(200, self._debug(decision), b"")
+        return await self._respond(ctx, decision, uri)
+
+    async def _page(self, scope: Scope) -> Reply:
+        """The answer nginx shows for a decision its auth request got; nothing is counted again.
+
+        Without X-Scrapeshield-Action: the challenge page for ``?return_to=`` (the URL that
+        X-Scrapeshield-Challenge names), else a plain 403 (a refusal that was not ours)."""
+        ctx, uri, control = self._original(scope, _NGINX, False)
+        decided = control.get(ACTION_HEADER.encode(), b"").decode("latin-1").strip().lower()
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), max_num_fields=4))
+        return_to = query.get("return_to", "")
+        try:
+            action = Action(decided or ("challenge" if return_to else "allow"))
+        except ValueError:
+            action = Action.ALLOW
+        if action is Action.ALLOW:
+            return Reply(403, (("content-type", "text/plain"), _NO_STORE), b"forbidden")
+        retry = _float(control.get(RETRY_HEADER.encode(), b"").decode("latin-1"))
+        decision = Decision(action, 0.0, (), "edge", retry, ctx.ip)
+        return await self._respond(ctx, decision, return_to or uri)
+
+    async def _verify(self, scope: Scope, receive: Receive) -> Reply:
+        """POST of a solved challenge: set the pass cookie and send the browser back."""
+        if scope.get("method") != "POST":
+            return Reply(405, (("allow", "POST"),), b"method not allowed")
+        body = await _read_body(receive, MAX_VERIFY_BODY)
+        if body is None:
+            return Reply(413, (), b"too large")
+        ctx, _, _ = self._original(scope, (), False)
+        form = dict(parse_qsl(body.decode("latin-1"), max_num_fields=8))
+        challenge = self.shield.challenge
+        result = challenge.verify(form, ctx.ip, ctx.user_agent)
+        if not result.ok or result.pass_cookie is None:
+            log.info("challenge verification refused: %s", result.reason)
+            return Reply(403, ((ACTION_HEADER, "challenge"), ("content-type", "text/plain")),
+                         f"challenge not passed: {result.reason}".encode())
+        cookie = challenge.cookie_header(result.pass_cookie, ctx.scheme == "https")
+        return Reply(303, (("location", result.return_to), ("set-cookie", cookie), _NO_STORE), b"")
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    async def _decide(self, ctx: RequestContext) -> Decision:
+        engine = self.shield.engine
+        return await engine.adecide(ctx) if engine.needs_await else engine.decide(ctx)
+
+    async def _respond(self, ctx: RequestContext, decision: Decision, uri: str) -> Reply:
+        """What the in-process middleware would answer for ``decision``."""
+        if decision.action is Action.CHALLENGE:
+            page = self.shield.challenge.page(ctx.ip, ctx.user_agent, _return_to(ctx.method, uri))
+            return challenge_reply(page)
+        if decision.action is Action.TARPIT:
+            await asyncio.sleep(self.shield.policy.source.tarpit.delay)
+        return refusal(decision, wants_json(ctx.headers, ctx.path))
+
+    def _original(
+        self, scope: Scope, control: tuple[bytes, ...], forwarded_host: bool
+    ) -> tuple[RequestContext, str, dict[bytes, bytes]]:
+        """The original request's context, its URI as the proxy gave it ("" when missing), and
+        the control headers (set by the proxy: kept out of the client's header set and order)."""
+        raw: list[tuple[bytes, bytes]] = scope["headers"]
+        kept = [pair for pair in raw if pair[0] not in _CONTROL]
+        found = {n: v for n, v in raw if n in _CONTROL} if len(kept) != len(raw) else {}
+        uri = found.get(control[1], b"").decode("latin-1") if control else ""
+        if control and not uri:
+            name = control[1].decode()
+            self._warn(f"uri:{name}", "requests carry no %s header: deciding on '/'; configure "
+                       "the proxy as in deploy/", name)
+        host = found.get(b"x-forwarded-host") if forwarded_host else None
+        if host:  # Traefik names the service in Host and the site in X-Forwarded-Host
+            kept = [(b"host", host) if n == b"host" else (n, v) for n, v in kept]
+            if not any(n == b"host" for n, _ in kept):
+                kept.insert(0, (b"host", host))
+        real_ip = found.get(b"x-real-ip", b"").strip()
+        if real_ip and not any(n == b"x-forwarded-for" for n, _ in kept):
+            kept.append((b"x-forwarded-for", real_ip))  # a proxy that sets X-Real-IP only
+        client = scope.get("client")
+        peer = str(client[0]) if client else ""
+        if self._noted_policy is not self.shield.policy:  # reloaded: trusted_proxies may differ
+            self._noted_policy = self.shield.policy
+            self._noted.clear()
+        if f"peer:{peer}" not in self._noted and any(n == b"x-forwarded-for" for n, _ in kept):
+            self._check_peer(peer)
+        original = {
+            "client": client,
+            "method": _method(found.get(control[0], b"")) if control else scope.get("method"),
+            "path": _path(uri) if control else scope["path"],
+            "headers": kept,
+            "scheme": scope.get("scheme"),
+        }
+        ctx = self.shield.engine.contexts.from_asgi(original, self.shield.clock.now())
+        return ctx, uri, found
+
+    def _debug(self, decision: Decision) -> tuple[tuple[str, str], ...]:
+        if not self.shield.policy.source.debug_headers:
+            return ()
+        return ((ACTION_HEADER, decision.action.value), ("x-scrapeshield-score", f"{decision.score:g}"))
+
+    def _failed(self, path: str) -> Reply:
+        closed = self.shield.policy.source.fail_mode == "closed"
+        if path == AUTH_REQUEST_PATH:
+            return Reply(403 if closed else 200, ((ACTION_HEADER, "block"),) if closed else (), b"")
+        if path == FORWARD_AUTH_PATH and not closed:
+            return Reply(200, (), b"")
+        return Reply(503 if path == FORWARD_AUTH_PATH else 403,
+                     ((ACTION_HEADER, "block"), ("content-type", "text/plain")), b"unavailable")
+
+    def _check_peer(self, peer: str) -> None:
+        """Say once per proxy address when its forwarding headers are ignored (not trusted)."""
+        try:
+            addr = ipaddress.ip_address(peer)
+            if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+                addr = addr.ipv4_mapped
+            trusted = any(addr in net for net in self.shield.policy.trusted_proxies)
+        except ValueError:
+            trusted = False
+        if trusted:
+            if len(self._noted) < _MAX_NOTED:
+                self._noted.add(f"peer:{peer}")
+            return
+        self._warn(f"peer:{peer}", "the proxy at %r is not in trusted_proxies: its X-Forwarded-For "
+                   "is ignored and every request counts as coming from it", peer)
+
+    def _warn(self, key: str, message: str, *args: object) -> None:
+        if key not in self._noted and len(self._noted) < _MAX_NOTED:
+            self._noted.add(key)
+            log.warning(message, *args)
+
+
+def _path(uri: str) -> str:
+    """The path the proxy routes on: percent-decoded (as an ASGI server does), dot segments
+    resolved and slashes merged (as nginx does). "/" for a missing or garbled URI."""
+    if uri.startswith(("http://", "https://")):  # absolute form: keep its path
+        try:
+            uri = urlsplit(uri).path or "/"
+        except ValueError:
+            return "/"
+    if not uri.startswith("/"):
+        return "/"
+    path = unquote(uri.partition("?")[0].partition("#")[0], errors="replace")
+    if "//" not in path and "/." not in path:
+        return path
+    parts: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if parts:
+                parts.pop()
+        elif segment not in ("", "."):
+            parts.append(segment)
+    trailing = path.endswith(("/", "/.", "/..")) and bool(parts)
+    return "/" + "/".join(parts) + ("/" if trailing else "")
+
+
+def _method(raw: bytes) -> str:
+    known = _METHODS.get(raw)
+    if known is not None:
+        return known
+    value = raw.decode("latin-1").strip().upper()
+    if value and len(value) <= 16 and value.isascii() and value.isalpha():
+        return value
+    return "GET" if not value else "OTHER"
+
+
+def _return_to(method: str, uri: str) -> str:
+    """Where a solved challenge sends the browser: the original URI for a GET, else home."""
+    return uri if method in ("GET", "HEAD") and uri.startswith("/") else "/"
+
+
+def _seconds(value: float) -> str:
+    return str(max(1, min(86400, math.ceil(value))))
+
+
+def _float(text: str) -> float:
+    try:
+        return max(1.0, min(86400.0, float(text)))
+    except ValueError:
+        return 1.0
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
