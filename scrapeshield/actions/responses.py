@@ -7,10 +7,16 @@ service) can send them its own way.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
-from scrapeshield.types import Action, Decision
+from scrapeshield.actions.challenge import ChallengeService
+from scrapeshield.types import Action, Decision, RequestContext
+
+log = logging.getLogger("scrapeshield.actions")
+Headers = tuple[tuple[str, str], ...]
 
 ACTION_HEADER = "x-scrapeshield-action"
 
@@ -43,8 +49,7 @@ def refusal(decision: Decision, wants_json: bool) -> Reply:
         headers.append(("content-type", "application/json"))
     else:
         body = (
-            "<!doctype html><meta charset=utf-8><title>scrapeshield</title>"
-            f"<h1>{status}</h1><p>{message}</p>"
+            f"<!doctype html><meta charset=utf-8><title>scrapeshield</title><h1>{status}</h1><p>{message}</p>"
         ).encode()
         headers.append(("content-type", "text/html; charset=utf-8"))
     headers.append(("content-length", str(len(body))))
@@ -69,3 +74,40 @@ def wants_json(headers: tuple[tuple[str, str], ...], path: str) -> bool:
         return True
     accept = next((v for n, v in headers if n == "accept"), "")
     return "json" in accept and "html" not in accept
+
+
+# -- what a host answers: the same for ASGI, WSGI and the decision service ----------
+
+
+def decision_reply(challenge: ChallengeService, ctx: RequestContext, decision: Decision, query: str) -> Reply:
+    """The reply for a decision other than allow (a tarpit's delay is the host's to wait)."""
+    if decision.action is Action.CHALLENGE:
+        return_to = ctx.path if ctx.method in ("GET", "HEAD") else "/"
+        if query and ctx.method in ("GET", "HEAD"):
+            return_to += "?" + query
+        return challenge_reply(challenge.page(ctx.ip, ctx.user_agent, return_to))
+    return refusal(decision, wants_json(ctx.headers, ctx.path))
+
+
+def verify_reply(challenge: ChallengeService, ctx: RequestContext, body: bytes) -> Reply:
+    """A solved challenge's form: the pass cookie and the way back, or why not."""
+    try:
+        form = dict(parse_qsl(body.decode("latin-1"), max_num_fields=8))
+    except ValueError:  # more fields than a solver sends
+        return Reply(400, (("content-type", "text/plain"),), b"bad request")
+    result = challenge.verify(form, ctx.ip, ctx.user_agent)
+    if not result.ok or result.pass_cookie is None:
+        log.info("challenge verification refused: %s", result.reason)
+        return Reply(
+            403,
+            ((ACTION_HEADER, "challenge"), ("content-type", "text/plain")),
+            f"challenge not passed: {result.reason}".encode(),
+        )
+    cookie = challenge.cookie_header(result.pass_cookie, ctx.scheme == "https")
+    return Reply(
+        303, (("location", result.return_to), ("set-cookie", cookie), ("cache-control", "no-store")), b""
+    )
+
+
+def debug_tags(decision: Decision) -> Headers:
+    return ((ACTION_HEADER, decision.action.value), ("x-scrapeshield-score", f"{decision.score:g}"))

@@ -12,15 +12,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 from scrapeshield.actions.challenge import VERIFY_PATH
 from scrapeshield.actions.responses import (
     ACTION_HEADER,
     Reply,
-    challenge_reply,
+    debug_tags,
+    decision_reply,
     refusal,
-    wants_json,
+    verify_reply,
 )
 from scrapeshield.runtime import Shield
 from scrapeshield.types import Action, Decision, RequestContext
@@ -74,15 +74,9 @@ class ScrapeshieldMiddleware:
         await _send_reply(send, reply)
 
     async def _reply(self, ctx: RequestContext, decision: Decision, query: bytes) -> Reply:
-        if decision.action is Action.CHALLENGE:
-            return_to = ctx.path if ctx.method in ("GET", "HEAD") else "/"
-            if query and ctx.method in ("GET", "HEAD"):
-                return_to += "?" + query.decode("latin-1")
-            page = self.shield.challenge.page(ctx.ip, ctx.user_agent, return_to)
-            return challenge_reply(page)
         if decision.action is Action.TARPIT:
             await asyncio.sleep(self.shield.policy.source.tarpit.delay)
-        return refusal(decision, wants_json(ctx.headers, ctx.path))
+        return decision_reply(self.shield.challenge, ctx, decision, query.decode("latin-1"))
 
     async def _verify(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST of a solved challenge: set the pass cookie and send the browser back."""
@@ -93,19 +87,8 @@ class ScrapeshieldMiddleware:
         if body is None:
             await _send_reply(send, Reply(413, (), b"too large"))
             return
-        form = dict(parse_qsl(body.decode("latin-1"), max_num_fields=8))
         ctx = self.shield.engine.contexts.from_asgi(scope, self.shield.clock.now())  # type: ignore[arg-type]
-        result = self.shield.challenge.verify(form, ctx.ip, ctx.user_agent)
-        if not result.ok or result.pass_cookie is None:
-            log.info("challenge verification refused: %s", result.reason)
-            reply = Reply(403, ((ACTION_HEADER, "challenge"), ("content-type", "text/plain")),
-                          f"challenge not passed: {result.reason}".encode())
-            await _send_reply(send, reply)
-            return
-        cookie = self.shield.challenge.cookie_header(result.pass_cookie, ctx.scheme == "https")
-        headers = (("location", result.return_to), ("set-cookie", cookie),
-                   ("cache-control", "no-store"))
-        await _send_reply(send, Reply(303, headers, b""))
+        await _send_reply(send, verify_reply(self.shield.challenge, ctx, body))
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -138,8 +121,7 @@ def _tagging(send: Send, decision: Decision) -> Send:
     async def tagged(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
-            headers.append((_ACTION_BYTES, decision.action.value.encode()))
-            headers.append((b"x-scrapeshield-score", f"{decision.score:g}".encode()))
+            headers += [(k.encode(), v.encode()) for k, v in debug_tags(decision)]
             message["headers"] = headers
         await send(message)
 

@@ -29,7 +29,14 @@ import math
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from scrapeshield.actions.challenge import VERIFY_PATH
-from scrapeshield.actions.responses import ACTION_HEADER, Reply, challenge_reply, refusal, wants_json
+from scrapeshield.actions.responses import (
+    ACTION_HEADER,
+    Reply,
+    challenge_reply,
+    refusal,
+    verify_reply,
+    wants_json,
+)
 from scrapeshield.hosts.asgi import Receive, Scope, Send, _read_body, _send_reply
 from scrapeshield.runtime import Shield
 from scrapeshield.types import Action, Decision, RequestContext
@@ -134,15 +141,7 @@ class DecisionService:
         if body is None:
             return Reply(413, (), b"too large")
         ctx, _, _ = self._original(scope, (), False)
-        form = dict(parse_qsl(body.decode("latin-1"), max_num_fields=8))
-        challenge = self.shield.challenge
-        result = challenge.verify(form, ctx.ip, ctx.user_agent)
-        if not result.ok or result.pass_cookie is None:
-            log.info("challenge verification refused: %s", result.reason)
-            return Reply(403, ((ACTION_HEADER, "challenge"), ("content-type", "text/plain")),
-                         f"challenge not passed: {result.reason}".encode())
-        cookie = challenge.cookie_header(result.pass_cookie, ctx.scheme == "https")
-        return Reply(303, (("location", result.return_to), ("set-cookie", cookie), _NO_STORE), b"")
+        return verify_reply(self.shield.challenge, ctx, body)
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""Requests per second and latency of a hello-world Flask app under gunicorn, bare and shielded.
+
+gunicorn (one sync worker, one thread) is pinned to one core and wrk to the other,
+so the ratio compares what one core serves. The shielded app runs ScrapeshieldWSGI
+under bench-policy.yaml, which trusts loopback's X-Forwarded-For, and wrk-clients.lua
+spreads the requests over 100,000 clients with a browser's headers. Variants are
+interleaved over rounds and the median kept, because this machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = Path(__file__).with_name("bench-policy.yaml")
+VARIANTS = ("bare", "shielded")
+
+
+# -- the apps gunicorn serves ("bench.wsgi:bare()", "bench.wsgi:shielded()") ---------------
+
+
+def bare() -> Flask:
+    app = Flask("bench")
+
+    @app.get("/")
+    def hello() -> str:
+        return "hello, world"
+
+    @app.get("/u/<name>")
+    def profile(name: str) -> str:
+        return "hello, world"
+
+    return app
+
+
+def shielded() -> Flask:
+    from scrapeshield.hosts.wsgi import ScrapeshieldWSGI
+    from scrapeshield.runtime import Shield
+    from scrapeshield.settings import Settings
+
+    shield = Shield(Settings.resolve(data_dir=os.environ["BENCH_DATA_DIR"], policy_path=str(POLICY)))
+    shield.start()
+    app = bare()
+    app.wsgi_app = ScrapeshieldWSGI(app.wsgi_app, shield)  # type: ignore[method-assign]
+    return app
+
+
+# -- the measurement -------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(variant: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
+    import gunicorn.config  # type: ignore[import-untyped]
+
+    private = ["--no-control-socket"] if any(
+        s.name == "control_socket_disable" for s in gunicorn.config.KNOWN_SETTINGS) else []
+    cmd = [
+        "taskset", "-c", "0", sys.executable, "-m", "gunicorn",
+        "-w", "1", "--threads", "1", "-k", "sync", "-b", f"127.0.0.1:{port}",
+        "--log-level", "warning", *private, f"bench.wsgi:{variant}()",
+    ]
+    env = {**os.environ, "BENCH_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{variant} did not start")
+
+
+def _worker_cpu(master: int) -> float:
+    """CPU seconds the master's children (the worker) have used: noise from other processes
+    on a shared machine slows a worker down but does not add to its CPU time."""
+    try:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        total = 0
+        for child in children:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(port: int, seconds: int, connections: int) -> dict[str, float]:
+    """bench/http.py's wrk run, with the connection count a one-request-at-a-time worker wants."""
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+         "-s", str(ROOT / "bench" / "wrk-clients.lua"), f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, check=True, timeout=seconds + 30,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rps is None or float(rps.group(1)) == 0:
+        raise RuntimeError(f"wrk measured nothing:\n{out}")
+
+    def pct(label: str) -> float:
+        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
+        if m is None:
+            raise RuntimeError(f"no {label}th percentile in wrk's output:\n{out}")
+        return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+    count = re.search(r"(\d+) requests in", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(rps.group(1)),
+        "requests": float(count.group(1)) if count else float("nan"),
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": float(sum(int(g) for g in errors.groups())) if errors else 0.0,
+    }
+
+
+def run(seconds: int = 8, rounds: int = 3, connections: int = 8) -> dict[str, Any]:
+    """Medians over interleaved rounds; a sync worker serves one connection at a time and
+    closes it, so latency is mostly queueing: p50 ≈ connections / throughput."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (make system-deps)")
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            for variant in VARIANTS:
+                port = _free_port()
+                proc = _start(variant, port, tmp)
+                try:
+                    _wrk(port, 2, connections)  # warm-up
+                    before = _worker_cpu(proc.pid)
+                    measured = _wrk(port, seconds, connections)
+                    used = _worker_cpu(proc.pid) - before
+                    measured["cpu_us_per_request"] = round(used / measured.pop("requests") * 1e6, 1)
+                    results[variant].append(measured)
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=20)
+    summary: dict[str, Any] = {}
+    for variant, runs in results.items():
+        summary[variant] = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
+    summary["ratio_shielded_to_bare"] = round(summary["shielded"]["rps"] / summary["bare"]["rps"], 3)
+    summary["cpu_ratio_bare_to_shielded"] = round(
+        summary["bare"]["cpu_us_per_request"] / summary["shielded"]["cpu_us_per_request"], 3)
+    summary["added_p50_ms_shielded"] = round(summary["shielded"]["p50_ms"] - summary["bare"]["p50_ms"], 3)
+    summary["rounds"] = {v: [r["rps"] for r in runs] for v, runs in results.items()}
+    return summary
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(*(int(a) for a in sys.argv[1:3])), indent=2))

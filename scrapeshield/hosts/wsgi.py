@@ -1,0 +1,252 @@
+"""WSGI middleware: the shield in front of any WSGI application (Flask, Django, Pyramid…).
+
+``Gate`` is the host-independent part: an environ in, a ``Verdict`` out (the app
+answers, possibly with debug headers added, or the shield answers with a ``Reply``).
+``ScrapeshieldWSGI`` sends that verdict the WSGI way; ``scrapeshield.contrib.django``
+sends it the Django way. Our own failures are logged and answered with the fail mode;
+the app's own exceptions are the app's and propagate as they would without us.
+
+A sync worker waits out a tarpit delay in its own thread (the ASGI form does not
+hold a worker): keep ``tarpit.delay`` short on WSGI servers with few threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from types import TracebackType
+from typing import NamedTuple
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from scrapeshield.actions.challenge import VERIFY_PATH
+from scrapeshield.actions.responses import (
+    ACTION_HEADER,
+    Headers,
+    Reply,
+    debug_tags,
+    decision_reply,
+    refusal,
+    verify_reply,
+)
+from scrapeshield.runtime import Shield
+from scrapeshield.types import Action, Decision, RequestContext
+
+log = logging.getLogger("scrapeshield.wsgi")
+
+MAX_VERIFY_BODY = 8192
+MAX_NAMES = 4096  # environ keys whose header names are remembered (clients choose the names)
+Reader = Callable[[int], bytes]
+OptExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
+
+_UNAVAILABLE = Reply(503, ((ACTION_HEADER, "block"), ("content-type", "text/plain")), b"unavailable")
+
+
+class Verdict(NamedTuple):
+    reply: Reply | None  # the shield answers itself; None: the app answers
+    tags: Headers = ()  # headers to add to the app's answer (debug_headers only)
+
+
+_PASS = Verdict(None)
+
+
+# -- the environ side ---------------------------------------------------------------------
+
+
+def environ_path(environ: WSGIEnvironment) -> str:
+    """The request path as the ASGI host sees it: SCRIPT_NAME + PATH_INFO, UTF-8 decoded.
+
+    WSGI hands the path over as bytes decoded as latin-1 (PEP 3333); ASGI as UTF-8.
+    """
+    raw = _text(environ, "SCRIPT_NAME") + _text(environ, "PATH_INFO")
+    if raw.isascii():
+        return raw or "/"
+    try:
+        return raw.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # already real text (not what PEP 3333 says, but seen)
+        return raw
+
+
+def environ_headers(environ: WSGIEnvironment, names: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(lower-case name, value) pairs back from the CGI-style keys.
+
+    WSGI loses what a header order detector would want: the environ is a dict, so the
+    order is whatever the server inserted (gunicorn, waitress and werkzeug insert in the
+    order received, which we keep; others may not), repeated headers arrive joined with
+    commas, and ``-`` and ``_`` in names are indistinguishable. ``names`` caches key →
+    header name ("" for other keys) across requests; it stops growing at MAX_NAMES.
+    """
+    if names is None:
+        names = {}
+    headers: list[tuple[str, str]] = []
+    for key, value in environ.items():
+        name = names.get(key)
+        if name is None:
+            if type(key) is not str:
+                continue
+            if key.startswith("HTTP_"):
+                name = key[5:].replace("_", "-").lower()
+            elif key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+                name = key.replace("_", "-").lower()
+            else:
+                name = ""
+            if len(names) < MAX_NAMES:
+                names[key] = name
+        # Servers fill in an empty CONTENT_TYPE/CONTENT_LENGTH when the header was not sent.
+        if name and type(value) is str and (value or key[0] == "H"):
+            headers.append((name, value))
+    return headers
+
+
+def read_body(environ: WSGIEnvironment, limit: int, read: Reader | None = None) -> bytes | int:
+    """At most ``limit`` bytes of the request body, or the status to refuse it with.
+
+    ``read`` defaults to ``wsgi.input``'s; CONTENT_LENGTH is checked before anything is read.
+    """
+    length = environ.get("CONTENT_LENGTH")
+    if length is None or length == "":
+        if read is None and not environ.get("wsgi.input_terminated"):
+            return b""  # PEP 3333: no CONTENT_LENGTH, no body to read
+        size = limit + 1  # the stream ends by itself: read one byte too many at most
+    elif type(length) is not str or not length.isascii() or not length.isdigit():
+        return 400
+    elif len(length) > 18 or int(length) > limit:
+        return 413
+    else:
+        size = int(length)
+    if size == 0:
+        return b""
+    if read is None:
+        read = getattr(environ.get("wsgi.input"), "read", None)
+        if not callable(read):
+            return 400
+    return _read(read, size, limit)
+
+
+def _read(read: Reader, size: int, limit: int) -> bytes | int:
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        while got < size:
+            chunk = read(size - got)
+            if not chunk:
+                break
+            if not isinstance(chunk, bytes):
+                return 400
+            chunks.append(chunk)
+            got += len(chunk)
+    except Exception:  # a client that hangs up mid-body, a server's own stream error
+        log.info("reading the verify body failed", exc_info=True)
+        return 400
+    return 413 if got > limit else b"".join(chunks)
+
+
+def _text(environ: WSGIEnvironment, key: str, default: str = "") -> str:
+    value = environ.get(key, default)
+    return value if type(value) is str else default
+
+
+# -- the gate ------------------------------------------------------------------------------
+
+
+class Gate:
+    """One shield's decisions for WSGI-style requests; never raises.
+
+    Holds the lock that serialises the in-memory state for threaded servers (the memory
+    store is not thread-safe): use one Gate per shield and process.
+    """
+
+    def __init__(self, shield: Shield) -> None:
+        self.shield = shield
+        self._lock = threading.Lock()
+        self._never = threading.Event()  # waited on for a tarpit's delay, never set
+        self._names: dict[str, str] = {}
+
+    def check(
+        self, environ: WSGIEnvironment, path: str | None = None, read: Reader | None = None
+    ) -> Verdict:
+        """``path`` and ``read`` default to the environ's (Django passes its own)."""
+        try:
+            path = environ_path(environ) if path is None else path
+            if path == VERIFY_PATH:
+                return Verdict(self._verify(environ, path, read))
+            ctx = self.context(environ, path)
+            engine = self.shield.engine
+            if engine.needs_await:  # a networked store is atomic on its own side
+                decision = engine.decide(ctx)
+            else:
+                with self._lock:
+                    decision = engine.decide(ctx)
+        except Exception:
+            log.exception("shield failed before deciding; applying fail mode")
+            return Verdict(_UNAVAILABLE) if self.shield.policy.source.fail_mode == "closed" else _PASS
+        if decision.action is Action.ALLOW:
+            return Verdict(None, debug_tags(decision)) if self.shield.policy.source.debug_headers else _PASS
+        try:
+            if decision.action is Action.TARPIT:
+                self._never.wait(self.shield.policy.source.tarpit.delay)
+            reply = decision_reply(self.shield.challenge, ctx, decision, _text(environ, "QUERY_STRING"))
+        except Exception:
+            log.exception("building the %s response failed", decision.action.value)
+            reply = refusal(Decision(Action.BLOCK, decision.score, (), "error"), False)
+        return Verdict(reply)
+
+    def context(self, environ: WSGIEnvironment, path: str) -> RequestContext:
+        return self.shield.engine.contexts.build(
+            self.shield.clock.now(),
+            _text(environ, "REMOTE_ADDR"),
+            _text(environ, "REQUEST_METHOD", "GET") or "GET",
+            path,
+            environ_headers(environ, self._names),
+            _text(environ, "wsgi.url_scheme", "http"),
+        )
+
+    def _verify(self, environ: WSGIEnvironment, path: str, read: Reader | None) -> Reply:
+        if _text(environ, "REQUEST_METHOD").upper() != "POST":
+            return Reply(405, (("allow", "POST"), ("content-type", "text/plain")), b"method not allowed")
+        body = read_body(environ, MAX_VERIFY_BODY, read)
+        if isinstance(body, int):
+            reason = b"too large" if body == 413 else b"bad request"
+            return Reply(body, (("content-type", "text/plain"),), reason)
+        ctx = self.context(environ, path)
+        with self._lock:  # the challenge service's memory of used solutions
+            return verify_reply(self.shield.challenge, ctx, body)
+
+
+# -- the middleware ------------------------------------------------------------------------
+
+
+class ScrapeshieldWSGI:
+    """``app.wsgi_app = ScrapeshieldWSGI(app.wsgi_app, shield)`` (Flask), or around any WSGI app."""
+
+    def __init__(self, app: WSGIApplication, shield: Shield) -> None:
+        self.app = app
+        self.shield = shield
+        self.gate = Gate(shield)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        verdict = self.gate.check(environ)
+        if verdict.reply is not None:
+            return send_reply(start_response, verdict.reply)
+        if verdict.tags:
+            return self.app(environ, _tagging(start_response, verdict.tags))
+        return self.app(environ, start_response)
+
+
+def send_reply(start_response: StartResponse, reply: Reply) -> list[bytes]:
+    line = f"{reply.status} {HTTPStatus(reply.status).phrase}"
+    headers = list(reply.headers)
+    if not any(name == "content-length" for name, _ in headers):
+        headers.append(("content-length", str(len(reply.body))))
+    start_response(line, headers)
+    return [reply.body]
+
+
+def _tagging(start_response: StartResponse, tags: Headers) -> StartResponse:
+    def tagged(
+        status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
+    ) -> Callable[[bytes], object]:
+        return start_response(status, [*headers, *tags], exc_info)
+
+    return tagged
