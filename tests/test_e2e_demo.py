@@ -86,7 +86,7 @@ def test_honeypot_link_followed_gets_blocked(demo: Server) -> None:
 
 
 def test_admin_api_needs_the_token(demo: Server) -> None:
-    for path in ("/api/policy", "/api/decisions", "/api/clients/top", "/api/lists"):
+    for path in ("/api/policy", "/api/decisions", "/api/clients/top", "/api/lists", "/api/audit"):
         assert httpx.get(demo.admin_url + path).status_code == 401
         wrong = httpx.get(demo.admin_url + path, headers={"authorization": "Bearer nope"})
         assert wrong.status_code == 401
@@ -106,6 +106,9 @@ def test_admin_block_entry_takes_effect_and_expires_on_removal(demo: Server) -> 
         assert blocked.status_code == 403 and blocked.headers["x-scrapeshield-action"] == "block"
         assert any(e["value"] == "127.0.0.16" for e in admin.get("/api/lists").json()["entries"])
         assert admin.delete("/api/lists", params={"kind": "ip", "value": "127.0.0.16"}).status_code == 200
+        trail = admin.get("/api/audit").json()["entries"]
+        assert [e["action"] for e in trail[:2]] == ["list.remove", "list.add"]
+        assert trail[1]["detail"]["value"] == "127.0.0.16" and trail[1]["actor"] == "admin-token"
         assert "x-scrapeshield-action" not in person.get("/").headers
         bad = admin.post("/api/lists", json={"kind": "ip", "value": "not-an-ip", "action": "block"})
         assert bad.status_code == 400

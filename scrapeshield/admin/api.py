@@ -100,6 +100,10 @@ def create_admin_app(shield: Shield, token: str) -> Starlette:
         shield.db.audit(now, "admin-token", "list.add", _entry_json(entry))
         return JSONResponse(_entry_json(entry), status_code=201)
 
+    async def audit(request: Request) -> Response:
+        limit = _int(request.query_params.get("limit"), 200, 1, 5000)
+        return JSONResponse({"entries": shield.db.audit_trail(limit)})
+
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -113,6 +117,7 @@ def create_admin_app(shield: Shield, token: str) -> Starlette:
             Route("/api/decisions", guard(decisions)),
             Route("/api/clients/top", guard(top_clients)),
             Route("/api/lists", guard(lists), methods=["GET", "POST", "DELETE"]),
+            Route("/api/audit", guard(audit)),
             Route("/metrics", metrics),
             Route("/healthz", healthz),
         ]
