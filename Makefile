@@ -28,7 +28,7 @@ test: install system-deps lint
 	$(VENV)/bin/pytest -q
 
 bench: install system-deps
-	$(PY) bench/run.py
+	$(PY) -m bench.run
 
 # The docs site, offline: regenerate the reference pages from the code, then build into build/site/.
 docs: install

@@ -12,15 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# Run as `python -m bench.run` from the repository root (a plain `python bench/run.py`
+# would put bench/ first on the path, where bench/http.py shadows the standard library).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import http, inprocess, memory, nginx, wsgi  # noqa: E402
+from bench import http, inprocess, memory, nginx, redis, wsgi  # noqa: E402
 
 BENCHES: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
     ("inprocess", "in-process: full pipeline vs limits' moving-window hit (100k clients)", inprocess.run),
     ("http", "HTTP: hello-world Starlette under uvicorn (1 core), wrk on the other core", http.run),
     ("wsgi", "HTTP: hello-world Flask under gunicorn (1 sync worker), bare vs shielded", wsgi.run),
     ("nginx", "nginx alone vs nginx + auth_request + decision service (Python upstream)", nginx.run),
+    ("redis", "Redis state: full pipeline vs a bare PING vs limits' Redis storage", redis.run),
     ("memory", "memory: bytes per tracked client at one million clients", memory.run),
 ]
 

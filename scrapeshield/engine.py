@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import math
 import operator
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from scrapeshield.clock import Clock
 from scrapeshield.context import ContextBuilder
 from scrapeshield.decide import decide, honour_pass
+from scrapeshield.errors import StateError
 from scrapeshield.lists import ListEntry, Lists
 from scrapeshield.policy.compiled import CompiledLimit, CompiledPolicy, CompiledRule
 from scrapeshield.score import score
@@ -113,7 +115,11 @@ class Engine:
 
     def _failed(self, ctx: RequestContext) -> Decision:
         self.errors += 1
-        log.exception("decision failed; applying fail mode")
+        if isinstance(sys.exc_info()[1], StateError):
+            # The state backend already logged its outage once; no traceback per request.
+            log.debug("state backend unavailable; applying fail mode")
+        else:
+            log.exception("decision failed; applying fail mode")
         if self.policy.source.fail_mode == "closed":
             return Decision(Action.BLOCK, 0.0, ("internal error, failing closed",), "fail-closed")
         return Decision(Action.ALLOW, 0.0, ("internal error, failing open",), "fail-open", 0.0, ctx.ip)

@@ -113,6 +113,11 @@ class EventRecorder:
     def spool_pending(self) -> int:
         return self._spool.pending_events if self._spool else 0
 
+    def use_spool(self, spool: EventSpool) -> None:
+        """Spool to disk from now on (set before ``start``; undelivered events on it go first)."""
+        with self._lock:
+            self._spool = spool
+
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="scrapeshield-events", daemon=True)

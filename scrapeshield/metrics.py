@@ -54,8 +54,24 @@ class ShieldCollector(Collector):
             value=s.recorder.recorded,
         )
         yield CounterMetricFamily(
-            "scrapeshield_events_dropped", "Events dropped because the queue was full",
+            "scrapeshield_events_dropped", "Events dropped (queue full, or disk spool full)",
             value=s.recorder.dropped,
+        )
+        yield CounterMetricFamily(
+            "scrapeshield_events_write_errors", "Failed event deliveries (retried from the spool)",
+            value=s.recorder.write_errors,
+        )
+        yield CounterMetricFamily(
+            "scrapeshield_events_spooled", "Events written to the disk spool while the database "
+            "or stream was unavailable", value=s.recorder.spooled,
+        )
+        yield GaugeMetricFamily(
+            "scrapeshield_events_spool_pending", "Spooled events not delivered yet",
+            value=s.recorder.spool_pending,
+        )
+        yield GaugeMetricFamily(
+            "scrapeshield_events_sink_up", "1 when the last event delivery worked",
+            value=1 if s.recorder.sink_ok else 0,
         )
         yield CounterMetricFamily(
             "scrapeshield_policy_reload_failures", "Policy reloads rejected",
@@ -67,6 +83,51 @@ class ShieldCollector(Collector):
         )
         yield GaugeMetricFamily(
             "scrapeshield_list_entries", "Live block/allow entries", value=len(s.engine.lists)
+        )
+        yield from _state_metrics(s.store)
+
+
+def _state_metrics(store: object) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    """The shared state backend's health: circuit, failures, decisions it could not answer."""
+    from scrapeshield.state.resilient import ResilientStore
+
+    if not isinstance(store, ResilientStore):
+        return
+    yield GaugeMetricFamily(
+        "scrapeshield_state_backend_up",
+        "1 while the shared state backend answers (circuit closed), else 0",
+        value=1 if store.up else 0,
+    )
+    circuit = GaugeMetricFamily(
+        "scrapeshield_state_circuit", "Circuit breaker state of the shared state backend",
+        labels=["state"],
+    )
+    for state in ("closed", "open", "half-open"):
+        circuit.add_metric([state], 1 if store.circuit == state else 0)
+    yield circuit
+    yield CounterMetricFamily(
+        "scrapeshield_state_failures", "Calls to the shared state backend that failed or timed out",
+        value=store.failures,
+    )
+    yield CounterMetricFamily(
+        "scrapeshield_state_fallback_decisions",
+        "Decisions answered from local in-memory limits while the backend was unavailable",
+        value=store.fallback_decisions,
+    )
+    yield CounterMetricFamily(
+        "scrapeshield_state_refused_decisions",
+        "Decisions failed closed because the backend was unavailable (fail_mode: closed)",
+        value=store.refused_decisions,
+    )
+    yield CounterMetricFamily(
+        "scrapeshield_state_circuit_transitions", "Circuit breaker state changes",
+        value=store.transitions,
+    )
+    round_trips = getattr(store.primary, "round_trips", None)
+    if round_trips is not None:
+        yield CounterMetricFamily(
+            "scrapeshield_state_round_trips", "Round trips to the shared state backend",
+            value=round_trips,
         )
 
 

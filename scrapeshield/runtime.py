@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scrapeshield.actions.challenge import ChallengeService, ChallengeSettings
 from scrapeshield.clock import Clock, SystemClock
+from scrapeshield.db.spool import EventSpool
 from scrapeshield.db.store import Database
 from scrapeshield.engine import Engine
 from scrapeshield.errors import PolicyError
-from scrapeshield.events import EventRecorder, Pseudonymiser
+from scrapeshield.events import EventRecorder, Pseudonymiser, Sink
 from scrapeshield.lists import Lists
 from scrapeshield.metrics import DecisionCounter
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.policy.loader import load_policy
 from scrapeshield.settings import Settings
+from scrapeshield.state.base import StateStore
 from scrapeshield.state.memory import MemoryStore
+
+if TYPE_CHECKING:
+    import redis
+
+    from scrapeshield.events_stream import StreamConsumer
 
 log = logging.getLogger("scrapeshield")
 
@@ -45,11 +53,15 @@ class Shield:
         self.challenge = ChallengeService(
             settings.derived_key("challenge"), self.clock, _challenge_settings(policy)
         )
-        state = policy.source.state
-        self.store = MemoryStore(idle_ttl=state.idle_ttl, max_keys=state.max_clients)
+        self.store = self._state_store(policy)
         self.engine = Engine(policy, self.store, self.clock, self.challenge, lists)
         self.pseudonymise = Pseudonymiser(settings.derived_key("pseudonym"))
-        self.recorder = EventRecorder(self.db, policy, self.clock, self.pseudonymise)
+        self.stream_client: redis.Redis | None = None
+        self.consumer: StreamConsumer | None = None
+        self.recorder = EventRecorder(
+            self.db, policy, self.clock, self.pseudonymise,
+            sink=self._event_stream(),
+        )
         self.counter = DecisionCounter()
         self.engine.listeners += [self.counter, self.recorder]
         self.policy_errors = 0
@@ -59,11 +71,55 @@ class Shield:
         return self.engine.policy
 
     def start(self) -> None:
+        """Start the background work of a serving shield: the event writer (with its disk
+        spool, opened here so that a shield used in-process holds no files) and consumer."""
+        self.recorder.use_spool(EventSpool(self.settings.data_dir / "spool"))
         self.recorder.start()
+        if self.consumer is not None:
+            self.consumer.start()
 
     def close(self) -> None:
         self.recorder.close()
+        if self.consumer is not None:
+            self.consumer.close()
+        if self.stream_client is not None:
+            self.stream_client.close()
         self.db.close()
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+
+    def _event_stream(self) -> Sink | None:
+        """With Redis state and a shared (non-SQLite) database, every node publishes its
+        events to one Redis stream and a consumer group writes them to the database, so the
+        database sees every node's traffic exactly once. Otherwise events go straight in."""
+        redis_state = self.settings.redis_state()
+        if redis_state is None or self.settings.db_url.startswith("sqlite"):
+            return None
+        from scrapeshield.events_stream import StreamConsumer, StreamPublisher, redis_client
+
+        client = redis_client(redis_state.url)  # its own timeouts, not the state's 50 ms
+        stream = f"{redis_state.prefix}:events"
+        self.stream_client = client
+        self.consumer = StreamConsumer(client, self.db, stream=stream)
+        return StreamPublisher(client, stream=stream)
+
+    def _state_store(self, policy: CompiledPolicy) -> StateStore:
+        """In-process counters, or Redis behind a circuit breaker with the policy's fail mode."""
+        state = policy.source.state
+        local = MemoryStore(idle_ttl=state.idle_ttl, max_keys=state.max_clients)
+        redis_state = self.settings.redis_state()
+        if redis_state is None:
+            return local
+        from scrapeshield.state.redis import RedisStore  # redis-py: the [redis] extra
+        from scrapeshield.state.resilient import ResilientStore
+
+        primary = RedisStore(redis_state.url, prefix=redis_state.prefix, idle_ttl=state.idle_ttl,
+                             timeout=redis_state.timeout)
+        return ResilientStore(
+            primary, local, fail_mode=lambda: self.engine.policy.source.fail_mode, clock=self.clock,
+            failures=redis_state.failures, reset_after=redis_state.reset,
+        )
 
     def reload(self, path: Path | None = None) -> list[str]:
         """Load the policy again; on any problem keep the running one and return the problems."""

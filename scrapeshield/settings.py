@@ -4,16 +4,77 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib.util
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from scrapeshield.errors import ConfigError
 
 DATA_DIR_ENV = "SCRAPESHIELD_DATA_DIR"
 ADMIN_TOKEN_ENV = "SCRAPESHIELD_ADMIN_TOKEN"
 DEFAULT_DATA_DIR = "scrapeshield-data"
+STATE_SCHEMES = ("redis", "rediss", "valkey", "valkeys")
+# Query keys of a --state URL that redis-py does not own: ours.
+_STATE_KEYS = {"prefix": str, "timeout": float, "failures": int, "reset": float}
+# Query keys passed on to redis-py (connection details, never its time-outs or retries).
+_REDIS_KEYS = {"protocol", "ssl_check_hostname", "ssl_min_version", "ssl_include_verify_flags",
+               "ssl_exclude_verify_flags", "socket_keepalive", "socket_read_size"}
+
+
+@dataclass(frozen=True, slots=True)
+class RedisState:
+    """``--state redis://[user:password@]host:port/db?timeout=0.05&failures=3&reset=5&prefix=ss``
+
+    ``timeout``: seconds a call to Redis may take (connect included) before it counts
+    as failed; ``failures`` in a row open the circuit for ``reset`` seconds (then one
+    call probes); ``prefix`` starts every key. ``valkey://`` is the same protocol.
+    """
+
+    url: str  # for redis-py, without our own query keys
+    prefix: str = "ss"
+    timeout: float = 0.05
+    failures: int = 3
+    reset: float = 5.0
+
+    @classmethod
+    def parse(cls, url: str) -> RedisState:
+        parts = urlsplit(url)
+        if parts.password:  # never echo a password back in an error
+            url = url.replace(f":{parts.password}@", ":***@", 1)
+        if parts.scheme not in STATE_SCHEMES:
+            raise ConfigError(f"--state must be 'memory' or a redis:// URL, not {url!r}")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigError(f"--state {url!r}: {exc}") from exc
+        if not parts.hostname or port == 0:
+            raise ConfigError(f"--state {url!r}: a host (and port) is needed, e.g. redis://127.0.0.1:6379/0")
+        path = parts.path.strip("/")
+        if path and not path.isdigit():
+            raise ConfigError(f"--state {url!r}: the path must be a database number, not {path!r}")
+        ours: dict[str, object] = {}
+        theirs: list[tuple[str, str]] = []
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key in _STATE_KEYS:
+                try:
+                    ours[key] = _STATE_KEYS[key](value)
+                except ValueError:
+                    raise ConfigError(f"--state: {key}={value!r} is not a number") from None
+            elif key in _REDIS_KEYS:
+                theirs.append((key, value))
+            else:
+                known = ", ".join(sorted([*_STATE_KEYS, *_REDIS_KEYS]))
+                raise ConfigError(f"--state: unknown option {key!r} (known: {known})")
+        kept = urlunsplit(parts._replace(query=urlencode(theirs)))
+        state = cls(kept, **ours)  # type: ignore[arg-type]
+        if not 0 < state.timeout <= 10 or state.failures < 1 or not 0 < state.reset <= 3600:
+            raise ConfigError("--state: timeout must be in (0, 10], failures >= 1, reset in (0, 3600]")
+        if not state.prefix or any(c in state.prefix for c in "{} "):
+            raise ConfigError(f"--state: prefix {state.prefix!r} must be non-empty, without braces or spaces")
+        return state
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +93,10 @@ class Settings:
         policy_path: str | None = None,
     ) -> Settings:
         state = state_url or "memory"  # checked first: a refused command leaves nothing behind
-        if state != "memory" and not state.startswith(("redis://", "rediss://", "valkey://")):
-            raise ConfigError(f"--state must be 'memory' or a redis:// URL, not {state!r}")
         if state != "memory":
-            raise ConfigError("the Redis state backend is not available in this version; use memory")
+            RedisState.parse(state)
+            if importlib.util.find_spec("redis") is None:
+                raise ConfigError("--state redis://… needs redis-py: pip install 'scrapeshield[redis]'")
         directory = Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -47,6 +108,10 @@ class Settings:
             state_url=state,
             policy_path=Path(policy_path) if policy_path else None,
         )
+
+    def redis_state(self) -> RedisState | None:
+        """The Redis state settings, or None for in-process state."""
+        return None if self.state_url == "memory" else RedisState.parse(self.state_url)
 
     def master_key(self) -> bytes:
         """32 random bytes kept in the data directory (mode 0600), made on first use."""

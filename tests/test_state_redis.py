@@ -1,0 +1,272 @@
+"""The Redis backend beyond the shared contract: script loading, round trips, TTLs, key layout,
+memory writes across nodes, time-outs, and agreement with the in-memory reference."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.crc import key_slot
+from redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
+
+from scrapeshield.errors import ConfigError, StateError
+from scrapeshield.policy.loader import default_policy_text
+from scrapeshield.runtime import Shield
+from scrapeshield.settings import RedisState, Settings
+from scrapeshield.state.base import KeyUpdate
+from scrapeshield.state.memory import MemoryStore
+from scrapeshield.state.redis import RedisStore
+from scrapeshield.state.resilient import ResilientStore
+
+IP = ((10.0, False, 60), (60.0, False, 240), (600.0, True, 80), (86400.0, True, 600))
+SUBNET = ((60.0, False, 1200),)
+ACCOUNT = ((60.0, False, 240), (3600.0, True, 300))
+_prefixes = itertools.count()
+
+
+def request(n: int, ip: str = "10.0.0.1") -> list[KeyUpdate]:
+    """What one profile read under the default policy touches."""
+    record = f"user:{n}"
+    return [(f"ip:{ip}", IP, (1, 1, 1, 1), record), ("subnet:10.0.0.0/24", SUBNET, (1,), record),
+            ("account:42", ACCOUNT, (1, 1), record)]
+
+
+@pytest.fixture
+def server(redis_server: RedisServer) -> Iterator[RedisServer]:  # noqa: F811
+    redis_server.client().flushall()
+    redis_server.client().script_flush()
+    redis_server.client().config_resetstat()
+    yield redis_server
+
+
+@pytest.fixture
+def stores(server: RedisServer) -> Iterator[list[RedisStore]]:
+    made: list[RedisStore] = []
+    yield made
+    for store in made:
+        store.close()
+
+
+def new_store(server: RedisServer, made: list[RedisStore], **kwargs: Any) -> RedisStore:
+    kwargs.setdefault("prefix", f"t{next(_prefixes)}")
+    kwargs.setdefault("timeout", 5)
+    store = RedisStore(server.url, **kwargs)
+    made.append(store)
+    return store
+
+
+def test_script_loaded_once_and_reloaded_after_flush(server: RedisServer, stores: list[RedisStore]) -> None:
+    a, b = new_store(server, stores), new_store(server, stores)
+    for n in range(50):
+        a.update(request(n), "ip:10.0.0.1", 1000.0 + n)
+        b.update(request(n), "ip:10.0.0.2", 1000.0 + n)
+    stats = server.commandstats()
+    assert stats["script|load"] == 1, "one node loads the script; the others find it"
+    assert stats["evalsha"] == 101  # one NOSCRIPT, then every call runs
+    server.client().script_flush()  # as a restarted or failed-over server would be
+    usages, _ = a.update(request(50), "ip:10.0.0.1", 1050.0)
+    assert usages[0][2] == 51, "the counts survive the reload of the script"
+    assert server.commandstats()["script|load"] == 2
+
+
+def test_one_round_trip_per_decision(
+    server: RedisServer, stores: list[RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every update is one send and one reply; keep() is one more send, never waited for."""
+    counts = {"send": 0, "read": 0}
+    send, read = redis.connection.Connection.send_packed_command, redis.connection.Connection.read_response
+
+    def counting_send(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counts["send"] += 1
+        return send(self, *args, **kwargs)
+
+    def counting_read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counts["read"] += 1
+        return read(self, *args, **kwargs)
+
+    store = new_store(server, stores)
+    store.update(request(0), "ip:10.0.0.1", 999.0)  # loads the script
+    server.client().config_resetstat()
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting_send)
+    monkeypatch.setattr(redis.connection.Connection, "read_response", counting_read)
+    for n in range(200):
+        _, memory = store.update(request(n, f"10.0.0.{n % 7}"), f"ip:10.0.0.{n % 7}", 1000.0 + n)
+        memory.requests += 1
+        store.keep(f"ip:10.0.0.{n % 7}", memory)
+    monkeypatch.undo()
+    assert counts == {"send": 400, "read": 200}
+    assert store.round_trips == 201
+    stats = server.commandstats()
+    assert stats["evalsha"] == 200 and stats["client|reply"] == 200
+
+
+def test_asyncio_one_round_trip_and_memory_visible_at_once(
+    server: RedisServer, stores: list[RedisStore]
+) -> None:
+    store, other = new_store(server, stores), new_store(server, stores)
+    other._prefix = store._prefix  # noqa: SLF001 - two nodes, one keyspace
+
+    async def run() -> None:
+        for n in range(20):
+            _, memory = await store.aupdate(request(n), "ip:10.0.0.1", 1000.0 + n)
+            assert memory.requests == n
+            memory.requests += 1
+            store.keep("ip:10.0.0.1", memory)
+            if n == 0:
+                await asyncio.sleep(0.05)  # the first write opens the write connection
+            assert other.update([], "ip:10.0.0.1", 1100.0)[1].requests == n + 1
+        await store.aclose()
+
+    asyncio.run(run())
+    assert store.round_trips == 20
+
+
+def test_memory_written_by_one_node_is_read_by_the_next(
+    server: RedisServer, stores: list[RedisStore]
+) -> None:
+    """keep() waits for nothing, yet needs no later call to be sent: the other node sees the
+    write as soon as Redis has read it (here: a moment; between real nodes a whole HTTP round
+    trip passes). On one node, reads always follow its own writes (one connection, in order)."""
+    a = new_store(server, stores)
+    b = new_store(server, stores, prefix=a._prefix.decode()[:-2])  # noqa: SLF001
+    for n in range(1, 20):
+        node, other = (a, b) if n % 2 else (b, a)
+        _, memory = node.update([], "ip:10.0.0.9", float(n))
+        memory.requests = n
+        node.keep("ip:10.0.0.9", memory)
+        deadline = time.monotonic() + 2
+        while other.update([], "ip:10.0.0.9", float(n))[1].requests != n:
+            assert time.monotonic() < deadline, "the write must reach Redis without a later call"
+        _, mine = node.update([], "ip:10.0.0.9", float(n))
+        assert mine.requests == n
+
+
+def test_every_key_has_a_ttl_and_the_entity_hash_tag(server: RedisServer, stores: list[RedisStore]) -> None:
+    store = new_store(server, stores, prefix="ss", idle_ttl=7200)
+    for n in range(30):
+        _, memory = store.update(request(n), "ip:10.0.0.1", 1000.0 + n)
+        store.keep("ip:10.0.0.1", memory)
+    store.update([], "ip:10.0.0.2", 1031.0)  # sends the last write
+    client = server.client()
+    ttls = {key.decode(): client.ttl(key) for key in client.scan_iter("ss:*")}
+    assert ttls == {
+        "ss:{ip:10.0.0.1}:w": pytest.approx(2 * 60 + 1, abs=2),  # two of its longest windows
+        "ss:{ip:10.0.0.1}:d2": pytest.approx(601, abs=2),  # one window after the last read
+        "ss:{ip:10.0.0.1}:d3": pytest.approx(86401, abs=2),
+        "ss:{ip:10.0.0.1}:m": pytest.approx(7200, abs=2),  # the policy's idle_ttl
+        "ss:{subnet:10.0.0.0/24}:w": pytest.approx(121, abs=2),
+        "ss:{account:42}:w": pytest.approx(121, abs=2),
+        "ss:{account:42}:d1": pytest.approx(3601, abs=2),
+    }
+    for key in ttls:  # Redis Cluster: one entity, one slot; the subnet key is not the IP's
+        entity = key[key.index("{") + 1: key.index("}")]
+        assert key_slot(key.encode()) == key_slot(entity.encode())
+    assert client.zcard("ss:{account:42}:d1") == 30
+
+
+def test_huge_keys_and_records_are_stored_as_digests(server: RedisServer, stores: list[RedisStore]) -> None:
+    store = new_store(server, stores, prefix="big")
+    key = "token:" + "\u00e9" * 50_000
+    for n in range(3):
+        usages, _ = store.update([(key, ((60.0, True, 9),), (1,), "r" * 1_000_000 + str(n))], key, 10.0)
+    assert usages == [(3.0,)]
+    sizes = [len(k) for k in server.client().scan_iter("big:*")]
+    assert sizes and max(sizes) < 100
+    assert server.client().info("memory")["used_memory"] < 50_000_000
+
+
+def test_time_out_when_redis_hangs(server: RedisServer, stores: list[RedisStore]) -> None:
+    store = new_store(server, stores, timeout=0.05)
+    store.update(request(0), "ip:10.0.0.1", 1.0)
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StateError):
+            store.update(request(1), "ip:10.0.0.1", 2.0)
+
+        async def call() -> None:
+            with pytest.raises(StateError):
+                await store.aupdate(request(2), "ip:10.0.0.1", 3.0)
+            await store.aclose()
+
+        asyncio.run(call())
+        assert time.monotonic() - started < 0.5
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    assert store.update(request(3), "ip:10.0.0.1", 4.0)[0][0][0] >= 2, "a new connection works"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40), st.integers(0, 400)), min_size=1,
+                max_size=60))
+def test_same_answers_as_the_memory_store(
+    redis_server: RedisServer, steps: list[tuple[int, int, int]]  # noqa: F811
+) -> None:
+    """The Lua script is memory.py's arithmetic: same usages for any sequence of requests."""
+    specs = ((10.0, False, 50), (60.0, False, 50), (30.0, True, 5), (120.0, True, 20))
+    reference, store = MemoryStore(), RedisStore(redis_server.url, prefix=f"h{next(_prefixes)}", timeout=5)
+    now = 10_000.0
+    try:
+        for who, record, gap in steps:
+            now += gap / 4  # quarter seconds: exact in binary, as the window arithmetic is
+            updates: list[KeyUpdate] = [(f"ip:{who}", specs, (1, 2, 1, 1), f"user:{record}"),
+                                        ("subnet:s", specs[:2], (3, 1), "")]
+            want, _ = reference.update(updates, f"ip:{who}", now)
+            got, _ = store.update(updates, f"ip:{who}", now)
+            assert got == [pytest.approx(u, abs=1e-9) for u in want]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("url", "error"), [
+    ("redis://127.0.0.1:6379/0", None),
+    ("valkeys://cache.internal/3?timeout=0.1&failures=5&reset=2&prefix=shield&protocol=3", None),
+    ("redis://:s3cret@h:x/0", "--state 'redis://:***@h:x/0': Port could not be cast"),
+    ("redis:///0", "a host (and port) is needed"),
+    ("redis://h/users", "the path must be a database number"),
+    ("redis://h/0?socket_timeout=9", "unknown option 'socket_timeout'"),
+    ("redis://h/0?timeout=soon", "timeout='soon' is not a number"),
+    ("redis://h/0?timeout=0", "timeout must be in (0, 10]"),
+    ("redis://h/0?prefix=a{b}", "must be non-empty, without braces"),
+    ("memcached://h", "--state must be 'memory' or a redis:// URL"),
+])
+def test_state_url_checked_before_anything_starts(url: str, error: str | None) -> None:
+    if error is None:
+        state = RedisState.parse(url)
+        assert "timeout=" not in state.url and "prefix=" not in state.url
+        return
+    with pytest.raises(ConfigError) as raised:
+        RedisState.parse(url)
+    assert error in str(raised.value) and "s3cret" not in str(raised.value)
+
+
+def test_shield_with_redis_state_follows_the_policy_fail_mode(
+    server: RedisServer, tmp_path: Any
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(default_policy_text())
+    shield = Shield(Settings.resolve(data_dir=str(tmp_path), state_url=server.url + "?failures=1",
+                                     policy_path=str(policy)))
+    try:
+        store = shield.store
+        assert isinstance(store, ResilientStore) and isinstance(store.primary, RedisStore)
+        assert shield.engine.needs_await
+        server.stop()
+        ctx = shield.engine.contexts.build(shield.clock.now(), "10.1.1.1", "GET", "/", [("user-agent", "x")])
+        assert shield.engine.decide(ctx).rule != "fail-closed"  # open: local limits
+        policy.write_text(default_policy_text().replace("fail_mode: open", "fail_mode: closed"))
+        assert shield.reload() == []
+        assert shield.engine.decide(ctx).rule == "fail-closed"
+    finally:
+        server.start()
+        shield.close()
