@@ -153,7 +153,7 @@ def test_verify_endpoint_rejects_bad_input(tmp_path: Path) -> None:
     assert many.status_code == 400  # more fields than a solver sends: refused, not passed to the app
 
 
-def test_non_http_scopes_pass_through(tmp_path: Path) -> None:
+def test_lifespan_passes_through(tmp_path: Path) -> None:
     app, _ = make(tmp_path)
     seen: list[str] = []
 
@@ -162,5 +162,4 @@ def test_non_http_scopes_pass_through(tmp_path: Path) -> None:
 
     middleware = ScrapeshieldMiddleware(inner, app.shield)
     asyncio.run(middleware({"type": "lifespan"}, None, None))  # type: ignore[arg-type]
-    asyncio.run(middleware({"type": "websocket", "path": "/"}, None, None))  # type: ignore[arg-type]
-    assert seen == ["lifespan", "websocket"]
+    assert seen == ["lifespan"]

@@ -43,6 +43,9 @@ class ScrapeshieldMiddleware:
         self.shield = shield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -72,6 +75,25 @@ class ScrapeshieldMiddleware:
             log.exception("building the %s response failed", decision.action.value)
             reply = refusal(Decision(Action.BLOCK, decision.score, (), "error"), False)
         await _send_reply(send, reply)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket handshake is a request like any other: decided the same way, and refused
+        (HTTP 403 from the server) unless allowed. A socket has no page to show, so a
+        challenge refuses it too: the browser solves one on the page that opens the socket."""
+        try:
+            engine = self.shield.engine
+            ctx = engine.contexts.from_asgi(scope, self.shield.clock.now())  # type: ignore[arg-type]
+            decision = await engine.adecide(ctx) if engine.needs_await else engine.decide(ctx)
+            allowed = decision.action is Action.ALLOW
+        except Exception:
+            log.exception("shield failed before deciding a WebSocket; applying fail mode")
+            allowed = self.shield.policy.source.fail_mode == "open"
+        if allowed:
+            await self.app(scope, receive, send)
+            return
+        message = await receive()  # websocket.connect: refusing before accepting answers 403
+        if message.get("type") == "websocket.connect":
+            await send({"type": "websocket.close", "code": 1008})
 
     async def _reply(self, ctx: RequestContext, decision: Decision, query: bytes) -> Reply:
         if decision.action is Action.TARPIT:
