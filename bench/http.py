@@ -8,19 +8,15 @@ rounds and the median kept, because this machine is shared and noisy.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
-import httpx
+from bench.load import ROOT, wait_listening, wrk
 
-ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("bare", "shielded", "with_slowapi")
 
 
@@ -49,52 +45,8 @@ def _start(variant: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
     ]
     env = {**os.environ, "BENCH_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{variant} did not start")
-
-
-def _wrk(port: int, seconds: int) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            "1",
-            "wrk",
-            "-t1",
-            "-c32",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(ROOT / "bench" / "wrk-clients.lua"),
-            f"http://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 30,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-
-    def pct(label: str) -> float:
-        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
-        assert m, out
-        scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
-        return float(m.group(1)) * scale
-
-    return {
-        "rps": rps,
-        "p50_ms": pct("50"),
-        "p99_ms": pct("99"),
-        "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
-    }
+    wait_listening(proc, port, variant, seconds=30)
+    return proc
 
 
 def run(seconds: int = 8, rounds: int = 3) -> dict[str, Any]:
@@ -107,8 +59,8 @@ def run(seconds: int = 8, rounds: int = 3) -> dict[str, Any]:
                 port = 18000 + len(results[variant]) * 10 + VARIANTS.index(variant)
                 proc = _start(variant, port, tmp)
                 try:
-                    _wrk(port, 2)  # warm-up
-                    results[variant].append(_wrk(port, seconds))
+                    wrk(port, 2)  # warm-up
+                    results[variant].append(wrk(port, seconds))
                 finally:
                     proc.terminate()
                     proc.wait(timeout=20)

@@ -21,18 +21,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.http import ROOT, _start, _wrk
+from bench.http import _start
+from bench.load import ROOT, free_port, wait_listening, wrk
 
 CONF = ROOT / "deploy" / "nginx" / "scrapeshield.conf"
 POLICY = ROOT / "bench" / "bench-policy.yaml"
@@ -40,12 +39,6 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 VARIANTS = ("nginx_alone", "nginx_with_decisions")
 # For reading the baseline: wrk straight at the upstream, no nginx (same pinning).
 ALL = (*VARIANTS, "upstream_direct")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _site(listen: int, decisions: int, app: int, ask: bool) -> str:
@@ -75,7 +68,7 @@ def _nginx(workdir: Path, site: str, port: int) -> subprocess.Popen[bytes]:
     cmd = ["taskset", "-c", "1", NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf"),
            "-e", str(workdir / "error.log")]
     proc = subprocess.Popen(cmd)
-    _wait(port, proc, "nginx")
+    wait_listening(proc, port, "nginx")
     return proc
 
 
@@ -85,21 +78,8 @@ def _decisions(port: int, admin_port: int, data_dir: str, core: int) -> subproce
            "--data-dir", data_dir]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    _wait(port, proc, "serve-decisions")
+    wait_listening(proc, port, "serve-decisions")
     return proc
-
-
-def _wait(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not start")
 
 
 def _decisions_taken(admin_port: int) -> float:
@@ -120,8 +100,8 @@ def run(seconds: int = 8, rounds: int = 3, decisions_core: int = 0) -> dict[str,
     procs: list[subprocess.Popen[bytes]] = []
     decided: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        app_port, dec_port, admin_port = _free_port(), _free_port(), _free_port()
-        ports = {v: _free_port() for v in VARIANTS} | {"upstream_direct": app_port}
+        app_port, dec_port, admin_port = free_port(), free_port(), free_port()
+        ports = {v: free_port() for v in VARIANTS} | {"upstream_direct": app_port}
         try:
             procs.append(_start("bare", app_port, tmp))  # core 0
             procs.append(_decisions(dec_port, admin_port, tmp, decisions_core))
@@ -129,12 +109,12 @@ def run(seconds: int = 8, rounds: int = 3, decisions_core: int = 0) -> dict[str,
                 site = _site(ports[variant], dec_port, app_port, ask=variant != "nginx_alone")
                 procs.append(_nginx(Path(tmp) / variant, site, ports[variant]))  # core 1
             for variant in ALL:
-                _wrk(ports[variant], 2)  # warm-up
+                wrk(ports[variant], 2)  # warm-up
             for i in range(rounds):
                 order = ALL if i % 2 == 0 else ALL[::-1]
                 for variant in order:
                     before = _decisions_taken(admin_port)
-                    result = _wrk(ports[variant], seconds)
+                    result = wrk(ports[variant], seconds)
                     results[variant].append(result)
                     if variant == "nginx_with_decisions":
                         requests = result["rps"] * seconds

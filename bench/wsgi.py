@@ -10,21 +10,18 @@ interleaved over rounds and the median kept, because this machine is shared and 
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from flask import Flask
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.load import ROOT, free_port, wait_listening, wrk
+
 POLICY = Path(__file__).with_name("bench-policy.yaml")
 VARIANTS = ("bare", "shielded")
 
@@ -61,12 +58,6 @@ def shielded() -> Flask:
 # -- the measurement -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start(variant: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
     import gunicorn.config  # type: ignore[import-untyped]
 
@@ -79,15 +70,8 @@ def _start(variant: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
     ]
     env = {**os.environ, "BENCH_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{variant} did not start")
+    wait_listening(proc, port, variant, seconds=30)
+    return proc
 
 
 def _worker_cpu(master: int) -> float:
@@ -104,36 +88,6 @@ def _worker_cpu(master: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def _wrk(port: int, seconds: int, connections: int) -> dict[str, float]:
-    """bench/http.py's wrk run, with the connection count a one-request-at-a-time worker wants."""
-    out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-         "-s", str(ROOT / "bench" / "wrk-clients.lua"), f"http://127.0.0.1:{port}/"],
-        capture_output=True, text=True, check=True, timeout=seconds + 30,
-    ).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if rps is None or float(rps.group(1)) == 0:
-        raise RuntimeError(f"wrk measured nothing:\n{out}")
-
-    def pct(label: str) -> float:
-        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
-        if m is None:
-            raise RuntimeError(f"no {label}th percentile in wrk's output:\n{out}")
-        return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
-
-    count = re.search(r"(\d+) requests in", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {
-        "rps": float(rps.group(1)),
-        "requests": float(count.group(1)) if count else float("nan"),
-        "p50_ms": pct("50"),
-        "p99_ms": pct("99"),
-        "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
-        "socket_errors": float(sum(int(g) for g in errors.groups())) if errors else 0.0,
-    }
-
-
 def run(seconds: int = 8, rounds: int = 3, connections: int = 8) -> dict[str, Any]:
     """Medians over interleaved rounds; a sync worker serves one connection at a time and
     closes it, so latency is mostly queueing: p50 ≈ connections / throughput."""
@@ -143,12 +97,12 @@ def run(seconds: int = 8, rounds: int = 3, connections: int = 8) -> dict[str, An
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(rounds):
             for variant in VARIANTS:
-                port = _free_port()
+                port = free_port()
                 proc = _start(variant, port, tmp)
                 try:
-                    _wrk(port, 2, connections)  # warm-up
+                    wrk(port, 2, connections)  # warm-up
                     before = _worker_cpu(proc.pid)
-                    measured = _wrk(port, seconds, connections)
+                    measured = wrk(port, seconds, connections)
                     used = _worker_cpu(proc.pid) - before
                     measured["cpu_us_per_request"] = round(used / measured.pop("requests") * 1e6, 1)
                     results[variant].append(measured)

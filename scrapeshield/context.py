@@ -90,6 +90,7 @@ class ContextBuilder:
         hdrs: tuple[tuple[str, str], ...],
         scheme: str,
     ) -> RequestContext:
+        names = tuple([name for name, _ in hdrs])
         first: dict[str, str] = {}
         forwarded: list[str] = []
         cookie = ""
@@ -141,7 +142,7 @@ class ContextBuilder:
             account,
             session,
             self._hash(token_raw) if token_raw else "",
-            self._fingerprint(ua, hdrs, first, tls),
+            self._fingerprint(ua, names, first, tls),
             tls,
             first.get("referer", ""),
             pass_cookie,
@@ -149,6 +150,7 @@ class ContextBuilder:
             route.cost if route is not None else 1,
             first.get("host", ""),
             first.get("sec-ch-ua"),
+            names,
         )
 
     # -- helpers ------------------------------------------------------------------
@@ -209,11 +211,9 @@ class ContextBuilder:
         self._ip_cache[text] = result
         return result
 
-    def _fingerprint(
-        self, ua: str, hdrs: tuple[tuple[str, str], ...], first: dict[str, str], tls: str
-    ) -> str:
+    def _fingerprint(self, ua: str, names: tuple[str, ...], first: dict[str, str], tls: str) -> str:
         """A client's claimed identity: UA, header names in order, language, TLS."""
-        key = (ua, first.get("accept-language", ""), tls, *[n for n, _ in hdrs if n not in VOLATILE_HEADERS])
+        key = (ua, first.get("accept-language", ""), tls, *[n for n in names if n not in VOLATILE_HEADERS])
         fp = self._fp_cache.get(key)
         if fp is None:
             fp = short_hash("\x1f".join(key))

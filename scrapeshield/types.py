@@ -71,6 +71,7 @@ class RequestContext(NamedTuple):
     cost: int  # per-route cost for request limits
     host: str  # Host header ("" when absent)
     client_hints: str | None  # sec-ch-ua as sent, None when absent
+    header_names: tuple[str, ...]  # the names of ``headers``, in order (read by several detectors)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,17 +46,12 @@ def free_port() -> int:
 
 
 @dataclass
-class Server:
+class Process:
+    """A server process started by a test, with its log; ``stop`` ends it politely."""
+
     process: subprocess.Popen[bytes]
     url: str
-    admin_url: str
-    data_dir: Path
     log_path: Path
-
-    def admin(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.admin_url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10
-        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -71,6 +66,19 @@ class Server:
                 self.process.wait()
 
 
+@dataclass
+class Server(Process):
+    """``scrapeshield`` run from the command line: public and admin addresses."""
+
+    admin_url: str = ""
+    data_dir: Path = Path()
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.admin_url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10
+        )
+
+
 def start_cli(args: list[str], data_dir: Path, ready_path: str = "/healthz") -> Server:
     """Run ``python -m scrapeshield ARGS --port P --admin-port Q`` and wait until it answers."""
     port, admin_port = free_port(), free_port()
@@ -82,8 +90,8 @@ def start_cli(args: list[str], data_dir: Path, ready_path: str = "/healthz") -> 
              "--admin-port", str(admin_port), "--data-dir", str(data_dir)],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
-    server = Server(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}",
-                    data_dir, log_path)
+    server = Server(process, f"http://127.0.0.1:{port}", log_path,
+                    f"http://127.0.0.1:{admin_port}", data_dir)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -85,7 +85,7 @@ def ctx(n: int) -> RequestContext:
         ts=1_700_000_000.0 + n, ip=f"203.0.113.{n % 250}", network="203.0.113.0/24", scheme="http",
         method="GET", path=f"/api/v1/users/{n}", route="profile_api", record=f"user:{n}", headers=(),
         user_agent="curl/8.5.0", account="", session="", token="", fingerprint="f", tls_fingerprint="",
-        referer="", pass_cookie="", is_asset=False, cost=1, host="", client_hints=None,
+        referer="", pass_cookie="", is_asset=False, cost=1, host="", client_hints=None, header_names=(),
     )
 
 

@@ -53,7 +53,7 @@ class HeaderConsistencyDetector:
     def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
         secure = ctx.scheme == "https" or ctx.host.startswith(_LOCAL_HOSTS)
         hints = ctx.client_hints
-        names = tuple([n for n, _ in ctx.headers])
+        names = ctx.header_names
         key = (ctx.user_agent, names, secure, hints)
         found = self._cache.get(key)
         if found is None:

@@ -1,4 +1,4 @@
-"""A small Flask site behind the WSGI middleware, served by gunicorn in tests/test_e2e_flask.py.
+"""A small Flask site behind the WSGI middleware, served by gunicorn in tests/test_e2e_wsgi.py.
 
 Environment: SCRAPESHIELD_DATA_DIR, SCRAPESHIELD_POLICY (optional: the default policy,
 which maps /api/v1/users/{id}), SCRAPESHIELD_TEST_BREAK (see breakage.py).

@@ -1,6 +1,6 @@
 """A WSGI site under a real gunicorn, and the clients the end-to-end tests send at it.
 
-Shared by tests/test_e2e_flask.py and tests/test_e2e_django.py: the same scenarios run
+Used by tests/test_e2e_wsgi.py: the same scenarios run
 against both frameworks. Each simulated client has its own loopback source address.
 """
 
@@ -10,38 +10,20 @@ import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import httpx
-from servers import chrome_headers, free_port
+from servers import Process, chrome_headers, free_port
 
 HERE = Path(__file__).resolve().parent
 _DATA = re.compile(r'<script type="application/json" id="ss-challenge">(.*?)</script>', re.S)
 
 
-@dataclass
-class Gunicorn:
-    process: subprocess.Popen[bytes]
-    url: str
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+Gunicorn = Process  # a gunicorn master: its address and log
 
 
 def gunicorn_args() -> list[str]:

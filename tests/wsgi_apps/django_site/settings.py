@@ -1,4 +1,4 @@
-"""A minimal Django project with the shield's middleware, for tests/test_e2e_django.py."""
+"""A minimal Django project with the shield's middleware, for tests/test_e2e_wsgi.py."""
 
 from __future__ import annotations
 
