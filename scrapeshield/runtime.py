@@ -13,6 +13,7 @@ from scrapeshield.db.store import Database
 from scrapeshield.engine import Engine
 from scrapeshield.errors import PolicyError
 from scrapeshield.events import EventRecorder, Pseudonymiser, Sink
+from scrapeshield.jobs import Jobs
 from scrapeshield.lists import Lists
 from scrapeshield.metrics import DecisionCounter
 from scrapeshield.policy.compiled import CompiledPolicy
@@ -65,6 +66,8 @@ class Shield:
         self.counter = DecisionCounter()
         self.engine.listeners += [self.counter, self.recorder]
         self.policy_errors = 0
+        # Periodic work (campaign grouping, ledger, alerts) registers here; runs once started.
+        self.jobs = Jobs()
 
     @property
     def policy(self) -> CompiledPolicy:
@@ -77,8 +80,10 @@ class Shield:
         self.recorder.start()
         if self.consumer is not None:
             self.consumer.start()
+        self.jobs.start()
 
     def close(self) -> None:
+        self.jobs.close()
         self.recorder.close()
         if self.consumer is not None:
             self.consumer.close()

@@ -113,7 +113,7 @@ def legacy_database(url: str) -> None:
 def test_fresh_database_gets_exactly_the_models_schema(new_url: Any) -> None:
     url = new_url()
     Database(url).close()
-    assert revision(url) == migrate.head() == "0002"
+    assert revision(url) == migrate.head() == "0006"
     assert schema_diff(url, Base.metadata) == []
 
 

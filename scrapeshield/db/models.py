@@ -67,3 +67,54 @@ class AuditRow(Base):
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text)  # JSON object
+
+
+# ---- Campaigns (detection, #3): read by the console (#5) and the evidence ledger (#6). ----
+
+
+class CampaignRow(Base):
+    """Clients grouped by a shared trait (fingerprint, network, ASN, pace, target list).
+
+    ``id`` is stable for a trait (``cmp-`` + hash of kind and key), so regrouping updates a
+    campaign in place instead of creating a new one. ``key`` never holds a raw IP.
+    """
+
+    __tablename__ = "campaigns"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # fingerprint | network | asn | pacing | targets
+    key: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(200))
+    first_seen: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float, index=True)
+    clients: Mapped[int] = mapped_column(Integer)
+    requests: Mapped[int] = mapped_column(Integer)
+    records: Mapped[int] = mapped_column(Integer)  # distinct personal records touched
+    score: Mapped[float] = mapped_column(Float, index=True)
+    status: Mapped[str] = mapped_column(String(16))  # active | contained | closed
+    action: Mapped[str] = mapped_column(String(16))  # enforcement on the whole campaign, "" none
+    reasons: Mapped[str] = mapped_column(Text)  # JSON array of strings
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class CampaignMemberRow(Base):
+    """One client (pseudonym) in one campaign, with what it did there."""
+
+    __tablename__ = "campaign_members"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[str] = mapped_column(String(40))
+    client: Mapped[str] = mapped_column(String(64), index=True)
+    first_seen: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+    requests: Mapped[int] = mapped_column(Integer)
+    records: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ux_campaign_member", "campaign_id", "client", unique=True),)
+
+
+# ---- Detection extras (#3): decoy canaries, user privacy levels. Migration 0004. ----
+
+
+# ---- Console (#5): users, sessions, cases, alerts. Migration 0005. ----
+
+
+# ---- Legal (#6): evidence ledger, checkpoints, incidents. Migration 0006. ----
