@@ -118,3 +118,53 @@ class CampaignMemberRow(Base):
 
 
 # ---- Legal (#6): evidence ledger, checkpoints, incidents. Migration 0006. ----
+
+
+class LedgerEntryRow(Base):
+    """One entry of the append-only evidence ledger (``scrapeshield.legal.ledger``).
+
+    ``hash`` = SHA-256(``prev_hash`` + ``digest``), ``digest`` = SHA-256 of the entry's
+    canonical JSON, so each entry commits to all before it. ``seq`` is the primary key:
+    two nodes appending at once cannot both write the same position, so the chain never forks.
+    ``ref`` makes a source item (an audit row, a campaign state) go in once across nodes.
+    """
+
+    __tablename__ = "ledger_entries"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts: Mapped[float] = mapped_column(Float, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # window | campaign | audit
+    subject: Mapped[str] = mapped_column(String(64), index=True)  # client pseudonym, campaign id, actor
+    ref: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    body: Mapped[str] = mapped_column(Text)  # canonical JSON
+    digest: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ux_ledger_ref", "kind", "ref", unique=True),)
+
+
+class LedgerCheckpointRow(Base):
+    """A signed statement that the ledger's head at ``seq`` had ``hash`` (Ed25519)."""
+
+    __tablename__ = "ledger_checkpoints"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts: Mapped[float] = mapped_column(Float)
+    hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(String(128))  # hex
+
+
+class BreachIncidentRow(Base):
+    """A breach assessment on record: the facts, the outcome per jurisdiction, deadlines."""
+
+    __tablename__ = "breach_incidents"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))  # "campaign cmp-…", "range …", "replay …"
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    aware_at: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    subjects: Mapped[int] = mapped_column(Integer)
+    next_deadline: Mapped[float | None] = mapped_column(Float, nullable=True)
+    assessment: Mapped[str] = mapped_column(Text)  # JSON of Assessment.to_dict()
