@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from scrapeshield.policy.legal import Legal
 from scrapeshield.signals.catalog import SIGNALS
 
 KeyKind = Literal["ip", "subnet", "account", "session", "token", "fingerprint"]
@@ -180,6 +181,7 @@ class Policy(Strict):
     tarpit: Tarpit = Tarpit()
     events: Events = Events()
     state: State = State()
+    legal: Legal = Legal()  # data map and terms in force (scrapeshield.policy.legal)
 
 
 def cross_check(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
