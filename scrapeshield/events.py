@@ -1,8 +1,9 @@
 """Stage 6: decisions → stored events, off the request path.
 
-Every non-allow decision is recorded, and a deterministic sample of allows (every
-Nth). The request path only appends to a bounded queue; a writer thread hands
-batches to the sink: the database, or a Redis stream (``events_stream``) that a
+Every non-allow decision is recorded, every request that touches a personal record
+(``ctx.record``), and a deterministic sample of the other allows (every Nth). The request
+path only appends to a bounded queue; a writer thread hands batches to the sink: the
+database, or a Redis stream (``events_stream``) that a
 consumer writes to the one database of all nodes. Each event gets a ``uid`` (this
 recorder's random node id and a sequence number) so that a redelivery is stored once.
 
@@ -124,7 +125,9 @@ class EventRecorder:
             self._thread.start()
 
     def __call__(self, ctx: RequestContext, decision: Decision) -> None:
-        if decision.action is Action.ALLOW:
+        # Allows that touch a personal record are all kept: a distributed scraper's requests
+        # are each allowed, and campaign grouping and breach sizing must see every one.
+        if decision.action is Action.ALLOW and not ctx.record:
             self._allows += 1
             if not self._every or self._allows % self._every:
                 return

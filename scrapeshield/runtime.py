@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scrapeshield.actions.challenge import ChallengeService, ChallengeSettings
+from scrapeshield.campaigns.job import EVERY as CAMPAIGNS_EVERY
+from scrapeshield.campaigns.job import CampaignJob
 from scrapeshield.clock import Clock, SystemClock
 from scrapeshield.db.spool import EventSpool
 from scrapeshield.db.store import Database
@@ -68,6 +70,8 @@ class Shield:
         self.policy_errors = 0
         # Periodic work (campaign grouping, ledger, alerts) registers here; runs once started.
         self.jobs = Jobs()
+        self.campaigns = CampaignJob(self.db, self.clock, lists=self.engine.lists)
+        self.jobs.add("campaigns", CAMPAIGNS_EVERY, self.campaigns)
 
     @property
     def policy(self) -> CompiledPolicy:

@@ -107,6 +107,7 @@ class CampaignMemberRow(Base):
     last_seen: Mapped[float] = mapped_column(Float)
     requests: Mapped[int] = mapped_column(Integer)
     records: Mapped[int] = mapped_column(Integer)
+    accounts: Mapped[str] = mapped_column(Text, default="[]")  # JSON array: accounts it used
 
     __table_args__ = (Index("ux_campaign_member", "campaign_id", "client", unique=True),)
 
@@ -115,6 +116,131 @@ class CampaignMemberRow(Base):
 
 
 # ---- Console (#5): users, sessions, cases, alerts. Migration 0005. ----
+
+
+class ConsoleUserRow(Base):
+    """A person who signs in to the console; ``password`` is an argon2id hash, never the password."""
+
+    __tablename__ = "console_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    password: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))  # analyst | admin | legal
+    created_at: Mapped[float] = mapped_column(Float)
+    disabled: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # wrong passwords in a row
+    retry_at: Mapped[float] = mapped_column(Float, default=0.0)  # no attempt before (slow-down)
+    locked_until: Mapped[float] = mapped_column(Float, default=0.0)
+
+    __table_args__ = (Index("ux_console_users_username", "username", unique=True),)
+
+
+class ConsoleSessionRow(Base):
+    """A signed-in browser. ``id`` is the SHA-256 of the cookie value, so a leaked table signs no one in."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+
+
+class CaseRow(Base):
+    """An investigation: status open → investigating → mitigated → closed; ``legal_at`` once handed off."""
+
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    assignee: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    legal_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class CaseNoteRow(Base):
+    __tablename__ = "case_notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(Integer, index=True)
+    ts: Mapped[float] = mapped_column(Float)
+    author: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class CaseLinkRow(Base):
+    """A campaign or client (pseudonym) a case is about."""
+
+    __tablename__ = "case_links"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # campaign | client
+    ref: Mapped[str] = mapped_column(String(64), index=True)
+
+    __table_args__ = (Index("ux_case_link", "case_id", "kind", "ref", unique=True),)
+
+
+class AlertRuleRow(Base):
+    """A condition the alert job checks: ``kind`` rate | score | new_campaign | records."""
+
+    __tablename__ = "alert_rules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    threshold: Mapped[float] = mapped_column(Float)
+    window: Mapped[float] = mapped_column(Float)  # seconds looked back
+    enabled: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class AlertChannelRow(Base):
+    """Where alerts go: ``kind`` webhook (generic JSON) | slack | email; ``target`` a URL or address."""
+
+    __tablename__ = "alert_channels"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(500))
+    enabled: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class AlertRow(Base):
+    """One alert raised. ``dedup`` is unique: the same condition in the same period alerts once."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedup: Mapped[str] = mapped_column(String(200))
+    rule_id: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[float] = mapped_column(Float, index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    detail: Mapped[str] = mapped_column(Text)  # JSON object
+
+    __table_args__ = (Index("ux_alerts_dedup", "dedup", unique=True),)
+
+
+class AlertDeliveryRow(Base):
+    """One alert to one channel: pending until sent, retried with backoff, failed after the last try."""
+
+    __tablename__ = "alert_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(Integer, index=True)
+    channel_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_try: Mapped[float] = mapped_column(Float)
+    last_error: Mapped[str] = mapped_column(String(500))
+    sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (Index("ix_alert_deliveries_due", "status", "next_try"),)
+
+
+# Search across clients by account and fingerprint, without a scan of every event.
+Index("ix_events_account", EventRow.account)
+Index("ix_events_fingerprint", EventRow.fingerprint)
 
 
 # ---- Legal (#6): evidence ledger, checkpoints, incidents. Migration 0006. ----

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("last_seen", sa.Float, nullable=False),
         sa.Column("requests", sa.Integer, nullable=False),
         sa.Column("records", sa.Integer, nullable=False),
+        sa.Column("accounts", sa.Text, nullable=False),
     )
     op.create_index("ux_campaign_member", "campaign_members", ["campaign_id", "client"], unique=True)
     op.create_index("ix_campaign_members_client", "campaign_members", ["client"])
