@@ -17,6 +17,7 @@ from scrapeshield.types import RequestContext
 MAX_VALUE = 1024  # longest header value kept; longer ones are truncated
 MAX_HEADERS = 128  # headers kept per request; the rest are ignored
 MAX_PATH = 2048
+MAX_QUERY = 512
 _CACHE_MAX = 200_000
 PASS_COOKIE = "__scrapeshield_pass"  # actions.challenge.PASS_COOKIE, kept here to avoid a cycle
 # Headers whose presence varies from one request of the same client to the next.
@@ -42,6 +43,7 @@ class ContextBuilder:
         self._session_cookie = identity.session_cookie
         self._token_header = identity.token_header.lower()
         self._tls_header = identity.tls_fingerprint_header.lower()
+        self._h2_header = identity.h2_fingerprint_header.lower()
         self._trusted = policy.trusted_proxies
         self._trusted_v4 = [
             (int(net.network_address), int(net.broadcast_address))
@@ -63,9 +65,11 @@ class ContextBuilder:
         hdrs = tuple(
             [(k.decode("latin-1"), v[:MAX_VALUE].decode("latin-1")) for k, v in raw[:MAX_HEADERS]]
         )
+        query = scope.get("query_string") or b""
         return self._assemble(
             ts, str(peer), str(scope.get("method") or "GET"), str(scope.get("path") or "/"),
             hdrs, str(scope.get("scheme") or "http"),
+            query[:MAX_QUERY].decode("latin-1") if isinstance(query, bytes) else "",
         )
 
     def build(
@@ -76,10 +80,11 @@ class ContextBuilder:
         path: str,
         headers: Iterable[tuple[str, str]],
         scheme: str = "http",
+        query: str = "",
     ) -> RequestContext:
         """``headers``: (lower-case name, value) pairs in the order received."""
         hdrs = tuple([(name, value[:MAX_VALUE]) for name, value in headers][:MAX_HEADERS])
-        return self._assemble(ts, peer, method, path, hdrs, scheme)
+        return self._assemble(ts, peer, method, path, hdrs, scheme, query[:MAX_QUERY])
 
     def _assemble(
         self,
@@ -89,6 +94,7 @@ class ContextBuilder:
         path: str,
         hdrs: tuple[tuple[str, str], ...],
         scheme: str,
+        query: str = "",
     ) -> RequestContext:
         names = tuple([name for name, _ in hdrs])
         first: dict[str, str] = {}
@@ -106,12 +112,13 @@ class ContextBuilder:
         if peer_trusted:
             ip, network = self._client_address(peer, forwarded)
             tls = first.get(self._tls_header, "")[:256]
+            h2 = first.get(self._h2_header, "")[:256]
             proto = first.get("x-forwarded-proto")
             if proto in ("http", "https"):
                 scheme = proto
         else:
             ip, network = self._parse_ip(peer) or ("0.0.0.0", "0.0.0.0/24")
-            tls = ""
+            tls = h2 = ""
         if len(path) > MAX_PATH:
             path = path[:MAX_PATH]
         route, record = self.policy.route_for(path or "/")
@@ -142,7 +149,7 @@ class ContextBuilder:
             account,
             session,
             self._hash(token_raw) if token_raw else "",
-            self._fingerprint(ua, names, first, tls),
+            self._fingerprint(ua, names, first, f"{tls}|{h2}" if h2 else tls),
             tls,
             first.get("referer", ""),
             pass_cookie,
@@ -151,6 +158,8 @@ class ContextBuilder:
             first.get("host", ""),
             first.get("sec-ch-ua"),
             names,
+            query,
+            h2,
         )
 
     # -- helpers ------------------------------------------------------------------

@@ -22,6 +22,7 @@ from scrapeshield.policy.compiled import CompiledLimit, CompiledPolicy, Compiled
 from scrapeshield.score import score
 from scrapeshield.signals.base import Detector
 from scrapeshield.signals.registry import DETECTORS
+from scrapeshield.signals.shared import SharedCounters
 from scrapeshield.signals.user_agent import UserAgentDetector
 from scrapeshield.state.base import ClientMemory, CounterSpec, KeyUpdate, StateStore
 from scrapeshield.types import Action, Decision, LimitBreach, RequestContext, Signal
@@ -70,7 +71,8 @@ class Engine:
         plans = {r.name: _plan(policy, r.name, r.cost) for r in policy.routes}
         plans[""] = _plan(policy, "", 1)
         # One assignment swaps everything a request reads, so no request sees a mix.
-        self._live = (policy, ContextBuilder(policy), tuple(detectors), ua, plans)
+        self._live = (policy, ContextBuilder(policy), tuple(detectors), ua, plans,
+                      SharedCounters(policy))
 
     @property
     def policy(self) -> CompiledPolicy:
@@ -126,7 +128,7 @@ class Engine:
 
     def _prepare(self, ctx: RequestContext) -> _Pending:
         """Everything before the state round trip: lists, rules, and the counters to touch."""
-        policy, _, detectors, ua_detector, plans = self._live
+        policy, _, detectors, ua_detector, plans, shared = self._live
         listed = self.lists.match(ctx) if len(self.lists) else None
         signals: list[Signal] = []
         terminal: CompiledRule | None = None
@@ -148,8 +150,11 @@ class Engine:
             if value:
                 updates.append((f"{kind}:{value}", specs, costs, ctx.record))
                 applied.append(limits)
+        layout, extra = shared.updates(ctx)
+        if extra:
+            updates += extra
         return _Pending(
-            policy, detectors, f"ip:{ctx.ip}", updates, applied, signals, terminal, listed
+            policy, detectors, f"ip:{ctx.ip}", updates, applied, signals, terminal, listed, layout
         )
 
     def _finish(
@@ -161,8 +166,12 @@ class Engine:
     ) -> Decision:
         """Everything after it: limit breaches, detectors, score, decision, pass."""
         breaches: list[LimitBreach] = []
+        if pending.layout:
+            count = len(pending.applied)
+            memory.shared = SharedCounters.view(pending.layout, usages[count:])
+            usages = usages[:count]
         for limits, (_, _, costs, _), usage in zip(
-            pending.applied, pending.updates, usages, strict=True
+            pending.applied, pending.updates, usages, strict=False
         ):
             for lim, cost, used in zip(limits, costs, usage, strict=True):
                 if used > lim.limit and cost and (ctx.record or not lim.distinct):
@@ -193,6 +202,7 @@ class _Pending(NamedTuple):
     signals: list[Signal]
     terminal: CompiledRule | None
     listed: ListEntry | None
+    layout: int  # of the shared counters' usages after the limits' (0: none)
 
 
 # Which context field each limit key kind reads.

@@ -72,6 +72,8 @@ class RequestContext(NamedTuple):
     host: str  # Host header ("" when absent)
     client_hints: str | None  # sec-ch-ua as sent, None when absent
     header_names: tuple[str, ...]  # the names of ``headers``, in order (read by several detectors)
+    query: str = ""  # the query string as sent (truncated), "" when none
+    h2_fingerprint: str = ""  # Akamai-style HTTP/2 fingerprint from a trusted edge, "" when absent
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ import click
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from scrapeshield.policy import schema
+from scrapeshield.policy import detection, schema
 from scrapeshield.policy.loader import default_policy_text
 from scrapeshield.signals.catalog import SIGNALS
 
@@ -210,6 +210,10 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("tarpit", schema.Tarpit),
     ("events", schema.Events),
     ("state", schema.State),
+    ("detection", detection.Detection),
+    ("detection.campaigns", detection.Campaigns),
+    ("detection.accounts", detection.Accounts),
+    ("detection.privacy", detection.Privacy),
 ]
 
 _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null"}
@@ -309,7 +313,13 @@ def _default(field: FieldInfo) -> str:
 
 def schema_comments() -> dict[str, str]:
     """``# comment`` text on each field's line in schema.py, as {"Model.field": text}."""
-    source = inspect.getsource(schema)
+    found: dict[str, str] = {}
+    for module in (schema, detection):
+        found.update(_module_comments(inspect.getsource(module)))
+    return found
+
+
+def _module_comments(source: str) -> dict[str, str]:
     comments: dict[int, str] = {}
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.COMMENT:

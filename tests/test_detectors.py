@@ -10,6 +10,7 @@ import yaml
 
 from scrapeshield.context import ContextBuilder
 from scrapeshield.policy.loader import load_policy
+from scrapeshield.signals.activity import ActivityDetector
 from scrapeshield.signals.registry import DETECTORS
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.testing.detectors import check_detector
@@ -49,22 +50,34 @@ CASES = [
 @pytest.mark.parametrize(("factory", "sample"), CASES)
 def test_sample(factory: Any, sample: dict[str, Any]) -> None:
     """Replays a sample from one address; ``then_headers``/``then_paths`` continue from the
-    same address with other headers (another client behind the same NAT)."""
+    same address with other headers (another client behind the same NAT). ``every`` sets
+    the seconds between requests (default 3; a list cycles), ``repeat`` replays the paths
+    that many times, and a path's ``?query`` is passed as the query string. ``shared`` is what
+the shared (campaign) counters answer for every request (``signals.shared`` layout)."""
     builder = ContextBuilder(POLICY)
     detector = factory(POLICY)
+    activity = ActivityDetector(POLICY)
     memory = ClientMemory(0.0)
     found: list[Signal] = []
     steps = [(sample["headers"], sample.get("paths", ["/"]))]
     if "then_paths" in sample:
         steps.append((sample["then_headers"], sample["then_paths"]))
     ts = 100.0
+    every = sample.get("every", 3)
+    gaps = every if isinstance(every, list) else [every]
+    step = 0
     for headers, paths in steps:
         if isinstance(headers, str):
             headers = COMMON[headers]
-        for path in paths:
-            ts += 3
-            ctx = builder.build(ts, "192.0.2.44", "GET", path, [tuple(h) for h in headers])
+        for path in paths * sample.get("repeat", 1):
+            ts += gaps[step % len(gaps)]
+            step += 1
+            path, _, query = path.partition("?")
+            ctx = builder.build(ts, "192.0.2.44", "GET", path, [tuple(h) for h in headers], "http", query)
             found = []
+            memory.shared = tuple(sample.get("shared", ()))  # what the shared counters said
+            if factory is not ActivityDetector:  # as in the engine: later detectors read its counts
+                activity.inspect(ctx, memory, [])
             detector.inspect(ctx, memory, found)
     names = {s.name for s in found}
     for expected in sample.get("expect", []):

@@ -104,11 +104,14 @@ def test_honeypot_memory_fades_after_an_hour() -> None:
 
 
 def test_distinct_records_budget_applies_to_a_browser_too() -> None:
+    """A browser that behaves (assets, links from the site) meets the data budget all the same."""
     engine, clock = make_engine()
     actions = []
+    from_site = [*CHROME, ("referer", "http://127.0.0.1:8000/")]
     for user_id in range(1, 200):
         clock.advance(2)
-        actions.append(ask(engine, clock, f"/u/user{user_id * 7919 % 10007}", CHROME).action)
+        actions.append(ask(engine, clock, f"/u/user{user_id * 7919 % 10007}", from_site).action)
+        ask(engine, clock, f"/static/avatars/{user_id}.svg", from_site)
     assert actions[:80] == [Action.ALLOW] * 80
     assert actions[80] is Action.CHALLENGE  # 81st distinct profile in 10 minutes
 

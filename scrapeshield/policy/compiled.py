@@ -27,6 +27,7 @@ class CompiledRoute:
     cost: int
     asset: bool
     personal_fields: tuple[str, ...]
+    html_fields: tuple[tuple[str, str], ...] = ()  # (field, selector), see schema.Route
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,11 @@ class CompiledPolicy:
     block_at: float
     account_regex: re.Pattern[str] | None
     rules_read_headers: bool
+    degrade_at: float | None = None  # score thresholds of the record-route actions (None: off)
+    decoy_at: float | None = None
+    paginated_routes: frozenset[str] = frozenset()
+    search_routes: frozenset[str] = frozenset()
+    routes_by_name: dict[str, CompiledRoute] | None = None
 
     def route_for(self, path: str) -> tuple[CompiledRoute | None, str]:
         """The route a path matches and the record it exposes ("" when none)."""
@@ -121,6 +127,11 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         rules_read_headers=any(
             r.match.header_present or r.match.header_equals for r in policy.rules
         ),
+        degrade_at=policy.thresholds.degrade,
+        decoy_at=policy.thresholds.decoy,
+        paginated_routes=frozenset(policy.detection.paginated_routes),
+        search_routes=frozenset(policy.detection.search_routes),
+        routes_by_name={r.name: r for r in routes},
     )
 
 
@@ -140,6 +151,7 @@ def _compile_route(route: Route) -> CompiledRoute:
         cost=route.cost,
         asset=route.asset,
         personal_fields=tuple(route.personal_fields),
+        html_fields=tuple(route.html_fields.items()),
     )
 
 

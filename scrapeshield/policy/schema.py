@@ -12,15 +12,17 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from scrapeshield.policy.detection import Detection
 from scrapeshield.policy.legal import Legal
 from scrapeshield.signals.catalog import SIGNALS
 
 KeyKind = Literal["ip", "subnet", "account", "session", "token", "fingerprint"]
-# degrade and decoy arrive with the detection work; until then a policy cannot ask for them.
-LimitAction = Literal["throttle", "challenge", "block", "tarpit"]
-RuleAction = Literal["allow", "throttle", "challenge", "block", "tarpit", "weigh"]
+LimitAction = Literal["throttle", "challenge", "block", "tarpit", "degrade", "decoy"]
+RuleAction = Literal["allow", "throttle", "challenge", "block", "tarpit", "degrade", "decoy", "weigh"]
+# "verified-search-engine": a search-engine user-agent whose address the goodbots check confirmed.
 UAClassName = Literal[
-    "browser", "search-engine", "http-library", "browser-automation", "crawler", "empty", "other"
+    "browser", "search-engine", "verified-search-engine", "http-library", "browser-automation",
+    "crawler", "empty", "other",
 ]
 
 Seconds = Annotated[float, Field(gt=0, le=30 * 86400)]
@@ -53,6 +55,7 @@ def _check_signal(value: str) -> str:
 
 
 SignalName = Annotated[str, AfterValidator(_check_signal)]
+Selector = Annotated[str, Field(pattern=r"^[A-Za-z0-9]*(\.[A-Za-z0-9_-]+)?(@[a-z-]+)?$")]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 Regex = Annotated[str, AfterValidator(_check_regex)]
 
@@ -67,6 +70,8 @@ class Route(Strict):
     cost: Annotated[int, Field(ge=0, le=1000)] = 1
     asset: bool = False
     personal_fields: list[str] = Field(default_factory=list)
+    # JSON needs no map (keys match); "@attr" names an attribute (e.g. "img.avatar@src").
+    html_fields: dict[str, Selector] = Field(default_factory=dict)  # field -> tag, .class or tag.class in HTML
 
     @model_validator(mode="after")
     def _record_is_a_capture(self) -> Route:
@@ -125,6 +130,9 @@ class Rule(Strict):
 class Thresholds(Strict):
     challenge: Annotated[float, Field(ge=0, le=100)] = 50
     block: Annotated[float, Field(ge=0, le=100)] = 90
+    # Scores from here up to the challenge threshold get the action on record routes.
+    degrade: Annotated[float, Field(ge=0, le=100)] | None = None  # personal fields removed; null: off
+    decoy: Annotated[float, Field(ge=0, le=100)] | None = None  # a fake record with a canary; null: off
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
@@ -138,6 +146,7 @@ class Identity(Strict):
     account_pattern: Regex | None = None  # regex with one group: the account inside the session cookie
     token_header: str = "authorization"
     tls_fingerprint_header: str = "x-ja4"  # believed only from trusted proxies
+    h2_fingerprint_header: str = "x-h2-fingerprint"  # Akamai-style; trusted proxies only
 
 
 class Challenge(Strict):
@@ -182,6 +191,7 @@ class Policy(Strict):
     events: Events = Events()
     state: State = State()
     legal: Legal = Legal()  # data map and terms in force (scrapeshield.policy.legal)
+    detection: Detection = Detection()  # behaviour, campaign and privacy settings
 
 
 def cross_check(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
@@ -201,4 +211,13 @@ def cross_check(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
         for j, name in enumerate(rule.match.route):
             if name not in route_names:
                 problems.append((("rules", i, "match", "route", j), f"unknown route {name!r}"))
+    found = policy.detection
+    for section, names in (("paginated_routes", found.paginated_routes),
+                           ("search_routes", found.search_routes)):
+        for j, name in enumerate(names):
+            if name not in route_names:
+                problems.append((("detection", section, j), f"unknown route {name!r}"))
+    for name in found.privacy.route_levels:
+        if name not in route_names:
+            problems.append((("detection", "privacy", "route_levels", name), f"unknown route {name!r}"))
     return problems

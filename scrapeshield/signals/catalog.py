@@ -39,4 +39,47 @@ SIGNALS: dict[str, SignalSpec] = {
         25, "claims a browser but has fetched many pages and not one asset"
     ),
     "honeypot.hit": SignalSpec(100, "requested a trap that no human can see"),
+    # Behaviour over time (signals.pacing, signals.navigation, signals.search).
+    "behaviour.regular-pace": SignalSpec(
+        30, "pages requested at intervals too regular for a person"
+    ),
+    "behaviour.never-sleeps": SignalSpec(20, "active in nearly every hour of the last day"),
+    "behaviour.breadth": SignalSpec(
+        30, "reads many different profiles and hardly any other page"
+    ),
+    "behaviour.no-referer-chain": SignalSpec(
+        25, "reaches profile after profile without coming from a page of the site"
+    ),
+    "behaviour.deep-pagination": SignalSpec(25, "pages deep into one follower list"),
+    "behaviour.not-found": SignalSpec(25, "a large share of requests for pages that do not exist"),
+    "behaviour.few-assets": SignalSpec(
+        15, "claims a browser but loads far fewer assets than pages"
+    ),
+    "enumeration.strided": SignalSpec(40, "reads records at one constant id stride"),
+    "enumeration.dictionary-search": SignalSpec(
+        45, "searches like a dictionary walk: sorted or short prefix queries, in bulk"
+    ),
+    # Campaigns: counters shared by clients with one trait (signals.campaign).
+    "campaign.fingerprint": SignalSpec(
+        55, "one of many asset-less clients with this fingerprint reading profiles cold"
+    ),
+    "campaign.network": SignalSpec(
+        45, "one of many asset-less clients in this /24 reading profiles cold"
+    ),
+    # Accounts (signals.accounts).
+    "accounts.many-networks": SignalSpec(40, "one account used from many networks in a short time"),
+    "accounts.new-account-lookups": SignalSpec(
+        30, "a new account that does little but look other users up"
+    ),
+    # Good bots and fingerprints (signals.goodbots, signals.tls).
+    "goodbot.verified": SignalSpec(
+        -40, "search-engine crawler verified by published ranges and reverse DNS"
+    ),
+    "goodbot.spoofed": SignalSpec(
+        50, "claims a search-engine crawler from an address that crawler does not use"
+    ),
+    "network.hosting": SignalSpec(10, "address in a cloud or hosting provider's published ranges"),
+    "tls.mismatch": SignalSpec(
+        45, "TLS or HTTP/2 fingerprint of a client other than the browser it claims"
+    ),
 }

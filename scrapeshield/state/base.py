@@ -6,6 +6,7 @@ a networked backend (Redis) answers a decision in one round trip.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar, overload
 
@@ -53,9 +54,11 @@ class ClientMemory:
     tuple of floats, which the cyclic garbage collector stops tracking: a million
     remembered clients then cost no collection time (and the host application no
     latency). Detectors change the view; ``StateStore.keep`` stores it back.
+    ``shared`` is not stored: the engine sets it to the usages of the shared counters this
+    request touched (see ``signals.shared``), for the campaign detectors to read.
     """
 
-    __slots__ = ("values",)
+    __slots__ = ("values", "shared")
 
     first_seen = _Number(0, float)
     last_seen = _Number(1, float)
@@ -67,11 +70,42 @@ class ClientMemory:
     honeypot_hits = _Number(7, int)
     trapped_at = _Number(8, float)  # when this address last requested a trap
     trap_code = _Number(9, float)  # fingerprint_code of the client that did
+    # Behaviour (signals.pacing, signals.navigation, signals.enumeration): see those modules.
+    last_page_at = _Number(10, float)  # when the last page (not asset) was requested
+    gap_mean = _Number(11, float)  # moving mean of the gaps between pages (seconds)
+    gap_dev = _Number(12, float)  # moving mean absolute deviation of those gaps
+    gaps = _Number(13, int)  # gaps measured
+    hours_mask = _Number(14, int)  # bit h: active during hour-of-day h in the last 24 hours
+    hour_index = _Number(15, int)  # the hour (since the epoch) of the last request
+    record_reads = _Number(16, int)  # requests for a personal record
+    other_pages = _Number(17, int)  # pages that are not a record (feed, lists, search)
+    cold_reads = _Number(18, int)  # record reads without a referer from the site
+    list_code = _Number(19, float)  # path_code of the paginated list being read
+    list_depth = _Number(20, int)  # pages read of that list in a row
+    unknown = _Number(21, int)  # requests for no known route (the 404s the engine can see)
+    errors = _Number(22, int)  # 4xx answers reported by the host after the response
+    searches = _Number(23, int)  # search requests
+    search_sorted = _Number(24, int)  # searches whose query sorted after the previous one
+    last_query = _Number(25, float)  # query_code of the last search
+    short_queries = _Number(26, int)  # searches of 2-3 characters (dictionary prefixes)
+    last_step = _Number(27, int)  # the last step between record ids
+    stride_run = _Number(28, int)  # steps equal to the one before (any stride)
 
     def __init__(self, now: float = 0.0, values: list[float] | None = None) -> None:
-        self.values: list[float] = (
-            values if values is not None else [now, now, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0]
-        )
+        self.values: list[float] = values if values is not None else [now, now, *_FRESH]
+        # What this request's shared (campaign) counters said; set by the engine, never stored.
+        self.shared: tuple[float, ...] = ()
+
+
+# A fresh client's values after first_seen and last_seen.
+_FRESH = (0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0,
+          0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+MEMORY_SIZE = 2 + len(_FRESH)
+
+
+def path_code(text: str) -> float:
+    """A string as a number a float holds exactly (for remembering "the same path")."""
+    return float(int(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest(), 16))
 
 
 class StateStore(Protocol):

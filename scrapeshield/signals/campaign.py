@@ -1,0 +1,48 @@
+"""Campaigns on the request path: a scraper spread over many addresses, caught as a whole.
+
+Reads the counters shared by every client with this request's fingerprint and /24
+network (``signals.shared``). When the clients sharing a trait have read many distinct
+records bare (no referer from the site, no pass, no token) and loaded few assets per
+such read, that trait is being used to scrape; every client with it that reads a record
+bare and has loaded no asset itself is scored as part of the campaign, however few
+requests its own address made. People sharing the same fingerprint (everyone on the
+current Chrome) load assets, so they are spared, and their asset loads keep the ratio
+of a fingerprint that people use up.
+"""
+
+from __future__ import annotations
+
+from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.shared import FP_ASSETS, FP_READS, IS_BARE, NET_ASSETS, NET_READS
+from scrapeshield.state.base import ClientMemory
+from scrapeshield.types import RequestContext, Signal
+
+
+class CampaignDetector:
+    name = "campaign"
+
+    def __init__(self, policy: CompiledPolicy) -> None:
+        found = policy.source.detection.campaigns
+        w = policy.weights
+        # (signal, the context field of the trait, weight, reads needed, usage positions)
+        self._traits = (
+            ("campaign.fingerprint", "fingerprint", w["campaign.fingerprint"], found.bare_records,
+             FP_READS, FP_ASSETS),
+            ("campaign.network", "network", w["campaign.network"], found.network_bare_records,
+             NET_READS, NET_ASSETS),
+        )
+        self._ratio = found.assets_per_read
+        self._window = found.window
+
+    def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
+        shared = memory.shared
+        if not shared or not shared[IS_BARE] or memory.assets:
+            return
+        for name, trait, weight, least, reads_at, assets_at in self._traits:
+            reads, assets = shared[reads_at], shared[assets_at]
+            if reads >= least and assets < self._ratio * reads:
+                out.append(Signal(
+                    name, weight,
+                    f"{trait} {getattr(ctx, trait)}: {int(reads)} profiles read bare by its "
+                    f"clients in {self._window:g}s, {int(assets)} assets loaded",
+                ))

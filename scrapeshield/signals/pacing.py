@@ -1,0 +1,70 @@
+"""Pacing: how regular the gaps between a client's pages are, and whether it ever rests.
+
+People read, think and wander off: the gaps between their pages vary about as much as
+they last (a coefficient of variation near 1). A script with a fixed sleep, even with
+some jitter, varies by a few percent. And people sleep: an address active in nearly
+every hour of a day is a machine (or very many people behind one address, which the
+other signals then do not single out).
+"""
+
+from __future__ import annotations
+
+from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.state.base import ClientMemory
+from scrapeshield.types import RequestContext, Signal
+
+ALPHA = 0.1  # weight of the newest gap in the moving mean and deviation
+MIN_GAPS = 20  # gaps measured before regularity means anything
+MAX_CV = 0.15  # a deviation below this share of the mean gap is machine-like
+BREAK = 1800.0  # a gap longer than this is a break, not pacing
+AWAKE_HOURS = 22  # hours of the last 24 with activity that make "never sleeps"
+# Indices into ClientMemory.values (see state.base): read directly, this runs per request.
+_LAST_PAGE, _MEAN, _DEV, _GAPS, _HOURS, _HOUR = 10, 11, 12, 13, 14, 15
+
+
+class PacingDetector:
+    name = "pacing"
+
+    def __init__(self, policy: CompiledPolicy) -> None:
+        self._regular = policy.weights["behaviour.regular-pace"]
+        self._sleepless = policy.weights["behaviour.never-sleeps"]
+
+    def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
+        v = memory.values
+        hour = int(ctx.ts // 3600)
+        if hour != v[_HOUR]:
+            v[_HOURS] = float(_hours_since(int(v[_HOURS]), int(v[_HOUR]), hour))
+            v[_HOUR] = float(hour)
+        awake = int(v[_HOURS]).bit_count()
+        if awake >= AWAKE_HOURS:
+            out.append(Signal("behaviour.never-sleeps", self._sleepless,
+                              f"active in {awake} of the last 24 hours"))
+        if ctx.is_asset:
+            return
+        last = v[_LAST_PAGE]
+        v[_LAST_PAGE] = ctx.ts
+        gap = ctx.ts - last
+        if last <= 0 or gap < 0 or gap > BREAK:
+            return
+        if v[_GAPS] == 0:
+            v[_MEAN], v[_DEV] = gap, gap / 2  # no evidence of regularity yet
+        else:
+            v[_DEV] += ALPHA * (abs(gap - v[_MEAN]) - v[_DEV])
+            v[_MEAN] += ALPHA * (gap - v[_MEAN])
+        v[_GAPS] += 1
+        if v[_GAPS] >= MIN_GAPS and v[_DEV] < MAX_CV * v[_MEAN]:
+            out.append(Signal(
+                "behaviour.regular-pace", self._regular,
+                f"{int(v[_GAPS])} gaps between pages of {v[_MEAN]:.2f}s ± {v[_DEV]:.2f}s",
+            ))
+
+
+def _hours_since(mask: int, last: int, hour: int) -> int:
+    """The hour-of-day mask after moving from hour ``last`` to ``hour`` (hours since the
+    epoch): hours skipped in between were idle, so their bits from a day ago go."""
+    if last < 0 or hour - last >= 24 or hour < last:
+        mask = 0
+    else:
+        for h in range(last + 1, hour):
+            mask &= ~(1 << (h % 24))
+    return mask | (1 << (hour % 24))

@@ -1,0 +1,71 @@
+"""Dictionary search: harvesting users through the search endpoint.
+
+A harvester walks a dictionary: queries in sorted order ("aa", "ab", "ac"…), or short
+prefixes that each return a page of users, in bulk. People search for someone by name
+a few times, in no order.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_plus
+
+from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.state.base import ClientMemory
+from scrapeshield.types import RequestContext, Signal
+
+MIN_SEARCHES = 15
+SORTED_SHARE = 0.8  # share of searches sorting after the previous one
+SHORT_SHARE = 0.8  # share of searches of at most SHORT characters
+SHORT = 3
+PREFIX = 6  # characters of a query that its sort code keeps
+# Indices into ClientMemory.values (see state.base).
+_SEARCHES, _SORTED, _LAST, _SHORT = 23, 24, 25, 26
+
+
+def query_text(query: str) -> str:
+    """The ``q`` parameter of a query string, decoded ("" when absent)."""
+    for part in query.split("&"):
+        if part.startswith("q="):
+            return unquote_plus(part[2:], errors="replace").strip().casefold()
+    return ""
+
+
+def sort_code(text: str) -> float:
+    """A number that sorts like the text's first PREFIX characters (exact in a float)."""
+    code = 0
+    for ch in text[:PREFIX].ljust(PREFIX, "\0"):
+        code = code * 257 + min(ord(ch), 256)
+    return float(code)
+
+
+class SearchDetector:
+    name = "search"
+
+    def __init__(self, policy: CompiledPolicy) -> None:
+        self._weight = policy.weights["enumeration.dictionary-search"]
+        self._routes = policy.search_routes
+
+    def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
+        if ctx.route not in self._routes:
+            return
+        text = query_text(ctx.query)
+        if not text:
+            return
+        v = memory.values
+        code = sort_code(text)
+        if v[_SEARCHES] and code > v[_LAST]:
+            v[_SORTED] += 1
+        v[_LAST] = code
+        v[_SEARCHES] += 1
+        if len(text) <= SHORT:
+            v[_SHORT] += 1
+        searches = v[_SEARCHES]
+        if searches < MIN_SEARCHES:
+            return
+        if v[_SORTED] >= SORTED_SHARE * (searches - 1):
+            why = f"{int(v[_SORTED]) + 1} of {int(searches)} searches in sorted order"
+        elif v[_SHORT] >= SHORT_SHARE * searches:
+            why = f"{int(v[_SHORT])} of {int(searches)} searches of {SHORT} characters or fewer"
+        else:
+            return
+        out.append(Signal("enumeration.dictionary-search", self._weight, why))
