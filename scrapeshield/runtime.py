@@ -70,6 +70,9 @@ class Shield:
         self.policy_errors = 0
         # Periodic work (campaign grouping, ledger, alerts) registers here; runs once started.
         self.jobs = Jobs()
+        from scrapeshield.legal.wiring import attach_ledger  # evidence ledger (#6): listener + job
+
+        self.ledger_feeder = attach_ledger(self)
         self.campaigns = CampaignJob(self.db, self.clock, lists=self.engine.lists)
         self.jobs.add("campaigns", CAMPAIGNS_EVERY, self.campaigns)
 
@@ -88,6 +91,9 @@ class Shield:
 
     def close(self) -> None:
         self.jobs.close()
+        from scrapeshield.legal.wiring import final_flush
+
+        final_flush(self.ledger_feeder)
         self.recorder.close()
         if self.consumer is not None:
             self.consumer.close()

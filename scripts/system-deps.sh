@@ -8,6 +8,8 @@ need=""
 services=""
 command -v chromium >/dev/null 2>&1 || need="$need chromium chromium-driver"
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
+# Tesseract OCR: the legal reports' PDFs are rendered to PNG and read back in a test.
+command -v tesseract >/dev/null 2>&1 || need="$need tesseract-ocr tesseract-ocr-eng"
 # nginx lives in /usr/sbin, often not on a normal user's PATH.
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   need="$need nginx"

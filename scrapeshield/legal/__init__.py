@@ -1,0 +1,40 @@
+"""Legal: the evidence ledger (C7), breach assessment (C8) and the compliance report (C11).
+
+Functions for the console and other callers (all return plain data; times are epoch seconds):
+
+Evidence (``scrapeshield.legal.evidence``)::
+
+    export_pack(db: Database, campaign_id: str, out_path: Path | str, signing_key: Ed25519PrivateKey,
+                *, policy: CompiledPolicy | None = None, clock: Clock | None = None,
+                terms_path: Path | None = None, robots_path: Path | None = None) -> dict
+        # writes the zip; returns {"path", "campaign", "entries", "first_seq", "last_seq",
+        #  "head_hash", "key_id", "files": {name: sha256}}; raises LegalError (unknown campaign)
+    verify_pack(path: Path | str, public_key: Ed25519PublicKey | None = None) -> VerifyResult
+        # VerifyResult.ok: bool, .problems: list[str] (each names the file / ledger seq),
+        # .key_id, .campaign, .entries; .to_dict()
+    keys.load_or_create(data_dir) -> Ed25519PrivateKey      # the platform's key (0600 file)
+    keys.public_pem(key) -> str; keys.load_public(pem) -> Ed25519PublicKey
+
+Breach assessment (``scrapeshield.legal.breach``, ``.incident``, ``.rules``, ``.subjects``)::
+
+    Rules.load(path: Path | None = None) -> Rules            # None: the packaged rules file
+    Subjects.load(path, residence_field="country") -> Subjects  # JSON-lines user file
+    incident_from_campaign(db, campaign_id) -> Incident
+    incident_from_range(db, start: float, end: float) -> Incident
+    Incident(id, title, start, end, taken: Mapping[record, frozenset[route]], source="")
+    assess(incident, subjects, rules, aware_at: float, *, data_map: DataMap | None = None)
+        -> Assessment   # .to_dict(): subjects, categories, residence, jurisdictions[...]
+                        # with authority/individuals {status, test, reasoning, deadline}, notices
+Incidents on record (``scrapeshield.legal.incidents``)::
+
+    save_incident(db, assessment, created_by: str, now: float) -> str      # incident id
+    list_incidents(db, now: float, limit: int = 100) -> list[dict]   # newest first, with
+        # "next_deadline" (epoch or None) and "seconds_left" for the countdown
+    get_incident(db, incident_id: str, now: float) -> dict | None    # includes "assessment"
+
+Compliance report (``scrapeshield.legal.report``)::
+
+    build_report(db, start: float, end: float, *, rules: Rules | None = None,
+                 policy: CompiledPolicy | None = None) -> dict   # the figures
+    write_report(facts: dict, out: Path) -> list[Path]   # out.html and out.pdf
+"""

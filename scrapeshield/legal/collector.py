@@ -1,0 +1,225 @@
+"""What the ledger is fed: per-window summaries of every client's requests, taken from every
+decision (not the sampled events table), plus analyst actions and campaign states.
+
+``WindowCollector`` listens to the engine and keeps, per window and client, counts of requests
+and decisions, the personal records touched and the ones actually served (decision ``allow``;
+a throttle, challenge, block, tarpit, degrade or decoy did not hand the real record over), the
+routes, user-agents, fingerprints and networks. Memory is bounded: at most ``max_clients`` per
+window (the rest are counted together) and ``max_records`` record keys per client.
+``LedgerFeeder`` is the periodic job that writes closed windows, new audit rows and changed
+campaigns to the ledger, and signs a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, select
+
+from scrapeshield.clock import Clock
+from scrapeshield.db.models import AuditRow, CampaignMemberRow, CampaignRow
+from scrapeshield.legal.ledger import Ledger, NewEntry
+from scrapeshield.types import Action, Decision, RequestContext
+
+log = logging.getLogger("scrapeshield.legal")
+
+_SMALL = 20  # distinct user-agents / fingerprints / networks kept per client and window
+
+
+@dataclass(slots=True)
+class ClientWindow:
+    requests: int = 0
+    first: float = math.inf
+    last: float = 0.0
+    max_score: float = 0.0
+    actions: Counter[str] = field(default_factory=Counter)
+    routes: Counter[str] = field(default_factory=Counter)
+    touched: set[str] = field(default_factory=set)
+    taken: set[str] = field(default_factory=set)
+    taken_routes: dict[str, str] = field(default_factory=dict)  # record → route it was served by
+    dropped_records: int = 0
+    user_agents: Counter[str] = field(default_factory=Counter)
+    fingerprints: set[str] = field(default_factory=set)
+    networks: set[str] = field(default_factory=set)
+    accounts: set[str] = field(default_factory=set)
+    rules: Counter[str] = field(default_factory=Counter)
+
+    def add(self, ctx: RequestContext, decision: Decision, network: str, max_records: int) -> None:
+        self.requests += 1
+        self.first = min(self.first, ctx.ts)
+        self.last = max(self.last, ctx.ts)
+        self.max_score = max(self.max_score, decision.score)
+        self.actions[decision.action.value] += 1
+        if ctx.route:
+            self.routes[ctx.route] += 1
+        if decision.action is not Action.ALLOW:
+            self.rules[decision.rule] += 1
+        if ctx.record:
+            if len(self.touched) < max_records or ctx.record in self.touched:
+                self.touched.add(ctx.record)
+                if decision.action is Action.ALLOW:
+                    self.taken.add(ctx.record)
+                    self.taken_routes.setdefault(ctx.record, ctx.route)
+            else:
+                self.dropped_records += 1
+        if len(self.user_agents) < _SMALL or ctx.user_agent in self.user_agents:
+            self.user_agents[ctx.user_agent] += 1
+        if len(self.fingerprints) < _SMALL:
+            self.fingerprints.add(ctx.fingerprint)
+        if len(self.networks) < _SMALL:
+            self.networks.add(network)
+        if ctx.account and len(self.accounts) < _SMALL:
+            self.accounts.add(ctx.account)
+
+    def worth_recording(self) -> bool:
+        """Clients that read personal records or met anything but ``allow`` (not asset-only browsing)."""
+        return bool(self.touched) or self.dropped_records > 0 or self.actions.keys() != {"allow"}
+
+    def body(self, start: float, end: float, node: str) -> dict[str, Any]:
+        return {
+            "window": [start, end], "node": node, "requests": self.requests,
+            "first": round(self.first, 3), "last": round(self.last, 3),
+            "max_score": round(self.max_score, 1), "actions": dict(sorted(self.actions.items())),
+            "routes": dict(sorted(self.routes.items())), "rules": dict(sorted(self.rules.items())),
+            "records_touched": len(self.touched) + self.dropped_records,
+            "records_taken": sorted(self.taken),
+            "taken_routes": {r: self.taken_routes[r] for r in sorted(self.taken_routes)},
+            "records_not_listed": self.dropped_records,
+            "user_agents": dict(self.user_agents.most_common(_SMALL)),
+            "fingerprints": sorted(self.fingerprints), "networks": sorted(self.networks),
+            "accounts": len(self.accounts),
+        }
+
+
+class WindowCollector:
+    """An engine listener (``engine.listeners``): cheap, thread-safe, bounded."""
+
+    def __init__(self, pseudonymise: Callable[[str], str], *, window: float = 300.0,
+                 pseudonymise_ips: bool = True, max_clients: int = 50_000,
+                 max_records: int = 20_000, node: str = "") -> None:
+        self.window = window
+        self.pseudonymise = pseudonymise
+        self.pseudonymise_ips = pseudonymise_ips
+        self.max_clients = max_clients
+        self.max_records = max_records
+        self.node = node
+        self.overflow: Counter[float] = Counter()  # requests of clients beyond max_clients, per window
+        self._windows: dict[float, dict[str, ClientWindow]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, ctx: RequestContext, decision: Decision) -> None:
+        start = math.floor(ctx.ts / self.window) * self.window
+        client = self.pseudonymise(ctx.ip) if self.pseudonymise_ips else ctx.ip
+        network = self.pseudonymise(ctx.network) if self.pseudonymise_ips else ctx.network
+        with self._lock:
+            clients = self._windows.setdefault(start, {})
+            stats = clients.get(client)
+            if stats is None:
+                if len(clients) >= self.max_clients:
+                    self.overflow[start] += 1
+                    return
+                stats = clients[client] = ClientWindow()
+            stats.add(ctx, decision, network, self.max_records)
+
+    def drain(self, now: float | None) -> list[NewEntry]:
+        """Take the windows closed by ``now`` (all of them when ``now`` is None) as entries."""
+        with self._lock:
+            closed = sorted(s for s in self._windows if now is None or s + self.window <= now)
+            taken = [(s, self._windows.pop(s), self.overflow.pop(s, 0)) for s in closed]
+        entries: list[NewEntry] = []
+        for start, clients, overflow in taken:
+            end = start + self.window
+            for client in sorted(clients):
+                stats = clients[client]
+                if stats.worth_recording():
+                    entries.append(NewEntry("window", client, stats.body(start, end, self.node)))
+            if overflow:
+                entries.append(NewEntry("window", "*overflow*", {
+                    "window": [start, end], "node": self.node, "requests": overflow,
+                    "note": "clients beyond the collector's per-window limit, counted together"}))
+        return entries
+
+
+class LedgerFeeder:
+    """The periodic job: closed windows, new audit rows and campaign states → ledger; checkpoint."""
+
+    def __init__(self, ledger: Ledger, collector: WindowCollector | None, key: Ed25519PrivateKey,
+                 clock: Clock, *, checkpoint_every: float = 600.0) -> None:
+        self.ledger = ledger
+        self.collector = collector
+        self.key = key
+        self.clock = clock
+        self.checkpoint_every = checkpoint_every
+        self._last_checkpoint = -math.inf
+        self._audit_mark = 0
+        self._campaign_mark = 0.0
+        self._audit_seen = 0
+        self._campaign_seen = 0.0
+
+    def run(self, final: bool = False) -> int:
+        now = self.clock.now()
+        written = 0
+        if self.collector is not None:
+            windows = self.collector.drain(None if final else now)
+            if windows:
+                written += len(self.ledger.append(windows, now))
+        # Marks advance only once the append committed: a retried transaction reads again.
+        written += len(self.ledger.append(self._audit_entries, now))
+        self._audit_mark = self._audit_seen
+        written += len(self.ledger.append(self._campaign_entries, now))
+        self._campaign_mark = self._campaign_seen
+        if final or now - self._last_checkpoint >= self.checkpoint_every:
+            if self.ledger.checkpoint(self.key, now) is not None or final:
+                self._last_checkpoint = now
+        return written
+
+    def _audit_entries(self, conn: Connection) -> list[NewEntry]:
+        rows = conn.execute(
+            select(AuditRow).where(AuditRow.id > self._audit_mark).order_by(AuditRow.id).limit(5000)
+        ).mappings().all()
+        entries = []
+        self._audit_seen = self._audit_mark
+        for row in rows:
+            try:
+                detail = json.loads(row["detail"])
+            except ValueError:
+                detail = {"raw": row["detail"]}
+            entries.append(NewEntry("audit", str(row["actor"])[:64], {
+                "audit_id": row["id"], "at": row["ts"], "actor": row["actor"],
+                "action": row["action"], "detail": detail}, ref=f"audit:{row['id']}"))
+            self._audit_seen = max(self._audit_seen, int(row["id"]))
+        return entries
+
+    def _campaign_entries(self, conn: Connection) -> list[NewEntry]:
+        rows = conn.execute(
+            select(CampaignRow).where(CampaignRow.updated_at > self._campaign_mark)
+            .order_by(CampaignRow.updated_at).limit(1000)
+        ).mappings().all()
+        entries = []
+        self._campaign_seen = self._campaign_mark
+        for row in rows:
+            members = conn.execute(
+                select(CampaignMemberRow.client).where(CampaignMemberRow.campaign_id == row["id"])
+                .order_by(CampaignMemberRow.client).limit(5000)
+            ).scalars().all()
+            try:
+                reasons = json.loads(row["reasons"])
+            except ValueError:
+                reasons = [row["reasons"]]
+            body = {k: row[k] for k in ("id", "kind", "key", "label", "first_seen", "last_seen",
+                                        "clients", "requests", "records", "score", "status",
+                                        "action", "updated_at")}
+            body["reasons"] = reasons
+            body["members"] = list(members)
+            entries.append(NewEntry("campaign", str(row["id"]), body,
+                                    ref=f"{row['id']}@{row['updated_at']!r}"))
+            self._campaign_seen = max(self._campaign_seen, float(row["updated_at"]))
+        return entries
