@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -44,9 +45,14 @@ def _serve_options(func: click.decorators.FC, port: int = 8000) -> click.decorat
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="scrapeshield")
-def main() -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              envvar="SCRAPESHIELD_LOG_FORMAT",
+              help="Log lines as text or as one JSON object each (env SCRAPESHIELD_LOG_FORMAT).")
+def main(log_format: str) -> None:
     """scrapeshield: protects personal data on social platforms from mass scraping."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from scrapeshield.logjson import configure
+
+    configure(log_format)
     # httpx logs every proxied request (full URL, query included) at INFO: one line per request.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -130,6 +136,9 @@ def _run(shield, app, host, port, admin_port, settings: Settings, what: str,  # 
 
     public = ScrapeshieldMiddleware(app, shield) if protect else app
     admin = create_admin_app(shield, settings.admin_token())
+    from scrapeshield.console.users import ADMIN_PASSWORD_ENV, Users
+
+    generated = Users(shield.db.engine).ensure_first_admin(shield.clock.now())
 
     label = "site: " if protect else "asked:"
 
@@ -138,6 +147,12 @@ def _run(shield, app, host, port, admin_port, settings: Settings, what: str,  # 
         click.echo(f"  {label} http://{f'[{host}]' if ':' in host else host}:{port}/")
         click.echo(f"  admin: http://127.0.0.1:{admin_port}/  (bearer token in "
                    f"{settings.admin_token_path} or $SCRAPESHIELD_ADMIN_TOKEN)")
+        click.echo(f"  console: http://127.0.0.1:{admin_port}/console/")
+        if generated:  # printed this once only; the database keeps an argon2 hash
+            click.echo(f"    first sign-in: user admin, password {generated} (shown once; change it "
+                       "with `scrapeshield users passwd admin`)")
+        elif os.environ.get(ADMIN_PASSWORD_ENV):
+            click.echo(f"    user admin's first password came from ${ADMIN_PASSWORD_ENV}")
         click.echo(f"  data:  {settings.data_dir}")
         sys.stdout.flush()
 
@@ -200,3 +215,137 @@ def policy_default() -> None:
     from scrapeshield.policy.loader import default_policy_text
 
     click.echo(default_policy_text(), nl=False)
+
+
+@main.group()
+def canary() -> None:
+    """Trace decoy canaries (fake e-mails and phone numbers served to scrapers)."""
+
+
+@canary.command("lookup")
+@click.argument("value")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--db", "db_url", default=None, help="SQLAlchemy URL of the database.")
+@click.option("--data-dir", default=None, envvar=DATA_DIR_ENV, help="Data directory.")
+def canary_lookup(value: str, as_json: bool, db_url: str | None, data_dir: str | None) -> None:
+    """Which client (pseudonym, network, fingerprint, time, campaign) received VALUE; exit 1 if none."""
+    from scrapeshield.actions.canaries import as_json as canary_json
+    from scrapeshield.actions.canaries import describe, lookup
+    from scrapeshield.db.store import Database
+
+    settings = _settings(data_dir, db_url, "memory", None)
+    db = Database(settings.db_url)
+    try:
+        found = lookup(db, value)
+    finally:
+        db.close()
+    if found is None:
+        click.echo(json.dumps({"found": False}) if as_json else f"{value}: not a canary we served",
+                   err=not as_json)
+        sys.exit(1)
+    click.echo(canary_json({"found": True, **found}) if as_json else describe(found))
+
+
+# Legal (#6): evidence packs, breach assessment, incidents, compliance report.
+from scrapeshield.legal.cli import evidence  # noqa: E402 - commands register after the root group
+from scrapeshield.legal.cli_breach import breach, incidents, report  # noqa: E402
+
+for _command in (evidence, breach, incidents, report):
+    main.add_command(_command)
+
+
+@main.group()
+def users() -> None:
+    """Console users (roles: analyst, admin, legal)."""
+
+
+def _users(data_dir: str | None, db_url: str | None, state: str, policy_path: str | None):  # type: ignore[no-untyped-def]
+    from scrapeshield.console.users import Users
+    from scrapeshield.db.store import Database
+
+    return Users(Database(_settings(data_dir, db_url, state, policy_path).db_url).engine)
+
+
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["analyst", "admin", "legal"]), default="analyst", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@_store_options
+def users_add(username: str, role: str, password_stdin: bool, policy_path: str | None,
+              data_dir: str | None, db_url: str | None, state: str) -> None:
+    """Add a console user."""
+    from scrapeshield.clock import SystemClock
+    from scrapeshield.console.users import UserError
+
+    store = _users(data_dir, db_url, state, policy_path)
+    try:
+        user = store.add(username, role, _new_password(password_stdin), SystemClock().now())
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    store.engine.dispose()
+    click.echo(f"added {user.username} ({user.role})")
+
+
+@users.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@_store_options
+def users_passwd(username: str, password_stdin: bool, policy_path: str | None, data_dir: str | None,
+                 db_url: str | None, state: str) -> None:
+    """Set a console user's password (this also lifts a lock-out)."""
+    from scrapeshield.console.users import UserError
+
+    store = _users(data_dir, db_url, state, policy_path)
+    try:
+        store.set_password(username, _new_password(password_stdin))
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    store.engine.dispose()
+    click.echo(f"password of {username} changed")
+
+
+@users.command("list")
+@_store_options
+def users_list(policy_path: str | None, data_dir: str | None, db_url: str | None, state: str) -> None:
+    """List console users and their roles."""
+    store = _users(data_dir, db_url, state, policy_path)
+    for user in store.all():
+        click.echo(f"{user.username}\t{user.role}\t{'disabled' if user.disabled else 'active'}")
+    store.engine.dispose()
+
+
+@main.command()
+@click.option("--users", default=10_000, show_default=True, type=click.IntRange(100, 200_000),
+              help="Synthetic users of the simulated site.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed: the same seed, the same day.")
+@click.option("--protection", "level", default="default", show_default=True,
+              type=click.Choice(["none", "ip-limits", "default"]),
+              help="none, per-IP rate limits alone, or the policy (--policy, else the default).")
+@click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Policy YAML file (default: the embedded policy).")
+@click.option("--persona", "only", multiple=True, help="Simulate only these personas (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def simulate(users: int, seed: int, level: str, policy_path: str | None, only: tuple[str, ...],
+             as_json: bool) -> None:
+    """Replay a simulated day of labelled traffic (scrapers and people) through the engine."""
+    from scrapeshield.simulate.personas import BY_NAME, PERSONAS
+    from scrapeshield.simulate.policies import policy_for
+    from scrapeshield.simulate.replay import simulate as run, to_json
+    from scrapeshield.simulate.report import render
+
+    unknown = [name for name in only if name not in BY_NAME]
+    if unknown:
+        raise click.UsageError(f"unknown persona {unknown[0]!r}; known: {', '.join(BY_NAME)}")
+    try:
+        policy = policy_for(level, policy_path)
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    personas = tuple(BY_NAME[n] for n in only) if only else PERSONAS
+    result = run(policy, users=users, seed=seed, level=level, personas=personas)
+    click.echo(to_json(result) if as_json else render(result))

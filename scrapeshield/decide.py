@@ -1,7 +1,8 @@
 """Stage 4: score + limits + lists + rules → one Decision.
 
 Precedence, strongest first: an analyst's list entry; a terminal policy rule;
-then the stronger of the limit breaches and the score thresholds. A valid
+then the stronger of the limit breaches and the score thresholds (on record
+routes, scores below the challenge threshold may decoy or degrade). A valid
 challenge pass turns a score-based challenge into allow (the client proved it is
 a browser) and a limit-based challenge into throttle (so a solved puzzle does not
 reset a data budget).
@@ -22,6 +23,7 @@ def decide(
     breaches: list[LimitBreach],
     rule: CompiledRule | None,
     listed: ListEntry | None,
+    record: bool = False,
 ) -> Decision:
     if listed is not None:
         why = f"{listed.kind} {listed.value} on the {listed.action.value} list: {listed.reason}"
@@ -35,6 +37,10 @@ def decide(
         action = Action.BLOCK
     elif score >= policy.challenge_at:
         action = Action.CHALLENGE
+    elif record and policy.decoy_at is not None and score >= policy.decoy_at:
+        action = Action.DECOY
+    elif record and policy.degrade_at is not None and score >= policy.degrade_at:
+        action = Action.DEGRADE
     retry_after = 0.0
     for breach in breaches:
         reasons = (*reasons, f"limit {breach.name}: {breach.reason}")

@@ -182,7 +182,8 @@ class Engine:
         self.store.keep(pending.client, memory)
         points, reasons = score(signals)
         decision = decide(
-            pending.policy, ctx.ip, points, reasons, breaches, pending.terminal, pending.listed
+            pending.policy, ctx.ip, points, reasons, breaches, pending.terminal, pending.listed,
+            bool(ctx.record),
         )
         if decision.action is Action.CHALLENGE and ctx.pass_cookie and self.challenge is not None:
             check = self.challenge.check_pass(ctx.pass_cookie, ctx.ip, ctx.user_agent)

@@ -6,10 +6,16 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scrapeshield.actions.canaries import CanaryLog
 from scrapeshield.actions.challenge import ChallengeService, ChallengeSettings
+from scrapeshield.actions.decoy import DecoyMaker
+from scrapeshield.actions.rewrite import ResponseEditor
 from scrapeshield.campaigns.job import EVERY as CAMPAIGNS_EVERY
 from scrapeshield.campaigns.job import CampaignJob
 from scrapeshield.clock import Clock, SystemClock
+from scrapeshield.console.alerts.job import EVERY as ALERTS_EVERY
+from scrapeshield.console.alerts.job import AlertJob
+from scrapeshield.console.monitor import Monitor
 from scrapeshield.db.spool import EventSpool
 from scrapeshield.db.store import Database
 from scrapeshield.engine import Engine
@@ -66,15 +72,26 @@ class Shield:
             sink=self._event_stream(),
         )
         self.counter = DecisionCounter()
+        # degrade/decoy on responses; canaries written off the request path by a job.
+        self.editor = ResponseEditor(
+            lambda: self.engine.policy, DecoyMaker(settings.derived_key("decoy")),
+            CanaryLog(self.db), self.pseudonymise,
+        )
         self.engine.listeners += [self.counter, self.recorder]
         self.policy_errors = 0
         # Periodic work (campaign grouping, ledger, alerts) registers here; runs once started.
         self.jobs = Jobs()
+        self.jobs.add("canaries", 2.0, self.editor.canaries.flush)
         from scrapeshield.legal.wiring import attach_ledger  # evidence ledger (#6): listener + job
 
         self.ledger_feeder = attach_ledger(self)
         self.campaigns = CampaignJob(self.db, self.clock, lists=self.engine.lists)
         self.jobs.add("campaigns", CAMPAIGNS_EVERY, self.campaigns)
+        # The console (#5): live figures for the overview, and the alert job.
+        self.monitor = Monitor(self.pseudonymise)
+        self.engine.listeners.append(self.monitor)
+        self.alerts = AlertJob(self)
+        self.jobs.add("alerts", ALERTS_EVERY, self.alerts)
 
     @property
     def policy(self) -> CompiledPolicy:
@@ -91,6 +108,7 @@ class Shield:
 
     def close(self) -> None:
         self.jobs.close()
+        self.editor.canaries.flush()
         from scrapeshield.legal.wiring import final_flush
 
         final_flush(self.ledger_feeder)

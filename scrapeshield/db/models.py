@@ -115,6 +115,41 @@ class CampaignMemberRow(Base):
 # ---- Detection extras (#3): decoy canaries, user privacy levels. Migration 0004. ----
 
 
+class CanaryRow(Base):
+    """A canary value planted in a decoy record: who received it, when, and with what trait.
+
+    ``client`` and ``network`` are pseudonyms (the same as the events'), never raw addresses.
+    """
+
+    __tablename__ = "canaries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    value: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))  # email | phone
+    client: Mapped[str] = mapped_column(String(64))
+    network: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str] = mapped_column(String(128))
+    record: Mapped[str] = mapped_column(String(160))  # the real record the decoy stood in for
+    route: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str] = mapped_column(String(512))
+    ts: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ux_canaries_value", "value", unique=True),
+        Index("ix_canaries_client", "client"),
+    )
+
+
+class PrivacyLevelRow(Base):
+    """A user's privacy level as the platform set it (C10); absent: the policy's default."""
+
+    __tablename__ = "privacy_levels"
+    record: Mapped[str] = mapped_column(String(160), primary_key=True)  # "user:42", "username:ana"
+    level: Mapped[str] = mapped_column(String(16))  # public | signed-in | protected
+    updated_at: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
 # ---- Console (#5): users, sessions, cases, alerts. Migration 0005. ----
 
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from scrapeshield.actions.challenge import VERIFY_PATH
+from scrapeshield.actions.degrade import MAX_BODY
 from scrapeshield.actions.responses import (
     ACTION_HEADER,
     Reply,
@@ -21,7 +22,9 @@ from scrapeshield.actions.responses import (
     decision_reply,
     refusal,
     verify_reply,
+    wants_json,
 )
+from scrapeshield.actions.rewrite import EDITED
 from scrapeshield.runtime import Shield
 from scrapeshield.types import Action, Decision, RequestContext
 
@@ -69,6 +72,9 @@ class ScrapeshieldMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
+        if decision.action in EDITED:
+            await self._edited(scope, receive, send, ctx, decision)
+            return
         try:
             reply = await self._reply(ctx, decision, scope.get("query_string") or b"")
         except Exception:
@@ -94,6 +100,46 @@ class ScrapeshieldMiddleware:
         message = await receive()  # websocket.connect: refusing before accepting answers 403
         if message.get("type") == "websocket.connect":
             await send({"type": "websocket.close", "code": 1008})
+
+    async def _edited(
+        self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, decision: Decision
+    ) -> None:
+        """degrade/decoy: the app answers (unencoded), the shield rewrites the answer."""
+        inner = dict(scope)
+        inner["headers"] = [(k, v) for k, v in scope.get("headers", ()) if k != b"accept-encoding"]
+        start: Message | None = None
+        chunks: list[bytes] = []
+        size = 0
+
+        async def capture(message: Message) -> None:
+            nonlocal start, size
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size <= MAX_BODY:
+                    chunks.append(chunk)
+
+        await self.app(inner, receive, capture)
+        if start is None:
+            return
+        try:
+            raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", ())]
+            status = int(start["status"])
+            edited = None if size > MAX_BODY else self.shield.editor.edit(
+                ctx, decision, status, raw, b"".join(chunks))
+        except Exception:
+            log.exception("rewriting the response for %s failed", decision.action.value)
+            edited = None
+        if edited is None:  # cannot rewrite it safely: the personal data does not leave
+            refused = Decision(Action.BLOCK, decision.score, decision.reasons, decision.rule)
+            await _send_reply(send, refusal(refused, wants_json(ctx.headers, ctx.path)))
+            return
+        headers, body = edited
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+        await send({"type": "http.response.body", "body": body})
 
     async def _reply(self, ctx: RequestContext, decision: Decision, query: bytes) -> Reply:
         if decision.action is Action.TARPIT:

@@ -21,6 +21,7 @@ from typing import NamedTuple
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from scrapeshield.actions.challenge import VERIFY_PATH
+from scrapeshield.actions.degrade import MAX_BODY
 from scrapeshield.actions.responses import (
     ACTION_HEADER,
     Headers,
@@ -29,7 +30,9 @@ from scrapeshield.actions.responses import (
     decision_reply,
     refusal,
     verify_reply,
+    wants_json,
 )
+from scrapeshield.actions.rewrite import EDITED
 from scrapeshield.runtime import Shield
 from scrapeshield.types import Action, Decision, RequestContext
 
@@ -46,6 +49,7 @@ _UNAVAILABLE = Reply(503, ((ACTION_HEADER, "block"), ("content-type", "text/plai
 class Verdict(NamedTuple):
     reply: Reply | None  # the shield answers itself; None: the app answers
     tags: Headers = ()  # headers to add to the app's answer (debug_headers only)
+    edit: tuple[RequestContext, Decision] | None = None  # degrade/decoy the app's answer
 
 
 _PASS = Verdict(None)
@@ -164,9 +168,11 @@ class Gate:
         self._names: dict[str, str] = {}
 
     def check(
-        self, environ: WSGIEnvironment, path: str | None = None, read: Reader | None = None
+        self, environ: WSGIEnvironment, path: str | None = None, read: Reader | None = None,
+        can_edit: bool = False,
     ) -> Verdict:
-        """``path`` and ``read`` default to the environ's (Django passes its own)."""
+        """``path`` and ``read`` default to the environ's (Django passes its own). A host that
+        cannot rewrite the app's answer (``can_edit`` False) gets degrade/decoy as a refusal."""
         try:
             path = environ_path(environ) if path is None else path
             if path == VERIFY_PATH:
@@ -183,6 +189,8 @@ class Gate:
             return Verdict(_UNAVAILABLE) if self.shield.policy.source.fail_mode == "closed" else _PASS
         if decision.action is Action.ALLOW:
             return Verdict(None, debug_tags(decision)) if self.shield.policy.source.debug_headers else _PASS
+        if decision.action in EDITED and can_edit:
+            return Verdict(None, (), (ctx, decision))
         try:
             if decision.action is Action.TARPIT:
                 self._never.wait(self.shield.policy.source.tarpit.delay)
@@ -226,12 +234,56 @@ class ScrapeshieldWSGI:
         self.gate = Gate(shield)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        verdict = self.gate.check(environ)
+        verdict = self.gate.check(environ, can_edit=True)
         if verdict.reply is not None:
             return send_reply(start_response, verdict.reply)
+        if verdict.edit is not None:
+            return self._edited(environ, start_response, *verdict.edit)
         if verdict.tags:
             return self.app(environ, _tagging(start_response, verdict.tags))
         return self.app(environ, start_response)
+
+
+    def _edited(
+        self, environ: WSGIEnvironment, start_response: StartResponse, ctx: RequestContext,
+        decision: Decision,
+    ) -> list[bytes]:
+        """degrade/decoy: the app answers (unencoded), the shield rewrites the answer."""
+        inner = {k: v for k, v in environ.items() if k != "HTTP_ACCEPT_ENCODING"}
+        got: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def capture(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
+        ) -> Callable[[bytes], object]:
+            got[:] = [(status, headers)]
+            return chunks.append
+
+        chunks: list[bytes] = []
+        result = self.app(inner, capture)
+        try:
+            size = 0
+            for chunk in result:
+                size += len(chunk)
+                if size > MAX_BODY:
+                    break
+                chunks.append(chunk)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        edited = None
+        if got and size <= MAX_BODY:
+            status_line, headers = got[0]
+            try:
+                edited = self.shield.editor.edit(
+                    ctx, decision, int(status_line.split()[0]), list(headers), b"".join(chunks))
+            except Exception:
+                log.exception("rewriting the response for %s failed", decision.action.value)
+        if edited is None:  # cannot rewrite it safely: the personal data does not leave
+            refused = Decision(Action.BLOCK, decision.score, decision.reasons, decision.rule)
+            return send_reply(start_response, refusal(refused, wants_json(ctx.headers, ctx.path)))
+        start_response(status_line, edited[0])
+        return [edited[1]]
 
 
 def send_reply(start_response: StartResponse, reply: Reply) -> list[bytes]:
