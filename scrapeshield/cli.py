@@ -336,7 +336,8 @@ def simulate(users: int, seed: int, level: str, policy_path: str | None, only: t
     """Replay a simulated day of labelled traffic (scrapers and people) through the engine."""
     from scrapeshield.simulate.personas import BY_NAME, PERSONAS
     from scrapeshield.simulate.policies import policy_for
-    from scrapeshield.simulate.replay import simulate as run, to_json
+    from scrapeshield.simulate.replay import simulate as run
+    from scrapeshield.simulate.replay import to_json
     from scrapeshield.simulate.report import render
 
     unknown = [name for name in only if name not in BY_NAME]

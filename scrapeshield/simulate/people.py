@@ -1,0 +1,197 @@
+"""People who must not be hurt: browsing with think times and assets, power users and
+moderators, crowds behind one NAT or office proxy, the platform's app, search engines.
+
+Each session is a generator of requests that reacts like the real client: a browser
+solves a challenge by itself and carries on with its pass; a throttled person waits
+and retries once; a blocked person gives up the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from scrapeshield.context import PASS_COOKIE
+from scrapeshield.simulate.model import DAY, HOST, Actor, Outcome, Req, World
+from scrapeshield.simulate.tools import Tool
+from scrapeshield.types import Action
+
+ORIGIN = f"https://{HOST}"
+FEED = 20  # profiles on the home feed (the demo shows twenty)
+
+
+@dataclass(slots=True)
+class Browser:
+    """One person's browser state within a session."""
+
+    world: World
+    tool: Tool
+    ip: str
+    session: str
+    t: float
+    sid: str = ""  # signed-in session cookie value
+    pass_cookie: str = ""
+    cached: bool = False  # app.css / app.js already cached
+    last_url: str = ""
+    gave_up: bool = False
+
+    def cookie(self) -> str:
+        parts = []
+        if self.sid:
+            parts.append(f"sid={self.sid}")
+        if self.pass_cookie:
+            parts.append(f"{PASS_COOKIE}={self.pass_cookie}")
+        return "; ".join(parts)
+
+    def request(self, path: str, *, target: int = 0, method: str = "GET", asset: str = "",
+                accept: str = "") -> Req:
+        if asset:
+            headers = self.tool.asset(HOST, asset, self.last_url or ORIGIN + "/", self.cookie())
+        else:
+            site = "same-origin" if self.last_url else "none"
+            headers = self.tool.page(HOST, referer=self.last_url, cookie=self.cookie(), site=site,
+                                     accept=accept)
+        return Req(self.t, self.ip, path, headers, self.tool.ja4, method, target, self.session)
+
+
+def _visit(b: Browser, path: str, target: int = 0, assets: tuple[tuple[str, str], ...] = ()) -> Iterator[
+        Req | None]:
+    """A page view: the document, then its sub-resources. Yields requests; the caller sends them.
+
+    Written as a plain generator of requests that is driven by ``_drive`` so that every
+    persona handles challenges and refusals the same way."""
+    yield b.request(path, target=target)
+    for sub, dest in assets:
+        b.t += b.world.rng.uniform(0.02, 0.3)
+        yield b.request(sub, asset=dest)
+
+
+def drive(b: Browser, path: str, target: int = 0, assets: tuple[tuple[str, str], ...] = (),
+          *, solves: bool = True) -> Actor:
+    """Send a page view and react to the decisions; sets ``b.gave_up`` when refused."""
+    first = True
+    for req in _visit(b, path, target, assets):
+        assert req is not None
+        outcome: Outcome = yield req
+        if not first:
+            continue
+        first = False
+        if outcome.action is Action.CHALLENGE and solves and b.tool.kind in ("chrome", "firefox", "safari"):
+            b.t += b.world.rng.uniform(0.8, 3.0)  # the page's script finds the proof of work
+            cookie = b.world.solve(b.ip, b.tool.user_agent, path)
+            if cookie is None:
+                b.gave_up = True
+                return
+            b.pass_cookie = cookie
+            outcome = yield b.request(path, target=target)
+        if outcome.action is Action.THROTTLE:
+            b.t += max(1.0, outcome.retry_after)
+            outcome = yield b.request(path, target=target)
+        if outcome.action in (Action.BLOCK, Action.THROTTLE, Action.CHALLENGE, Action.TARPIT):
+            b.gave_up = True
+            return
+    b.last_url = ORIGIN + path
+
+
+def page_assets(b: Browser, avatars: list[int]) -> tuple[tuple[str, str], ...]:
+    subs: list[tuple[str, str]] = []
+    if not b.cached:
+        subs += [("/static/app.css", "style"), ("/static/app.js", "script")]
+        b.cached = True
+    subs += [(f"/static/avatars/{uid}.svg", "image") for uid in avatars]
+    return tuple(subs)
+
+
+def browsing(world: World, tool: Tool, ip: str, session: str, start: float, profiles: int,
+             sign_in: int = 0, think: float = 12.0) -> Actor:
+    """A person: home feed, then profiles (popular ones and friends), with think times."""
+    b = Browser(world, tool, ip, session, start)
+    rng = world.rng
+    pop = world.population
+    feed = [rng.randrange(1, len(pop) + 1) for _ in range(FEED)]
+    yield from drive(b, "/", assets=page_assets(b, feed[:8]))
+    if b.gave_up:
+        return
+    if sign_in:
+        user = pop.by_id(sign_in)
+        b.t += world.think(8)
+        outcome = yield Req(b.t, ip, "/login", tool.page(HOST, referer=ORIGIN + "/", cookie=b.cookie()),
+                            tool.ja4, "POST", 0, session)
+        if outcome.action is Action.ALLOW and user is not None:
+            b.sid = f"{user.id}.{world.rng.getrandbits(64):016x}"
+    for _ in range(profiles):
+        b.t += world.think(think)
+        roll = rng.random()
+        if roll < 0.35:
+            uid = rng.choice(feed)
+        elif roll < 0.85:
+            uid = world.popular_user()
+        else:  # a search for someone they know, then their profile
+            user = pop.by_id(rng.randrange(1, len(pop) + 1))
+            if user is None:
+                continue
+            q = quote(user.name.split()[0].lower())
+            yield from drive(b, f"/search?q={q}", assets=page_assets(b, []))
+            if b.gave_up:
+                return
+            b.t += world.think(5)
+            uid = user.id
+        user = pop.by_id(uid)
+        if user is None:
+            continue
+        yield from drive(b, f"/u/{user.username}", uid, page_assets(b, [uid]))
+        if b.gave_up:
+            return
+        if rng.random() < 0.08:  # a look at who follows them
+            b.t += world.think(6)
+            yield from drive(b, f"/u/{user.username}/followers", assets=page_assets(b, []))
+            if b.gave_up:
+                return
+
+
+def app_session(world: World, tool: Tool, ip: str, session: str, start: float, profiles: int,
+                user_id: int) -> Actor:
+    """The platform's own app: JSON API with the user's bearer token, no assets, no cookies."""
+    token = f"Bearer app.{user_id}.{world.rng.getrandbits(72):018x}"
+    t = start
+    pop = world.population
+
+    def req(path: str, target: int = 0) -> Req:
+        headers = tool.page(HOST)
+        headers.insert(2, ("authorization", token))
+        return Req(t, ip, path, headers, tool.ja4, "GET", target, session)
+
+    outcome = yield req(f"/api/v1/users/{user_id}", user_id)
+    for _ in range(profiles):
+        t += world.think(9)
+        uid = world.popular_user() if world.rng.random() < 0.7 else world.rng.randrange(1, len(pop) + 1)
+        outcome = yield req(f"/api/v1/users/{uid}", uid)
+        if outcome.action is Action.THROTTLE:
+            t += max(1.0, outcome.retry_after)
+            outcome = yield req(f"/api/v1/users/{uid}", uid)
+        if outcome.action in (Action.BLOCK, Action.CHALLENGE, Action.THROTTLE):
+            return
+        if world.rng.random() < 0.1:
+            t += world.think(4)
+            yield req(f"/api/v1/users/{uid}/followers")
+
+
+def search_crawler(world: World, tool: Tool, ip_of: Iterator[str], session: str, pages: int) -> Actor:
+    """A verified search engine: robots.txt, then public profile pages at a polite pace."""
+    t = world.start + world.rng.uniform(0, 600)
+    ip = next(ip_of)
+    yield Req(t, ip, "/robots.txt", tool.page(HOST), tool.ja4, session=session)
+    pop = world.population
+    gap = DAY / max(pages, 1)
+    for i in range(pages):
+        t += world.rng.uniform(0.5, 1.5) * gap
+        if i % 50 == 0:
+            ip = next(ip_of)
+        user = pop.by_id(world.rng.randrange(1, len(pop) + 1))
+        if user is None:
+            continue
+        outcome = yield Req(t, ip, f"/u/{user.username}", tool.page(HOST), tool.ja4, target=user.id,
+                            session=session)
+        if outcome.action is Action.THROTTLE:
+            t += max(1.0, outcome.retry_after)

@@ -1,0 +1,131 @@
+"""The persona catalogue: who is in a simulated day, how many, and which side they are on."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from scrapeshield.simulate import network, people, scrapers
+from scrapeshield.simulate.model import DAY, Actor, World
+from scrapeshield.simulate.tools import APP_ANDROID, APP_IOS, BINGBOT, GOOGLEBOT, Tool, browser_mix
+
+
+@dataclass(frozen=True, slots=True)
+class Persona:
+    name: str
+    side: str  # "scraper" or "person"
+    build: Callable[[World], list[Actor]]
+    about: str
+
+
+def _browsers(world: World) -> Callable[[], Tool]:
+    mix = browser_mix()
+    weights = [w for w, _ in mix]
+    tools = [t for _, t in mix]
+    return lambda: world.rng.choices(tools, weights)[0]
+
+
+def _profiles(world: World, median: float, cap: int) -> int:
+    return max(1, min(cap, round(world.rng.lognormvariate(0, 1.0) * median)))
+
+
+def _people(world: World) -> list[Actor]:
+    pick = _browsers(world)
+    n = int(2500 * world.scale)
+    ips = network.residential(world.rng, n)
+    users = len(world.population)
+    out = []
+    for i in range(n):
+        sign_in = world.rng.randrange(1, users + 1) if world.rng.random() < 0.25 else 0
+        out.append(people.browsing(world, pick(), ips[i], f"person-{i}", world.diurnal_start(),
+                                   _profiles(world, 5, 40), sign_in))
+    return out
+
+
+def _power_users(world: World) -> list[Actor]:
+    pick = _browsers(world)
+    n = max(2, int(20 * world.scale))
+    ips = network.residential(world.rng, n)
+    users = len(world.population)
+    out = []
+    for i in range(n):
+        tool = pick()
+        account = world.rng.randrange(1, users + 1)
+        for s in range(4):  # four sittings through the day, hundreds of profiles in all
+            start = world.start + s * DAY / 4 + world.rng.uniform(0, DAY / 8)
+            out.append(people.browsing(world, tool, ips[i], f"power-{i}-{s}", start,
+                                       world.rng.randint(40, 110), account, think=8.0))
+    return out
+
+
+def _nat(world: World) -> list[Actor]:
+    """An office behind one proxy address (working hours) and a carrier-grade NAT: four
+    addresses shared by hundreds of phones all day."""
+    pick = _browsers(world)
+    office = network.residential(world.rng, 1)[0]
+    carrier = network.carrier_nat(world.rng, 4)
+    out = []
+    for i in range(int(150 * world.scale) + 5):
+        start = world.start + 9 * 3600 + world.rng.uniform(0, 8 * 3600)
+        out.append(people.browsing(world, pick(), office, f"office-{i}", start, _profiles(world, 5, 40)))
+    for i in range(int(600 * world.scale) + 10):
+        out.append(people.browsing(world, pick(), carrier[i % 4], f"carrier-{i}", world.diurnal_start(),
+                                   _profiles(world, 5, 40)))
+    return out
+
+
+def _app(world: World) -> list[Actor]:
+    n = int(800 * world.scale) + 5
+    ips = network.residential(world.rng, n // 2) + network.carrier_nat(world.rng, 6)
+    users = len(world.population)
+    return [
+        people.app_session(world, APP_IOS if i % 2 else APP_ANDROID, world.rng.choice(ips), f"app-{i}",
+                           world.diurnal_start(), _profiles(world, 6, 60), world.rng.randrange(1, users + 1))
+        for i in range(n)
+    ]
+
+
+def _crawlers(world: World) -> list[Actor]:
+    google = itertools.cycle([network.googlebot(world.rng) for _ in range(20)])
+    bing = itertools.cycle([network.bingbot(world.rng) for _ in range(8)])
+    return [
+        people.search_crawler(world, GOOGLEBOT, google, "googlebot", int(1500 * world.scale) + 20),
+        people.search_crawler(world, BINGBOT, bing, "bingbot", int(500 * world.scale) + 10),
+    ]
+
+
+def _one(fn: Callable[[World], Actor]) -> Callable[[World], list[Actor]]:
+    return lambda world: [fn(world)]
+
+
+PERSONAS: tuple[Persona, ...] = (
+    Persona("naive crawler", "scraper", _one(scrapers.naive_crawler),
+            "one IP, python-requests, profile ids in order, no pauses"),
+    Persona("framework spider", "scraper", _one(scrapers.framework_spider),
+            "Scrapy defaults, follows feed and follower links, obeys robots.txt"),
+    Persona("browser impersonator", "scraper", _one(scrapers.browser_impersonator),
+            "curl_cffi as Chrome 131 (headers and JA4), one IP, steady, no assets"),
+    Persona("rotating proxies", "scraper", _one(scrapers.rotating_proxies),
+            "the impersonator over thousands of residential IPs, 1-5 requests each"),
+    Persona("headless browser", "scraper", _one(scrapers.headless_browser),
+            "Chromium under Playwright, assets, solves challenges, human pace, never sleeps"),
+    Persona("account farm", "scraper", _one(scrapers.account_farm),
+            "40 signed-in accounts on the JSON API, each under its hourly budget"),
+    Persona("low and slow", "scraper", _one(scrapers.low_and_slow),
+            "10,000 residential IPs, one request each every several minutes, all day"),
+    Persona("search harvester", "scraper", _one(scrapers.search_harvester),
+            "dictionary queries on the search API, then each profile found"),
+    Persona("fake googlebot", "scraper", _one(scrapers.fake_googlebot),
+            "Googlebot's user-agent from hosting addresses"),
+    Persona("people browsing", "person", _people,
+            "feed, profiles, search, assets, referrers, think times; a quarter signed in"),
+    Persona("power users", "person", _power_users,
+            "moderators: hundreds of profiles a day in four sittings"),
+    Persona("people behind NAT", "person", _nat,
+            "an office proxy and a carrier-grade NAT shared by hundreds"),
+    Persona("mobile app", "person", _app, "the platform's app: JSON API with a bearer token"),
+    Persona("search engines", "person", _crawlers, "Googlebot and Bingbot from their published ranges"),
+)
+
+BY_NAME = {p.name: p for p in PERSONAS}

@@ -1,0 +1,187 @@
+"""The simulated day: every persona's requests, in time order, through the real engine.
+
+A heap orders the next request of every client; the engine decides it at the request's
+own time on a ManualClock; the client's generator gets the outcome and answers with its
+next request. Ground truth is kept per persona: a profile counts as obtained only when
+the response carried the real record (``allow``; ``degrade`` and ``decoy`` do not).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from scrapeshield.actions.challenge import ChallengeService
+from scrapeshield.campaigns.grouping import CampaignGrouper
+from scrapeshield.clock import ManualClock
+from scrapeshield.demo.population import Population
+from scrapeshield.engine import Engine
+from scrapeshield.lists import Lists
+from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.runtime import _challenge_settings
+from scrapeshield.simulate import solver
+from scrapeshield.simulate.model import Actor, Outcome, Req, World, served
+from scrapeshield.simulate.personas import PERSONAS, Persona
+from scrapeshield.simulate.policies import EDGE
+from scrapeshield.state.memory import MemoryStore
+from scrapeshield.types import Action, Decision, RequestContext
+
+START = 1_767_225_600.0  # 2026-01-01 00:00 UTC: the simulated day
+HARMFUL = (Action.BLOCK, Action.TARPIT)
+
+
+@dataclass(slots=True)
+class Tally:
+    """One persona's day."""
+
+    name: str
+    side: str
+    requests: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    profiles: set[int] = field(default_factory=set)
+    sessions: set[str] = field(default_factory=set)
+    blocked: set[str] = field(default_factory=set)
+    challenged: set[str] = field(default_factory=set)
+    throttled: set[str] = field(default_factory=set)
+
+    def as_dict(self) -> dict[str, Any]:
+        n = len(self.sessions) or 1
+        return {
+            "persona": self.name, "side": self.side, "requests": self.requests,
+            "actions": dict(sorted(self.actions.items())), "real_profiles": len(self.profiles),
+            "sessions": len(self.sessions),
+            "sessions_blocked": len(self.blocked), "sessions_challenged": len(self.challenged),
+            "sessions_throttled": len(self.throttled),
+            "blocked_share": len(self.blocked) / n, "challenged_share": len(self.challenged) / n,
+            "throttled_share": len(self.throttled) / n,
+        }
+
+
+@dataclass(slots=True)
+class Result:
+    users: int
+    seed: int
+    level: str
+    tallies: list[Tally]
+    campaigns: list[dict[str, Any]]
+    decisions: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"users": self.users, "seed": self.seed, "level": self.level, "decisions": self.decisions,
+                "personas": [t.as_dict() for t in self.tallies], "campaigns": self.campaigns}
+
+    def tally(self, name: str) -> Tally:
+        return next(t for t in self.tallies if t.name == name)
+
+
+class _CampaignTap:
+    """What the event recorder would store (every record-touching or refused request) fed
+    to a grouper, with each client's persona remembered for the report."""
+
+    def __init__(self) -> None:
+        self.grouper = CampaignGrouper(min_score=20.0)
+        self.persona_of: dict[str, Counter[str]] = {}
+        self.current = ""
+
+    def __call__(self, ctx: RequestContext, decision: Decision) -> None:
+        if not ctx.record and decision.action is Action.ALLOW:
+            return
+        self.persona_of.setdefault(ctx.ip, Counter())[self.current] += 1
+        self.grouper.observe({
+            "ts": ctx.ts, "client": ctx.ip, "network": ctx.network, "fingerprint": ctx.fingerprint,
+            "user_agent": ctx.user_agent, "account": ctx.account, "route": ctx.route, "record": ctx.record,
+            "action": decision.action.value, "score": decision.score, "reasons": list(decision.reasons),
+        })
+
+    def summary(self, limit: int = 12) -> list[dict[str, Any]]:
+        out = []
+        for c in self.grouper.campaigns()[:limit]:
+            who: Counter[str] = Counter()
+            for m in c.members:
+                who.update(self.persona_of.get(m.client, Counter()))
+            out.append({**c.as_dict(), "personas": dict(who.most_common(4))})
+        return out
+
+
+def simulate(
+    policy: CompiledPolicy | None, *, users: int = 10_000, seed: int = 1, level: str = "default",
+    personas: tuple[Persona, ...] = PERSONAS, population: Population | None = None,
+    campaigns: bool = True,
+) -> Result:
+    """One simulated day of a ``users``-user site under ``policy`` (``None``: no protection)."""
+    population = population or Population.generate(users, seed)
+    clock = ManualClock(START)
+    rng = random.Random(f"simulate:{seed}")
+    engine: Engine | None = None
+    challenge: ChallengeService | None = None
+    tap: _CampaignTap | None = None
+    if policy is not None:
+        secret = random.Random(f"secret:{seed}").randbytes(32)
+        challenge = ChallengeService(secret, clock, _challenge_settings(policy))
+        store = MemoryStore(idle_ttl=policy.source.state.idle_ttl, max_keys=policy.source.state.max_clients)
+        engine = Engine(policy, store, clock, challenge, Lists())
+        if campaigns:
+            tap = _CampaignTap()
+            engine.listeners.append(tap)
+    service = challenge
+
+    def solve(ip: str, ua: str, path: str) -> str | None:
+        return solver.solve(service, ip, ua, path) if service is not None else None
+
+    world = World(population, rng, START, scale=len(population) / 10_000, solve=solve)
+    tallies: list[Tally] = []
+    heap: list[tuple[float, int, int, Actor, Req]] = []
+    seq = 0
+    for persona in personas:
+        tally = Tally(persona.name, persona.side)
+        tallies.append(tally)
+        for actor in persona.build(world):
+            first = next(actor, None)
+            if first is not None:
+                heapq.heappush(heap, (first.ts, seq, len(tallies) - 1, actor, first))
+                seq += 1
+    n = len(population)
+    decisions = 0
+    while heap:
+        ts, _, who, actor, req = heapq.heappop(heap)
+        ts = max(ts, clock.now())
+        clock.set(ts)
+        tally = tallies[who]
+        action, retry = Action.ALLOW, 0.0
+        if engine is not None:
+            if tap is not None:
+                tap.current = tally.name
+            path, _, query = req.path.partition("?")
+            headers = [*req.headers, ("x-forwarded-for", req.ip), ("x-ja4", req.ja4)]
+            ctx = engine.contexts.build(ts, EDGE, req.method, path, headers, "https", query)
+            decision = engine.decide(ctx)
+            action, retry = decision.action, decision.retry_after
+        decisions += 1
+        real = served(action) and 1 <= req.target <= n
+        tally.requests += 1
+        tally.actions[action.value] += 1
+        if real:
+            tally.profiles.add(req.target)
+        if req.session:
+            tally.sessions.add(req.session)
+            if action in HARMFUL:
+                tally.blocked.add(req.session)
+            elif action is Action.CHALLENGE:
+                tally.challenged.add(req.session)
+            elif action is Action.THROTTLE:
+                tally.throttled.add(req.session)
+        try:
+            nxt = actor.send(Outcome(action, retry, real))
+        except StopIteration:
+            continue
+        heapq.heappush(heap, (nxt.ts, seq, who, actor, nxt))
+        seq += 1
+    return Result(len(population), seed, level, tallies, tap.summary() if tap else [], decisions)
+
+
+def to_json(result: Result) -> str:
+    return json.dumps(result.as_dict(), indent=2, sort_keys=False)

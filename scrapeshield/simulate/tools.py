@@ -1,0 +1,240 @@
+"""What real clients send: header names in their real order, values, and TLS (JA4).
+
+Orders are as HTTP/1.1 servers behind a TLS-terminating edge see them (the edge puts
+``host`` first and appends ``x-forwarded-for`` and the JA4 header). JA4 strings are
+representative values of each TLS stack (JA4 sorts ciphers and extensions, so a
+browser's JA4 is stable across connections; curl_cffi reproduces Chrome's exactly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Headers = list[tuple[str, str]]
+
+JA4_CHROME = "t13d1516h2_8daaf6152771_02713d6af862"
+JA4_FIREFOX = "t13d1715h2_5b57614c22b0_3d5424432f57"
+JA4_SAFARI = "t13d2014h2_a09f3c656075_14788d8d241b"
+JA4_PYTHON = "t13d1812h1_85036bcba153_b26ce05bbdd6"  # OpenSSL via urllib3/httpx/Twisted
+JA4_OKHTTP = "t13d1613h2_46e7e9700bed_eca864cca44a"
+JA4_GOOGLEBOT = "t13d1515h2_8daaf6152771_de4a06bb82e3"
+
+NAV_ACCEPT = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+              "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7")
+FF_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+ASSET_ACCEPT = {
+    "style": "text/css,*/*;q=0.1",
+    "script": "*/*",
+    "image": "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """One client program: how it builds a page request and (for browsers) a sub-resource."""
+
+    name: str
+    user_agent: str
+    ja4: str
+    kind: str  # chrome | firefox | safari | library | app | crawler
+    language: str = "en-US,en;q=0.9"
+    platform: str = '"Windows"'
+    brands: str = ""
+    mobile: bool = False
+
+    def page(self, host: str, *, referer: str = "", cookie: str = "", site: str = "same-origin",
+             accept: str = "") -> Headers:
+        if self.kind == "chrome":
+            return _chrome_nav(self, host, referer, cookie, site)
+        if self.kind == "firefox":
+            return _firefox_nav(self, host, referer, cookie, site)
+        if self.kind == "safari":
+            return _safari_nav(self, host, referer, cookie, site)
+        return _plain(self, host, referer, cookie, accept)
+
+    def asset(self, host: str, dest: str, referer: str, cookie: str = "") -> Headers:
+        accept = ASSET_ACCEPT.get(dest, "*/*")
+        mode = "cors" if dest == "fetch" else "no-cors"
+        if self.kind == "chrome":
+            h = [("host", host), ("connection", "keep-alive")]
+            h += _client_hints(self)
+            h += [("user-agent", self.user_agent), ("accept", accept), ("sec-fetch-site", "same-origin"),
+                  ("sec-fetch-mode", mode), ("sec-fetch-dest", dest), ("referer", referer),
+                  ("accept-encoding", "gzip, deflate, br, zstd"), ("accept-language", self.language)]
+            if cookie:
+                h.append(("cookie", cookie))
+            return h
+        if self.kind == "firefox":
+            h = [("host", host), ("user-agent", self.user_agent), ("accept", accept),
+                 ("accept-language", self.language), ("accept-encoding", "gzip, deflate, br, zstd"),
+                 ("connection", "keep-alive"), ("referer", referer)]
+            if cookie:
+                h.append(("cookie", cookie))
+            return h + [("sec-fetch-dest", dest), ("sec-fetch-mode", mode),
+                        ("sec-fetch-site", "same-origin")]
+        h = [("host", host), ("accept", accept), ("sec-fetch-site", "same-origin")]
+        if cookie:
+            h.append(("cookie", cookie))
+        return h + [("sec-fetch-dest", dest), ("accept-language", self.language),
+                    ("sec-fetch-mode", mode), ("user-agent", self.user_agent), ("referer", referer),
+                    ("accept-encoding", "gzip, deflate, br")]
+
+
+def _client_hints(tool: Tool) -> Headers:
+    if not tool.brands:
+        return []
+    return [("sec-ch-ua", tool.brands), ("sec-ch-ua-mobile", "?1" if tool.mobile else "?0"),
+            ("sec-ch-ua-platform", tool.platform)]
+
+
+def _chrome_nav(tool: Tool, host: str, referer: str, cookie: str, site: str) -> Headers:
+    h = [("host", host), ("connection", "keep-alive")]
+    h += _client_hints(tool)
+    h += [("upgrade-insecure-requests", "1"), ("user-agent", tool.user_agent), ("accept", NAV_ACCEPT),
+          ("sec-fetch-site", site), ("sec-fetch-mode", "navigate"), ("sec-fetch-user", "?1"),
+          ("sec-fetch-dest", "document")]
+    if referer:
+        h.append(("referer", referer))
+    h += [("accept-encoding", "gzip, deflate, br, zstd"), ("accept-language", tool.language)]
+    if cookie:
+        h.append(("cookie", cookie))
+    return h + [("priority", "u=0, i")]
+
+
+def _firefox_nav(tool: Tool, host: str, referer: str, cookie: str, site: str) -> Headers:
+    h = [("host", host), ("user-agent", tool.user_agent), ("accept", FF_ACCEPT),
+         ("accept-language", tool.language), ("accept-encoding", "gzip, deflate, br, zstd")]
+    if referer:
+        h.append(("referer", referer))
+    h.append(("connection", "keep-alive"))
+    if cookie:
+        h.append(("cookie", cookie))
+    return h + [("upgrade-insecure-requests", "1"), ("sec-fetch-dest", "document"),
+                ("sec-fetch-mode", "navigate"), ("sec-fetch-site", site), ("sec-fetch-user", "?1"),
+                ("priority", "u=0, i")]
+
+
+def _safari_nav(tool: Tool, host: str, referer: str, cookie: str, site: str) -> Headers:
+    h = [("host", host), ("accept", FF_ACCEPT), ("sec-fetch-site", site)]
+    if cookie:
+        h.append(("cookie", cookie))
+    h += [("sec-fetch-dest", "document"), ("accept-language", tool.language),
+          ("sec-fetch-mode", "navigate"), ("user-agent", tool.user_agent)]
+    if referer:
+        h.append(("referer", referer))
+    return h + [("accept-encoding", "gzip, deflate, br"), ("priority", "u=0, i")]
+
+
+def _plain(tool: Tool, host: str, referer: str, cookie: str, accept: str) -> Headers:
+    """Libraries, crawlers and the app: each its own fixed set and order."""
+    name = tool.name
+    if name == "scrapy":
+        h = [("host", host), ("accept", accept or FF_ACCEPT), ("accept-language", "en"),
+             ("user-agent", tool.user_agent), ("accept-encoding", "gzip, deflate, br, zstd")]
+        if referer:
+            h.append(("referer", referer))
+    elif name == "python-requests":
+        h = [("host", host), ("user-agent", tool.user_agent), ("accept-encoding", "gzip, deflate"),
+             ("accept", accept or "*/*"), ("connection", "keep-alive")]
+    elif name == "httpx":
+        h = [("host", host), ("accept", accept or "*/*"), ("accept-encoding", "gzip, deflate"),
+             ("connection", "keep-alive"), ("user-agent", tool.user_agent)]
+    elif name in ("curl-cffi-chrome", "curl-cffi-chrome-api"):
+        # curl_cffi impersonate="chrome131": Chrome's navigation set, Sec-Fetch-Site none
+        # (no referer ever), no Connection header (curl does not send one).
+        h = [("host", host), ("sec-ch-ua", tool.brands), ("sec-ch-ua-mobile", "?0"),
+             ("sec-ch-ua-platform", tool.platform), ("upgrade-insecure-requests", "1"),
+             ("user-agent", tool.user_agent), ("accept", accept or NAV_ACCEPT),
+             ("sec-fetch-site", "none"), ("sec-fetch-mode", "navigate"), ("sec-fetch-user", "?1"),
+             ("sec-fetch-dest", "document"), ("accept-encoding", "gzip, deflate, br, zstd"),
+             ("accept-language", tool.language), ("priority", "u=0, i")]
+    elif tool.kind == "app":
+        h = [("host", host), ("accept", "application/json"), ("accept-language", tool.language),
+             ("x-app-version", "5.12.0"), ("user-agent", tool.user_agent),
+             ("accept-encoding", "gzip")]
+    elif tool.kind == "crawler":
+        h = [("host", host), ("connection", "keep-alive"),
+             ("accept", "text/html,application/xhtml+xml,application/signed-exchange;v=b3,"
+                        "application/xml;q=0.9,*/*;q=0.8"),
+             ("from", "googlebot(at)googlebot.com" if "Google" in tool.user_agent else
+              "bingbot(at)microsoft.com"),
+             ("user-agent", tool.user_agent), ("accept-encoding", "gzip, deflate, br")]
+    else:
+        h = [("host", host), ("user-agent", tool.user_agent), ("accept", accept or "*/*")]
+    if cookie:
+        h.append(("cookie", cookie))
+    return h
+
+
+def _chrome(version: int, os_ua: str, platform: str, language: str, mobile: bool = False) -> Tool:
+    brands = f'"Google Chrome";v="{version}", "Chromium";v="{version}", "Not_A Brand";v="24"'
+    suffix = " Mobile" if mobile else ""
+    ua = (f"Mozilla/5.0 ({os_ua}) AppleWebKit/537.36 (KHTML, like Gecko) "
+          f"Chrome/{version}.0.0.0{suffix} Safari/537.36")
+    return Tool(f"chrome-{version}", ua, JA4_CHROME, "chrome", language, platform, brands, mobile)
+
+
+WINDOWS = "Windows NT 10.0; Win64; x64"
+MAC = "Macintosh; Intel Mac OS X 10_15_7"
+ANDROID = "Linux; Android 10; K"
+LANGS = ("en-US,en;q=0.9", "en-GB,en;q=0.9", "de-DE,de;q=0.9,en;q=0.8", "fr-FR,fr;q=0.9,en;q=0.8",
+         "es-ES,es;q=0.9", "pt-BR,pt;q=0.9,en;q=0.8", "ja,en-US;q=0.9,en;q=0.8", "en-IN,en;q=0.9")
+
+
+def browser_mix() -> list[tuple[float, Tool]]:
+    """People's browsers with their share (Chrome dominates, as on most sites)."""
+    mix: list[tuple[float, Tool]] = []
+    for lang_i, lang in enumerate(LANGS):
+        share = 0.35 if lang_i == 0 else 0.65 / (len(LANGS) - 1)
+        for version, vs in ((131, 0.6), (130, 0.3), (129, 0.1)):
+            mix += [
+                (0.30 * share * vs, _chrome(version, WINDOWS, '"Windows"', lang)),
+                (0.12 * share * vs, _chrome(version, MAC, '"macOS"', lang)),
+                (0.20 * share * vs, _chrome(version, ANDROID, '"Android"', lang, mobile=True)),
+            ]
+        mix += [
+            (0.10 * share, Tool("firefox-133", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) "
+                                "Gecko/20100101 Firefox/133.0", JA4_FIREFOX, "firefox",
+                                lang.replace("q=0.9", "q=0.5"))),
+            (0.28 * share, Tool("safari-ios-18", "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) "
+                                "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 "
+                                "Safari/604.1", JA4_SAFARI, "safari", lang, mobile=True)),
+        ]
+    return mix
+
+
+CHROME_131_WIN = _chrome(131, WINDOWS, '"Windows"', "en-US,en;q=0.9")
+SCRAPY = Tool("scrapy", "Scrapy/2.11.2 (+https://scrapy.org)", JA4_PYTHON, "library")
+REQUESTS = Tool("python-requests", "python-requests/2.32.3", JA4_PYTHON, "library")
+HTTPX = Tool("httpx", "python-httpx/0.28.1", JA4_PYTHON, "library")
+CURL_CFFI = Tool(
+    "curl-cffi-chrome",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    JA4_CHROME, "library", "en-US,en;q=0.9", '"Windows"',
+    '"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"',
+)
+HEADLESS = Tool(
+    "playwright-chromium",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/131.0.6778.33 Safari/537.36",
+    JA4_CHROME, "chrome", "en-US", '"Linux"',
+    '"Chromium";v="131", "HeadlessChrome";v="131", "Not_A Brand";v="24"',
+)
+# The same fleet with the usual stealth patch: the user-agent says Chrome (client hints too).
+HEADLESS_STEALTH = _chrome(131, "X11; Linux x86_64", '"Linux"', "en-US,en;q=0.9")
+APP_IOS = Tool("app-ios", "SocialApp/5.12.0 (iPhone; iOS 18.1; Scale/3.00)", JA4_SAFARI, "app")
+APP_ANDROID = Tool("app-android", "SocialApp/5.12.0 (Android 14; Pixel 8) okhttp/4.12.0", JA4_OKHTTP,
+                   "app")
+GOOGLEBOT = Tool(
+    "googlebot",
+    "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Googlebot/2.1; "
+    "+http://www.google.com/bot.html) Chrome/131.0.6778.204 Safari/537.36",
+    JA4_GOOGLEBOT, "crawler",
+)
+BINGBOT = Tool(
+    "bingbot",
+    "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; "
+    "+http://www.bing.com/bingbot.htm) Chrome/131.0.0.0 Safari/537.36",
+    JA4_GOOGLEBOT, "crawler",
+)

@@ -1,0 +1,81 @@
+"""The simulator: deterministic for a seed, every persona present, ground truth honest
+(no protection gives scrapers everything they ask for), the engine contains the naive
+crawler, and the command line prints the table and JSON."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from scrapeshield.cli import main
+from scrapeshield.demo.population import Population
+from scrapeshield.simulate.personas import BY_NAME, PERSONAS
+from scrapeshield.simulate.policies import policy_for
+from scrapeshield.simulate.replay import simulate
+from scrapeshield.simulate.tools import CURL_CFFI, SCRAPY, browser_mix
+
+SOME = tuple(BY_NAME[n] for n in ("naive crawler", "rotating proxies", "people browsing", "mobile app"))
+
+
+def test_same_seed_same_day_and_another_seed_another() -> None:
+    a = simulate(policy_for("default"), users=400, seed=11, personas=SOME).as_dict()
+    b = simulate(policy_for("default"), users=400, seed=11, personas=SOME).as_dict()
+    c = simulate(policy_for("default"), users=400, seed=12, personas=SOME).as_dict()
+    assert a == b
+    assert a["personas"] != c["personas"]
+
+
+def test_without_protection_scrapers_get_every_profile_they_ask_for() -> None:
+    population = Population.generate(500, 2)
+    result = simulate(None, users=500, seed=2, level="none", population=population,
+                      personas=tuple(p for p in PERSONAS if p.side == "scraper"))
+    for name in ("naive crawler", "browser impersonator", "rotating proxies", "low and slow",
+                 "account farm"):
+        tally = result.tally(name)
+        assert len(tally.profiles) == 500, name  # ground truth: each of the 500 real users once
+        assert tally.actions == {"allow": tally.requests}
+    naive = result.tally("naive crawler")
+    assert naive.requests > 500  # it walked past the last id; those 404s are not profiles
+
+
+def test_default_policy_contains_the_naive_crawler_and_leaves_people_alone() -> None:
+    result = simulate(policy_for("default"), users=1000, seed=5,
+                      personas=tuple(BY_NAME[n] for n in ("naive crawler", "people browsing")))
+    assert len(result.tally("naive crawler").profiles) <= 50
+    people = result.tally("people browsing")
+    assert len(people.sessions) >= 100 and not people.blocked
+
+
+def test_ip_limits_alone_stop_only_the_fast_single_ip_scraper() -> None:
+    personas = tuple(BY_NAME[n] for n in ("naive crawler", "low and slow"))
+    result = simulate(policy_for("ip-limits"), users=1000, seed=5, personas=personas)
+    assert len(result.tally("low and slow").profiles) == 1000  # one request per IP: never limited
+    assert len(result.tally("naive crawler").profiles) < 1000
+
+
+def test_tools_send_their_real_headers() -> None:
+    scrapy = SCRAPY.page("h")
+    assert [n for n, _ in scrapy] == ["host", "accept", "accept-language", "user-agent", "accept-encoding"]
+    assert dict(scrapy)["user-agent"].startswith("Scrapy/")
+    cffi = dict(CURL_CFFI.page("h"))
+    assert cffi["sec-fetch-site"] == "none" and "connection" not in cffi
+    chrome = next(t for _, t in browser_mix() if t.kind == "chrome")
+    nav = chrome.page("h", referer="https://h/", cookie="sid=1.x")
+    names = [n for n, _ in nav]
+    assert names.index("sec-ch-ua") < names.index("user-agent") < names.index("sec-fetch-site")
+    assert chrome.ja4 == CURL_CFFI.ja4  # curl_cffi reproduces Chrome's TLS hello
+    assert abs(sum(w for w, _ in browser_mix()) - 1.0) < 1e-9
+
+
+def test_cli_prints_the_table_and_json() -> None:
+    runner = CliRunner()
+    out = runner.invoke(main, ["simulate", "--users", "300", "--persona", "naive crawler"])
+    assert out.exit_code == 0, out.output
+    assert "naive crawler" in out.output and "real profiles" in out.output
+    out = runner.invoke(main, ["simulate", "--users", "300", "--json", "--persona", "naive crawler",
+                               "--protection", "none"])
+    data = json.loads(out.output)
+    assert data["personas"][0]["real_profiles"] == 300 and data["level"] == "none"
+    bad = runner.invoke(main, ["simulate", "--persona", "nobody"])
+    assert bad.exit_code == 2 and "unknown persona" in bad.output
