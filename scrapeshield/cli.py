@@ -274,7 +274,8 @@ def _new_password(from_stdin: bool) -> str:
 
 @users.command("add")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["analyst", "admin", "legal"]), default="analyst", show_default=True)
+@click.option("--role", type=click.Choice(["analyst", "admin", "legal"]), default="analyst",
+              show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @_store_options
 def users_add(username: str, role: str, password_stdin: bool, policy_path: str | None,

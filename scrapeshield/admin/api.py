@@ -1,8 +1,10 @@
-"""Admin API (JSON, bearer-token protected): policy, decisions, top clients, lists."""
+"""Admin API (JSON: policy, decisions, top clients, lists) and the console, on the admin address.
+
+Role-based: the bearer token acts as admin (scripts); a console session acts as its user's
+role. A route added here takes ``guard(handler, permission)``; the default is admin only."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -12,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from scrapeshield.console.app import console_routes
+from scrapeshield.console.web import actor
 from scrapeshield.lists import KINDS, ListEntry, normalise
 from scrapeshield.metrics import registry_for
 from scrapeshield.runtime import Shield
@@ -32,28 +36,19 @@ class ListEntryIn(BaseModel):
 def create_admin_app(shield: Shield, token: str) -> Starlette:
     registry = registry_for(shield)
 
-    def authorised(request: Request) -> bool:
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
+    # Every route names the permission it needs (console.roles): the bearer token acts as
+    # admin, a console session by its user's role, with CSRF checked on state changes.
+    console, console_pages = console_routes(shield, token)
 
-    def guard(handler: Any) -> Any:
-        async def wrapped(request: Request) -> Response:
-            if not authorised(request):
-                return JSONResponse(
-                    {"error": "missing or wrong bearer token"}, status_code=401,
-                    headers={"www-authenticate": "Bearer"},
-                )
-            return await handler(request)  # type: ignore[no-any-return]
-
-        return wrapped
+    def guard(handler: Any, permission: str = "admin", write: str = "") -> Any:
+        return console.guard(handler, permission, write=write)
 
     async def policy(request: Request) -> Response:
         return JSONResponse(shield.policy.source.model_dump(mode="json"))
 
     async def reload(request: Request) -> Response:
         problems = shield.reload()
-        shield.db.audit(shield.clock.now(), "admin-token", "policy.reload", {"ok": not problems})
+        shield.db.audit(shield.clock.now(), actor(request), "policy.reload", {"ok": not problems})
         if problems:
             return JSONResponse({"ok": False, "problems": problems}, status_code=422)
         return JSONResponse({"ok": True})
@@ -81,7 +76,7 @@ def create_admin_app(shield: Shield, token: str) -> Starlette:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             removed = shield.engine.lists.remove(kind, value)
             shield.db.remove_list_entry(kind, value, shield.clock.now())
-            shield.db.audit(shield.clock.now(), "admin-token", "list.remove",
+            shield.db.audit(shield.clock.now(), actor(request), "list.remove",
                             {"kind": kind, "value": value})
             return JSONResponse({"removed": removed}, status_code=200 if removed else 404)
         body = await request.body()
@@ -94,10 +89,10 @@ def create_admin_app(shield: Shield, token: str) -> Starlette:
             return JSONResponse({"error": _brief(exc)}, status_code=400)
         now = shield.clock.now()
         entry = ListEntry(data.kind, value, Action(data.action),
-                          now + data.ttl if data.ttl else 0.0, data.reason, "admin-token")
+                          now + data.ttl if data.ttl else 0.0, data.reason, actor(request))
         shield.engine.lists.add(entry)
         shield.db.add_list_entry(entry, now)
-        shield.db.audit(now, "admin-token", "list.add", _entry_json(entry))
+        shield.db.audit(now, actor(request), "list.add", _entry_json(entry))
         return JSONResponse(_entry_json(entry), status_code=201)
 
     async def audit(request: Request) -> Response:
@@ -112,14 +107,15 @@ def create_admin_app(shield: Shield, token: str) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/api/policy", guard(policy)),
-            Route("/api/policy/reload", guard(reload), methods=["POST"]),
-            Route("/api/decisions", guard(decisions)),
-            Route("/api/clients/top", guard(top_clients)),
-            Route("/api/lists", guard(lists), methods=["GET", "POST", "DELETE"]),
-            Route("/api/audit", guard(audit)),
-            Route("/metrics", metrics),
+            Route("/api/policy", guard(policy, "view")),
+            Route("/api/policy/reload", guard(reload, "admin"), methods=["POST"]),
+            Route("/api/decisions", guard(decisions, "view")),
+            Route("/api/clients/top", guard(top_clients, "view")),
+            Route("/api/lists", guard(lists, "view", write="act"), methods=["GET", "POST", "DELETE"]),
+            Route("/api/audit", guard(audit, "audit")),
+            Route("/metrics", metrics),  # public on the admin address, for Prometheus
             Route("/healthz", healthz),
+            *console_pages,
         ]
     )
 
