@@ -351,3 +351,11 @@ def simulate(users: int, seed: int, level: str, policy_path: str | None, only: t
     personas = tuple(BY_NAME[n] for n in only) if only else PERSONAS
     result = run(policy, users=users, seed=seed, level=level, personas=personas)
     click.echo(to_json(result) if as_json else render(result))
+
+
+# Legal (#6): evidence packs, breach assessment, incidents, compliance report.
+from scrapeshield.legal.cli import evidence  # noqa: E402 - commands register after the root group
+from scrapeshield.legal.cli_breach import breach, incidents, report  # noqa: E402
+
+for _command in (evidence, breach, incidents, report):
+    main.add_command(_command)

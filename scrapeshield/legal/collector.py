@@ -112,6 +112,7 @@ class WindowCollector:
         self.max_records = max_records
         self.node = node
         self.overflow: Counter[float] = Counter()  # requests of clients beyond max_clients, per window
+        self.totals: dict[float, Counter[str]] = {}  # every request of a window, by decision
         self._windows: dict[float, dict[str, ClientWindow]] = {}
         self._lock = threading.Lock()
 
@@ -120,6 +121,10 @@ class WindowCollector:
         client = self.pseudonymise(ctx.ip) if self.pseudonymise_ips else ctx.ip
         network = self.pseudonymise(ctx.network) if self.pseudonymise_ips else ctx.network
         with self._lock:
+            totals = self.totals.get(start)
+            if totals is None:
+                totals = self.totals[start] = Counter()
+            totals[decision.action.value] += 1
             clients = self._windows.setdefault(start, {})
             stats = clients.get(client)
             if stats is None:
@@ -132,11 +137,15 @@ class WindowCollector:
     def drain(self, now: float | None) -> list[NewEntry]:
         """Take the windows closed by ``now`` (all of them when ``now`` is None) as entries."""
         with self._lock:
-            closed = sorted(s for s in self._windows if now is None or s + self.window <= now)
-            taken = [(s, self._windows.pop(s), self.overflow.pop(s, 0)) for s in closed]
+            closed = sorted(s for s in self.totals if now is None or s + self.window <= now)
+            taken = [(s, self._windows.pop(s, {}), self.overflow.pop(s, 0), self.totals.pop(s))
+                     for s in closed]
         entries: list[NewEntry] = []
-        for start, clients, overflow in taken:
+        for start, clients, overflow, totals in taken:
             end = start + self.window
+            entries.append(NewEntry("totals", "*all*", {
+                "window": [start, end], "node": self.node, "requests": sum(totals.values()),
+                "actions": dict(sorted(totals.items())), "clients": len(clients) + (1 if overflow else 0)}))
             for client in sorted(clients):
                 stats = clients[client]
                 if stats.worth_recording():

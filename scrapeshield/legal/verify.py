@@ -66,9 +66,13 @@ def _key(files: dict[str, bytes], given: Ed25519PublicKey | None,
 
 def _check_signature(files: dict[str, bytes], manifest: dict[str, Any], key: Ed25519PublicKey,
                      given: bool, problems: list[str]) -> None:
-    signature = files.get("manifest.sig", b"").decode("ascii", errors="replace").strip()
+    raw = files.get("manifest.sig", b"")
+    signature = raw.decode("ascii", errors="replace").strip()
     if not signature:
         problems.append("manifest.sig is missing: the pack is not signed")
+        return
+    if raw != signature.encode("ascii", errors="replace") + b"\n":  # exactly as written: hex + newline
+        problems.append("manifest.sig was altered: it is not the signature as written")
         return
     if keys.verify(key, signature, files["manifest.json"]):
         return

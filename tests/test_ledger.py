@@ -1,0 +1,212 @@
+"""The evidence ledger: chained entries, signed checkpoints, the feed, many writers at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from legal_scenario import CAMPAIGN, HUMAN, ROTATING, WALKER, Scenario
+from pg_server import PostgresServer, pg_server  # noqa: F401 - the module-scoped fixture
+from sqlalchemy import update
+
+from scrapeshield.clock import ManualClock
+from scrapeshield.db.models import LedgerEntryRow
+from scrapeshield.db.store import Database
+from scrapeshield.events import Pseudonymiser
+from scrapeshield.legal import keys
+from scrapeshield.legal.collector import LedgerFeeder, WindowCollector
+from scrapeshield.legal.ledger import GENESIS, Ledger, NewEntry, canonical, chain_hash, sha256
+from scrapeshield.runtime import Shield
+from scrapeshield.settings import Settings
+from scrapeshield.types import Action, Decision
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Scenario:
+    s = Scenario(Database(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path)
+    s.run()
+    return s
+
+
+def test_every_entry_commits_to_the_one_before(scenario: Scenario) -> None:
+    entries = scenario.ledger.entries()
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    prev = GENESIS
+    for entry in entries:
+        assert entry.prev_hash == prev
+        assert entry.digest == sha256(canonical(entry.content()))
+        assert entry.hash == chain_hash(prev, entry.digest)
+        prev = entry.hash
+    assert scenario.ledger.verify(scenario.key.public_key()) == []
+
+
+def test_window_summaries_count_every_decision_and_only_served_records(scenario: Scenario) -> None:
+    windows = scenario.ledger.entries(kind="window")
+    totals = scenario.ledger.entries(kind="totals")
+    assert sum(e.body["requests"] for e in totals) == len(scenario.decisions)
+    assert sum(e.body["requests"] for e in windows) == len(scenario.decisions)
+    taken = {r for e in windows for r in e.body["records_taken"]}
+    assert taken == {ctx.record for ctx, d in scenario.decisions
+                     if ctx.record and d.action is Action.ALLOW}
+    walker = scenario.pseudonymise(WALKER)
+    walker_actions: dict[str, int] = {}
+    for entry in windows:
+        if entry.subject == walker:
+            for action, n in entry.body["actions"].items():
+                walker_actions[action] = walker_actions.get(action, 0) + n
+    expected: dict[str, int] = {}
+    for ctx, d in scenario.decisions:
+        if ctx.ip == WALKER:
+            expected[d.action.value] = expected.get(d.action.value, 0) + 1
+    assert walker_actions == expected
+    # No raw address anywhere in the ledger: clients and networks are pseudonyms.
+    text = "".join(canonical(e.body).decode() + e.subject for e in scenario.ledger.entries())
+    assert WALKER not in text and ROTATING[0] not in text and HUMAN not in text
+
+
+def test_audit_rows_and_campaign_states_go_in_once(scenario: Scenario, tmp_path: Path) -> None:
+    other_node = LedgerFeeder(Ledger(scenario.db), None, scenario.key, scenario.clock)
+    assert other_node.run() == 0  # a second node finds the same audit row and campaign state
+    assert scenario.feeder.run() == 0
+    kinds = [e.kind for e in scenario.ledger.entries()]
+    assert kinds.count("audit") == 1 and kinds.count("campaign") == 1
+    campaign = scenario.ledger.entries(kind="campaign")[0]
+    assert campaign.subject == CAMPAIGN
+    assert sorted(campaign.body["members"]) == sorted(
+        scenario.pseudonymise(ip) for ip in (*ROTATING, WALKER))
+
+
+def test_a_changed_row_in_the_database_is_named_by_seq(scenario: Scenario) -> None:
+    target = scenario.ledger.entries(kind="window")[3]
+    body = dict(target.body, requests=target.body["requests"] + 1)
+    with scenario.db.engine.begin() as conn:
+        conn.execute(update(LedgerEntryRow).where(LedgerEntryRow.seq == target.seq)
+                     .values(body=canonical(body).decode()))
+    problems = scenario.ledger.verify(scenario.key.public_key())
+    assert problems == [f"ledger entry seq {target.seq}: content does not match its digest (altered)"]
+
+
+def test_checkpoints_are_signed_by_the_platform_key(scenario: Scenario, tmp_path: Path) -> None:
+    checkpoints = scenario.ledger.checkpoints()
+    assert checkpoints and checkpoints[-1].seq == scenario.ledger.head()[0]  # type: ignore[index]
+    public = scenario.key.public_key()
+    assert all(keys.verify(public, cp.signature, cp.message()) for cp in checkpoints)
+    assert checkpoints[-1].key_id == keys.key_id(public)
+    (tmp_path / "elsewhere").mkdir()
+    stranger = keys.load_or_create(tmp_path / "elsewhere")
+    problems = scenario.ledger.verify(stranger.public_key())
+    assert problems and all("signature does not verify" in p for p in problems)
+
+
+def test_key_file_is_private_and_reused(tmp_path: Path) -> None:
+    key = keys.load_or_create(tmp_path)
+    path = tmp_path / keys.KEY_FILE
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    again = keys.load_or_create(tmp_path)
+    assert keys.key_id(again.public_key()) == keys.key_id(key.public_key())
+    pem = keys.public_pem(key)
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----")
+    assert keys.key_id(keys.load_public(pem)) == keys.key_id(key.public_key())
+
+
+def test_collector_is_bounded_and_counts_the_rest(tmp_path: Path) -> None:
+    from legal_scenario import CHROME
+
+    s = Scenario(Database(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path)
+    collector = WindowCollector(Pseudonymiser(b"k" * 32), window=300, max_clients=3, max_records=2)
+    allow = Decision(Action.ALLOW, 0, (), "score")
+    for n in range(5):
+        for record in range(4):
+            collector(s.engine.contexts.build(s.clock.now(), f"192.0.2.{n}", "GET",
+                                              f"/api/v1/users/{record + 1}", CHROME), allow)
+    entries = collector.drain(None)
+    windows = [e for e in entries if e.kind == "window" and e.subject != "*overflow*"]
+    overflow = [e for e in entries if e.subject == "*overflow*"]
+    assert len(windows) == 3 and overflow[0].body["requests"] == 8
+    assert all(len(e.body["records_taken"]) == 2 and e.body["records_not_listed"] == 2 for e in windows)
+    totals = [e for e in entries if e.kind == "totals"][0]
+    assert totals.body["requests"] == 20
+
+
+def test_decoys_degraded_and_refused_answers_are_not_taken(tmp_path: Path) -> None:
+    from legal_scenario import CHROME
+
+    s = Scenario(Database(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path)
+    collector = WindowCollector(Pseudonymiser(b"k" * 32), window=300)
+    for n, action in enumerate(Action):
+        ctx = s.engine.contexts.build(s.clock.now(), "192.0.2.1", "GET", f"/api/v1/users/{n + 1}", CHROME)
+        collector(ctx, Decision(action, 0, (), "test"))
+    [window] = [e for e in collector.drain(None) if e.kind == "window"]
+    assert window.body["records_taken"] == ["user:1"]  # Action.ALLOW is the first
+    assert window.body["records_touched"] == len(Action)
+
+
+def _hammer(url: str, writers: int, batches: int, tmp: Path) -> Ledger:
+    """Several nodes (own Database objects) and threads append at once."""
+    dbs = [Database(url) for _ in range(writers)]
+    errors: list[BaseException] = []
+
+    def write(db: Database, n: int) -> None:
+        try:
+            ledger = Ledger(db)
+            for b in range(batches):
+                ledger.append([NewEntry("window", f"node{n}", {"batch": b, "i": i}) for i in range(3)],
+                              1_700_000_000.0 + b)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(db, n)) for n, db in enumerate(dbs * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    for db in dbs[1:]:
+        db.close()
+    return Ledger(dbs[0])
+
+
+def test_concurrent_writers_never_fork_the_chain_sqlite(tmp_path: Path) -> None:
+    ledger = _hammer(f"sqlite:///{tmp_path / 'shared.sqlite'}", 3, 15, tmp_path)
+    assert ledger.count() == 3 * 2 * 15 * 3
+    assert ledger.verify() == []
+    ledger.db.close()
+
+
+def test_concurrent_writers_never_fork_the_chain_postgres(pg_server: PostgresServer,  # noqa: F811
+                                                          tmp_path: Path) -> None:
+    url = pg_server.create_database("ledger")
+    ledger = _hammer(url, 3, 15, tmp_path)
+    assert ledger.count() == 3 * 2 * 15 * 3
+    assert ledger.verify() == []
+    entries = ledger.entries()
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    ledger.db.close()
+
+
+def test_the_shield_feeds_its_ledger_and_signs_at_shutdown(tmp_path: Path) -> None:
+    from legal_scenario import CHROME
+
+    clock = ManualClock(1_793_700_000.0)
+    shield = Shield(Settings.resolve(str(tmp_path)), clock)
+    try:
+        for user_id in range(1, 30):
+            clock.advance(1)
+            shield.engine.decide(shield.engine.contexts.build(clock.now(), "192.0.2.9", "GET",
+                                                               f"/api/v1/users/{user_id}", CHROME))
+    finally:
+        shield.close()
+    db = Database(f"sqlite:///{tmp_path / 'scrapeshield.db'}")
+    ledger = Ledger(db)
+    key = keys.load_or_create(tmp_path)
+    assert stat.S_IMODE(os.stat(tmp_path / keys.KEY_FILE).st_mode) == 0o600
+    windows = ledger.entries(kind="window")
+    assert sum(e.body["requests"] for e in windows) == 29
+    assert windows[0].subject.startswith("p:")  # pseudonymised with the shield's own key
+    assert ledger.checkpoints() and ledger.verify(key.public_key()) == []
+    assert json.loads(json.dumps(windows[0].body)) == windows[0].body
+    db.close()
