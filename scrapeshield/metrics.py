@@ -85,6 +85,32 @@ class ShieldCollector(Collector):
             "scrapeshield_list_entries", "Live block/allow entries", value=len(s.engine.lists)
         )
         yield from _state_metrics(s.store)
+        yield from _console_metrics(s)
+
+
+def _console_metrics(s: Shield) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    """The console's live figures, sign-ins and the alert job (all per node)."""
+    monitor = getattr(s, "monitor", None)
+    if monitor is not None:
+        yield GaugeMetricFamily(
+            "scrapeshield_records_served_distinct_minute",
+            "Distinct personal records served (allowed) in the current minute",
+            value=monitor.records_served(s.clock.now()),
+        )
+        signins = CounterMetricFamily(
+            "scrapeshield_console_signins", "Console sign-in attempts, by outcome", labels=["outcome"]
+        )
+        for outcome in ("ok", "wrong", "slowed", "locked"):
+            signins.add_metric([outcome], monitor.signins.get(outcome, 0))
+        yield signins
+    alerts = getattr(s, "alerts", None)
+    if alerts is not None:
+        yield CounterMetricFamily("scrapeshield_alerts_raised", "Alerts raised by the alert rules",
+                                  value=alerts.raised)
+        yield CounterMetricFamily("scrapeshield_alert_deliveries", "Alert deliveries that reached "
+                                  "their channel", value=alerts.sent)
+        yield CounterMetricFamily("scrapeshield_alert_delivery_failures", "Alert delivery attempts "
+                                  "that failed (each is retried with backoff)", value=alerts.failures)
 
 
 def _state_metrics(store: object) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:

@@ -5,6 +5,7 @@ slowed per source address after ``IP_FREE`` failures from it (password spraying)
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from urllib.parse import urlsplit
 
@@ -93,7 +94,7 @@ def install(console: Console) -> None:
 
 
 def _refused(page, request: Request, outcome: Outcome, retry_after: float) -> Response:  # type: ignore[no-untyped-def]
-    wait = int(retry_after) + 1
+    wait = max(1, math.ceil(retry_after))
     if outcome is Outcome.LOCKED:
         response = page(request, 423, f"This account is locked after repeated failed sign-ins; try "
                                       f"again in {wait // 60 + 1} min or ask an admin to reset it.")

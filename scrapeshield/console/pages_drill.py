@@ -63,7 +63,7 @@ def install(console: Console) -> None:
             return console.error(request, 404, f"no recorded events for client {client}", True)
         summary = queries.profile(events)
         return console.render(
-            request, "client.html", client=client, summary=summary, timeline=events[:TIMELINE],
+            request, "client.html", client=client, summary=summary, recent=events[:TIMELINE],
             campaigns=campaigns.of_clients(engine, [client]), cases=Cases(engine).for_refs([client]),
             targets=_targets(monitor(), client, summary), ttls=list(TTLS),
         )
@@ -101,7 +101,7 @@ def install(console: Console) -> None:
         events = campaigns.events(shield.db, cid, queries.CLIENT_EVENTS)
         return console.render(
             request, "campaign.html", campaign=campaign, members=members,
-            summary=queries.profile(events), timeline=events[:TIMELINE],
+            summary=queries.profile(events), recent=events[:TIMELINE],
             cases=Cases(engine).for_refs([cid]), ttls=list(TTLS),
         )
 
