@@ -195,8 +195,8 @@ def test_text_from_traffic_is_shown_escaped(shield: Shield) -> None:
     }])
     with client(shield) as c:
         assert sign_in(c, "analyst1").status_code == 303
-        pages = [c.get(f"/console/clients/{client_id}").text, c.get("/console/search", params={"q": "onerror"}).text,
-                 c.get("/console/").text]
+        pages = [c.get(f"/console/clients/{client_id}").text,
+                 c.get("/console/search", params={"q": "onerror"}).text, c.get("/console/").text]
         for html in pages:
             assert "<script>document.title" not in html and "<img src=x" not in html
             assert "<svg onload" not in html and "<b>1</b>" not in html and "<u>bad</u>" not in html
