@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install system-deps demo test lint bench docs clean
+.PHONY: install system-deps demo test lint bench bench-quality docs clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ test: install system-deps lint
 
 bench: install system-deps
 	$(PY) -m bench.run
+
+# Detection quality: real profiles each scraper persona obtains, and people hurt, in one table.
+bench-quality: install
+	$(PY) -m bench.quality
 
 # The docs site, offline: regenerate the reference pages from the code, then build into build/site/.
 docs: install

@@ -32,6 +32,7 @@ from scrapeshield.types import Action, Decision, RequestContext
 
 START = 1_767_225_600.0  # 2026-01-01 00:00 UTC: the simulated day
 HARMFUL = (Action.BLOCK, Action.TARPIT)
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"})
 
 
 @dataclass(slots=True)
@@ -156,7 +157,10 @@ def simulate(
             if tap is not None:
                 tap.current = tally.name
             path, _, query = req.path.partition("?")
-            headers = [*req.headers, ("x-forwarded-for", req.ip), ("x-ja4", req.ja4)]
+            # The edge terminates the client's connection: hop-by-hop headers stop there, and
+            # it adds the client's address and TLS fingerprint.
+            headers = [h for h in req.headers if h[0] not in HOP_BY_HOP]
+            headers += [("x-forwarded-for", req.ip), ("x-ja4", req.ja4)]
             ctx = engine.contexts.build(ts, EDGE, req.method, path, headers, "https", query)
             decision = engine.decide(ctx)
             action, retry = decision.action, decision.retry_after

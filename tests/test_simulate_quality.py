@@ -1,0 +1,28 @@
+"""The quality benchmark in its quick form: one table, three protection levels, targets marked."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import quality  # noqa: E402
+
+
+def test_quick_quality_run_contains_the_naive_crawler_and_spares_people() -> None:
+    summary = quality.run(users=1000, seed=3)
+    scrapers = {s["persona"]: s for s in summary["scrapers"]}
+    naive = scrapers["naive crawler"]
+    assert naive["none"] == 1000  # unprotected, it walks the whole site
+    assert naive["default"] <= 50 and naive["met"]
+    assert scrapers["low and slow"]["ip-limits"] == 1000  # per-IP limits never see it
+    people = {p["persona"]: p for p in summary["people"]}
+    browsing = people["people browsing"]
+    assert browsing["default"]["sessions"] >= 200
+    assert browsing["default"]["blocked"] <= quality.BLOCK_TARGET
+    assert all(p["none"]["blocked"] == 0 for p in summary["people"])  # ground truth: nothing refuses
+    text = quality.render(summary)
+    assert text.count("\n") > 15 and "<= 50 profiles" in text and "naive crawler" in text
+    for row in summary["scrapers"]:
+        assert row["default"] <= row["none"]
