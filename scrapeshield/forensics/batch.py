@@ -16,14 +16,14 @@ from scrapeshield.decide import decide
 from scrapeshield.errors import ScrapeshieldError
 from scrapeshield.forensics import detect
 from scrapeshield.forensics.lookup import ip_table, path_table, ua_table
-from scrapeshield.forensics.windows import distinct_usage, epochs, generations, request_usage
+from scrapeshield.forensics.windows import KeyOrder, distinct_usage, generations, request_usage
 from scrapeshield.policy.compiled import CompiledPolicy, CompiledRule
 from scrapeshield.score import score
 from scrapeshield.signals import enumeration
 from scrapeshield.types import LimitBreach, Signal
 
 # Limit keys → the column that holds them; account, session and token are never in a log.
-KEY_COLUMNS = {"ip": "client", "subnet": "network", "fingerprint": "fp"}
+KEY_COLUMNS = {"ip": "client_id", "subnet": "net_id", "fingerprint": "fp_id"}
 ABSENT_KEYS = frozenset({"account", "session", "token"})
 
 
@@ -48,43 +48,41 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
         ip_table(df["ip"].unique().to_list(), policy, builder), on="ip", how="left", maintain_order="left"
     )
     state = policy.source.state
-    df = df.with_columns(pl.Series("gen", generations(df["ts"].to_numpy(), float(state.idle_ttl))))
-    df = df.with_columns(epochs(df, "client").alias("ce"))
+    gen = generations(df["ts"].to_numpy(), float(state.idle_ttl))
+    orders = {kind: KeyOrder(df[column].to_numpy(), gen) for kind, column in KEY_COLUMNS.items()}
+    df = df.with_columns(pl.Series("cke", orders["ip"].ke_by_line))
     df = df.with_columns(detect.no_assets(), detect.trap(), *detect.sequential_run()).with_columns(
         detect.run_from_parts()
     )
-    df = df.with_columns(pl.Series("breaches", _breaches(df, policy)), *_rules(policy))
+    df = df.with_columns(pl.Series("breaches", _breaches(df, policy, orders)), *_rules(policy))
     return _decisions(df, policy)
 
 
-def _breaches(df: pl.DataFrame, policy: CompiledPolicy) -> np.ndarray:
+def _breaches(df: pl.DataFrame, policy: CompiledPolicy, orders: dict[str, KeyOrder]) -> np.ndarray:
     """Per line, a bit per limit (by ``CompiledLimit.index``) that this line took over budget."""
     bits = np.zeros(df.height, dtype=np.int64)
+    ts = df["ts"].to_numpy()
+    route = df["route"]
+    route_cost = df["cost"].to_numpy()
+    record = df["record_id"].to_numpy()
     for kind, limits in policy.limits_by_key.items():
         if kind in ABSENT_KEYS:
             continue
-        column = KEY_COLUMNS[kind]
-        keyed = df.select(
-            pl.col(column).alias("k"),
-            "ts",
-            "cost",
-            "route",
-            "record",
-        ).with_columns(epochs(df, column).alias("e"))
         for lim in limits:
-            applies = pl.lit(True) if lim.routes is None else pl.col("route").is_in(list(lim.routes))
-            cost = pl.when(applies).then(pl.lit(1) if lim.distinct else pl.col("cost")).otherwise(0)
-            costed = keyed.with_columns(cost.alias("cost"))
+            applies = (
+                np.ones(df.height, dtype=bool)
+                if lim.routes is None
+                else route.is_in(list(lim.routes)).to_numpy()
+            )
             if lim.distinct:
-                counted = costed.with_row_index("seq").filter(
-                    (pl.col("cost") != 0) & (pl.col("record") != "")
-                )
-                usage = distinct_usage(counted, lim.window, lim.limit)
-                rows = counted["seq"].to_numpy()[usage > lim.limit]
+                counts = applies & (record >= 0)
+                usage = distinct_usage(orders[kind], ts, record, counts, lim.window, lim.limit)
+                over = counts & (np.nan_to_num(usage) > lim.limit)
             else:
-                usage = request_usage(costed, lim.window)
-                rows = np.nonzero((usage > lim.limit) & (costed["cost"].to_numpy() != 0))[0]
-            bits[rows] |= np.int64(1) << lim.index
+                cost = np.where(applies, route_cost, 0)
+                usage = request_usage(orders[kind], ts, cost, lim.window)
+                over = (usage > lim.limit) & (cost != 0)
+            bits[over] |= np.int64(1) << lim.index
     return bits
 
 

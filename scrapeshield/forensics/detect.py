@@ -1,7 +1,7 @@
 """The engine's log-computable detectors as column expressions over one client's lines.
 
 Each mirrors a module of ``scrapeshield.signals`` (activity, enumeration, honeypot) and its
-ClientMemory fields; ``g`` is the client's memory slot (address and memory epoch).
+ClientMemory fields; ``cke`` is the client's memory slot (address and memory epoch).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import polars as pl
 
 from scrapeshield.signals import activity, enumeration, honeypot
 
-G = ("client", "ce")
+G = ("cke",)
 
 
 def no_assets() -> pl.Expr:

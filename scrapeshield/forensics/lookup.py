@@ -34,7 +34,8 @@ def probe(builder: ContextBuilder, ip: str = "127.0.0.1", path: str = "/", ua: s
 
 def path_table(paths: list[str], policy: CompiledPolicy) -> pl.DataFrame:
     """path → route, record, its number (-1: not numeric), asset, cost, honeypot, rule parts."""
-    routes, records, numbers, assets, costs, traps = [], [], [], [], [], []
+    routes, records, numbers, assets, costs, traps, record_ids = [], [], [], [], [], [], []
+    ids: dict[str, int] = {"": -1}
     rule_cols: list[list[bool]] = [[] for _ in policy.source.rules]
     prefix = [tuple(r.match.path_prefix) for r in policy.source.rules]
     regex = [re.compile(r.match.path_regex) if r.match.path_regex else None for r in policy.source.rules]
@@ -47,6 +48,7 @@ def path_table(paths: list[str], policy: CompiledPolicy) -> pl.DataFrame:
         name = route.name if route is not None else ""
         routes.append(name)
         records.append(record)
+        record_ids.append(ids.setdefault(record, len(ids)))
         digits = record[record.find(":") + 1 :] if record else ""
         numbers.append(int(digits) if digits.isdigit() and len(digits) < 19 else -1)
         assets.append(route.asset if route is not None else False)
@@ -60,6 +62,7 @@ def path_table(paths: list[str], policy: CompiledPolicy) -> pl.DataFrame:
         "path": paths,
         "route": routes,
         "record": records,
+        "record_id": record_ids,
         "number": numbers,
         "asset": assets,
         "cost": costs,
@@ -67,13 +70,15 @@ def path_table(paths: list[str], policy: CompiledPolicy) -> pl.DataFrame:
     }
     for i, col in enumerate(rule_cols):
         data[f"rp{i}"] = col
-    return pl.DataFrame(data, schema_overrides={"number": pl.Int64, "cost": pl.Int64})
+    overrides = {"number": pl.Int64, "cost": pl.Int64, "record_id": pl.Int64}
+    return pl.DataFrame(data, schema_overrides=overrides)
 
 
 def ua_table(uas: list[str], policy: CompiledPolicy, builder: ContextBuilder) -> pl.DataFrame:
     """user-agent → class, its signal, fingerprint (as the engine derives it from a log line)."""
     detector = UserAgentDetector(policy)
-    classes, names, weights, fps, codes, mozilla = [], [], [], [], [], []
+    classes, names, weights, fps, codes, mozilla, fp_ids = [], [], [], [], [], [], []
+    ids: dict[str, int] = {}
     rule_cols: list[list[bool]] = [[] for _ in policy.source.rules]
     ua_classes = [frozenset(r.match.ua_class) for r in policy.source.rules]
     ua_regex = [re.compile(r.match.ua_regex) if r.match.ua_regex else None for r in policy.source.rules]
@@ -84,6 +89,7 @@ def ua_table(uas: list[str], policy: CompiledPolicy, builder: ContextBuilder) ->
         weights.append(signal.weight if signal is not None else 0.0)
         fp = probe(builder, ua=ua).fingerprint
         fps.append(fp)
+        fp_ids.append(ids.setdefault(fp, len(ids)))
         codes.append(fingerprint_code(fp))
         mozilla.append(ua.startswith("Mozilla/5.0"))
         for i, col in enumerate(rule_cols):
@@ -95,27 +101,40 @@ def ua_table(uas: list[str], policy: CompiledPolicy, builder: ContextBuilder) ->
         "ua_signal": names,
         "ua_weight": weights,
         "fp": fps,
+        "fp_id": fp_ids,
         "fp_code": codes,
         "mozilla": mozilla,
     }
     for i, col in enumerate(rule_cols):
         data[f"ru{i}"] = col
-    return pl.DataFrame(data, schema_overrides={"ua_weight": pl.Float64, "fp_code": pl.Float64})
+    return pl.DataFrame(
+        data, schema_overrides={"ua_weight": pl.Float64, "fp_code": pl.Float64, "fp_id": pl.Int64}
+    )
 
 
 def ip_table(ips: list[str], policy: CompiledPolicy, builder: ContextBuilder) -> pl.DataFrame:
     """address as logged → canonical address, its /24 or /48 network, each rule's cidr test."""
-    canon, nets = [], []
+    canon, nets, client_ids, net_ids = [], [], [], []
+    clients: dict[str, int] = {}
+    networks: dict[str, int] = {}
     rule_cols: list[list[bool]] = [[] for _ in policy.source.rules]
     cidrs = [tuple(ipaddress.ip_network(c, strict=False) for c in r.match.cidr) for r in policy.source.rules]
     for ip in ips:
         ctx = probe(builder, ip=ip)
         canon.append(ctx.ip)
         nets.append(ctx.network)
+        client_ids.append(clients.setdefault(ctx.ip, len(clients)))
+        net_ids.append(networks.setdefault(ctx.network, len(networks)))
         addr = ipaddress.ip_address(ctx.ip) if any(cidrs) else None
         for i, col in enumerate(rule_cols):
             col.append(not cidrs[i] or any(addr in net for net in cidrs[i]))
-    data: dict[str, object] = {"ip": ips, "client": canon, "network": nets}
+    data: dict[str, object] = {
+        "ip": ips,
+        "client": canon,
+        "network": nets,
+        "client_id": client_ids,
+        "net_id": net_ids,
+    }
     for i, col in enumerate(rule_cols):
         data[f"ri{i}"] = col
-    return pl.DataFrame(data)
+    return pl.DataFrame(data, schema_overrides={"client_id": pl.Int64, "net_id": pl.Int64})

@@ -1,13 +1,15 @@
 """The MemoryStore's arithmetic, column-wise: generations, two-bucket windows, distinct sets.
 
 Each function reproduces one part of ``scrapeshield.state.memory`` exactly, in the same
-floating-point operations, over lines sorted in the order the engine sees them.
+floating-point operations, over lines in the order the engine sees them (time order).
+Keys are integers; ``KeyOrder`` groups one key's lines together, keeping their order.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
+
+EPOCH_BITS = 16  # a key's epoch lives in the low bits of its integer id
 
 
 def generations(ts: np.ndarray, idle_ttl: float) -> np.ndarray:
@@ -30,78 +32,101 @@ def generations(ts: np.ndarray, idle_ttl: float) -> np.ndarray:
             turns.append(j)
             turned = float(ts[j])
     found: np.ndarray = np.searchsorted(np.asarray(turns, dtype=np.int64), np.arange(n), "right")
-    return found.astype(np.int32)
+    return found.astype(np.int64)
 
 
-def epochs(frame: pl.DataFrame, key: str) -> pl.Series:
-    """Per line, how many times its key's state had been dropped (untouched over two turnovers)."""
-    prev = pl.col("gen").shift(1).over(key)
-    dropped = (pl.col("gen") - prev >= 2).fill_null(False)
-    return frame.select(dropped.cast(pl.Int32).cum_sum().over(key).alias("e"))["e"]
+class KeyOrder:
+    """Lines grouped by key (stable: time order inside a key), with each key's memory epoch.
 
-
-def request_usage(frame: pl.DataFrame, window: float) -> np.ndarray:
-    """Two-bucket sliding count: previous bucket × its overlap + current bucket, this line included.
-
-    ``frame``: columns k (key), e (epoch), ts, cost, in the engine's order.
+    A key's state is dropped when it goes untouched over two turnovers; ``epoch`` counts the
+    drops, and ``ke`` (key and epoch in one integer) is what every window is kept under.
     """
-    ts = frame["ts"].to_numpy()
-    start = ts - np.fmod(ts, window)  # Python's float % for positive times
-    tagged = frame.select("k", "e", "cost").with_columns(pl.Series("start", start))
-    cur = tagged.select(pl.col("cost").cum_sum().over("k", "e", "start").cast(pl.Float64))["cost"]
-    buckets = (
-        tagged.group_by("k", "e", "start", maintain_order=True)
-        .agg(pl.col("cost").sum().cast(pl.Float64).alias("total"))
-        .with_columns(
-            pl.col("start").shift(1).over("k", "e").alias("ps"),
-            pl.col("total").shift(1).over("k", "e").alias("pt"),
-        )
-        .select(
-            "k",
-            "e",
-            "start",
-            pl.when(pl.col("start") - pl.col("ps") <= window)
-            .then(pl.col("pt"))
-            .otherwise(0.0)
-            .fill_null(0.0)
-            .alias("prev"),
-        )
-    )
-    prev = tagged.join(buckets, on=["k", "e", "start"], how="left", maintain_order="left")["prev"].to_numpy()
-    usage: np.ndarray = prev * (1.0 - (ts - start) / window) + cur.to_numpy()
-    return usage
+
+    def __init__(self, keys: np.ndarray, gen: np.ndarray) -> None:
+        self.order = np.argsort(keys, kind="stable")
+        k = keys[self.order]
+        g = gen[self.order]
+        same = np.empty(len(k), dtype=bool)
+        same[:1] = False
+        same[1:] = k[1:] == k[:-1]
+        dropped = same & (g - np.roll(g, 1) >= 2)
+        first = ~same
+        drops = np.cumsum(dropped)
+        epoch = drops - np.maximum.accumulate(np.where(first, drops, 0))
+        self.ke = (k << EPOCH_BITS) | epoch  # sorted order
+        ke = np.empty_like(self.ke)
+        ke[self.order] = self.ke
+        self.ke_by_line = ke
 
 
-def distinct_usage(occ: pl.DataFrame, window: float, limit: int) -> np.ndarray:
-    """Distinct records read under a key in the window, this read included, capped as the store caps.
-
-    ``occ``: the reads that count (columns k, e, ts, record), in the engine's order. A read is
-    the latest of its record until the record is read again; it counts while ``ts > now - window``.
-    """
-    n = occ.height
+def request_usage(order: KeyOrder, ts_all: np.ndarray, cost_all: np.ndarray, window: float) -> np.ndarray:
+    """Two-bucket sliding count: previous bucket × its overlap + current bucket, this line included."""
+    n = len(ts_all)
     if n == 0:
         return np.zeros(0)
-    order = occ.with_row_index("i").sort("k", "e", "i", maintain_order=True)
-    changed = (pl.col("k") != pl.col("k").shift(1)) | (pl.col("e") != pl.col("e").shift(1))
-    group = order.select(changed.fill_null(True).cast(pl.Int64).cum_sum().alias("g"))["g"].to_numpy()
-    pos = np.arange(n, dtype=np.int64)
-    order = order.with_columns(pl.Series("g", group), pl.Series("pos", pos))
-    grp_end = order.select((pl.col("pos").max().over("g") + 1).alias("x"))["x"].to_numpy()
-    nxt = order.select(pl.col("pos").shift(-1).over("g", "record").fill_null(-1).alias("x"))["x"].to_numpy()
-    nxt = np.where(nxt < 0, grp_end, nxt)
-    ts = order["ts"].to_numpy()
-    horizon = ts - window  # what the store compares a last read against: kept while t > now - window
-    values, inverse = np.unique(np.concatenate([horizon, ts]), return_inverse=True)
-    rank_h, rank_t = inverse[:n].astype(np.int64), inverse[n:].astype(np.int64)
-    span = np.int64(len(values) + 1)
-    comp_h = group * span + rank_h  # sorted: groups in order, horizons rising inside each
-    expire = np.searchsorted(comp_h, group * span + rank_t, "left")  # first line whose horizon ≥ t
-    end = np.minimum(np.minimum(nxt, expire), grp_end)
-    delta = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(delta, pos, 1)
-    np.add.at(delta, end, -1)
-    live = np.cumsum(delta)[:n]
-    capped = np.minimum(live, 2 * limit + 16).astype(np.float64)
+    ts = ts_all[order.order]
+    cost = cost_all[order.order].astype(np.int64)
+    ke = order.ke
+    start = ts - np.fmod(ts, window)  # Python's float % for positive times
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    new[1:] = (ke[1:] != ke[:-1]) | (start[1:] != start[:-1])
+    firsts = np.nonzero(new)[0]
+    bucket = np.cumsum(new) - 1
+    totals = np.add.reduceat(cost, firsts).astype(np.float64)
+    running = np.cumsum(cost)
+    offset = running[firsts] - cost[firsts]
+    cur = (running - offset[bucket]).astype(np.float64)
+    prev = np.zeros(len(firsts))
+    if len(firsts) > 1:
+        same_key = ke[firsts[1:]] == ke[firsts[:-1]]
+        close = start[firsts[1:]] - start[firsts[:-1]] <= window
+        prev[1:] = np.where(same_key & close, totals[:-1], 0.0)
+    usage = prev[bucket] * (1.0 - (ts - start) / window) + cur
     out = np.empty(n)
-    out[order["i"].to_numpy()] = capped
+    out[order.order] = usage
+    return out
+
+
+def distinct_usage(
+    order: KeyOrder, ts_all: np.ndarray, record_all: np.ndarray, counts: np.ndarray, window: float, limit: int
+) -> np.ndarray:
+    """Distinct records read under a key in the window, this read included, capped as the store caps.
+
+    Only lines where ``counts`` is true read a record into the set (``record_all``: integer
+    record ids). A read is the latest of its record until the record is read again; it counts
+    while ``ts > now - window``. Returns the usage at every counting line (NaN elsewhere).
+    """
+    n_all = len(ts_all)
+    out = np.full(n_all, np.nan)
+    pick = counts[order.order]
+    lines = order.order[pick]
+    n = len(lines)
+    if n == 0:
+        return out
+    ke = order.ke[pick]
+    ts = ts_all[lines]
+    rec = record_all[lines]
+    pos = np.arange(n, dtype=np.int64)
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    first[1:] = ke[1:] != ke[:-1]
+    group = np.cumsum(first) - 1
+    starts = np.nonzero(first)[0]
+    ends = np.append(starts[1:], n)
+    grp_end = ends[group]
+    by_record = np.lexsort((pos, rec, group))
+    nxt = np.full(n, -1, dtype=np.int64)
+    same = (group[by_record[1:]] == group[by_record[:-1]]) & (rec[by_record[1:]] == rec[by_record[:-1]])
+    nxt[by_record[:-1][same]] = by_record[1:][same]
+    nxt = np.where(nxt < 0, grp_end, nxt)
+    horizon = ts - window  # a last read is kept while t > now - window
+    values, inverse = np.unique(np.concatenate([horizon, ts]), return_inverse=True)
+    span = np.int64(len(values) + 1)
+    keyed_h = group * span + inverse[:n]  # sorted: groups in order, horizons rising inside each
+    expire = np.searchsorted(keyed_h, group * span + inverse[n:], "left")  # first horizon ≥ t
+    end = np.minimum(np.minimum(nxt, expire), grp_end)
+    delta = np.bincount(pos, minlength=n + 1) - np.bincount(end, minlength=n + 1)
+    live = np.cumsum(delta)[:n]
+    out[lines] = np.minimum(live, 2 * limit + 16).astype(np.float64)
     return out
