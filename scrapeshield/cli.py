@@ -353,9 +353,34 @@ def simulate(users: int, seed: int, level: str, policy_path: str | None, only: t
     click.echo(to_json(result) if as_json else render(result))
 
 
-# Legal (#6): evidence packs, breach assessment, incidents, compliance report.
-from scrapeshield.legal.cli import evidence  # noqa: E402 - commands register after the root group
-from scrapeshield.legal.cli_breach import breach, incidents, report  # noqa: E402
+# Detection (#3): campaigns.
+from scrapeshield.campaigns.cli import campaigns  # noqa: E402 - commands register after the root group
 
-for _command in (evidence, breach, incidents, report):
-    main.add_command(_command)
+main.add_command(campaigns)
+
+
+@main.group()
+def goodbots() -> None:
+    """Published crawler and hosting address ranges (search-engine verification)."""
+
+
+@goodbots.command("refresh")
+@click.option("--data-dir", default=None, envvar=DATA_DIR_ENV, help="Data directory.")
+@click.option("--url", "urls", multiple=True, metavar="NAME=URL",
+              help="Fetch NAME from URL instead of its provider (repeatable); only these then.")
+def goodbots_refresh(data_dir: str | None, urls: tuple[str, ...]) -> None:
+    """Download the providers' current lists into DATA_DIR/ip-ranges (needs the internet)."""
+    from scrapeshield.goodbots.refresh import SOURCES, refresh
+
+    sources = dict(SOURCES)
+    if urls:
+        try:
+            sources = dict(item.split("=", 1) for item in urls)
+        except ValueError as exc:
+            raise click.UsageError("--url takes NAME=URL") from exc
+    settings = _settings(data_dir, None, "memory", None)
+    results = refresh(settings.data_dir / "ip-ranges", sources)
+    for result in results:
+        click.echo(f"{result.name}: {'ok' if result.ok else 'failed'} ({result.detail})")
+    if not any(r.ok for r in results):
+        sys.exit(1)

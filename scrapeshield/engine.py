@@ -17,10 +17,13 @@ from scrapeshield.clock import Clock
 from scrapeshield.context import ContextBuilder
 from scrapeshield.decide import decide, honour_pass
 from scrapeshield.errors import StateError
+from scrapeshield.goodbots.hosting import Hosting
+from scrapeshield.goodbots.verify import GoodBots
 from scrapeshield.lists import ListEntry, Lists
 from scrapeshield.policy.compiled import CompiledLimit, CompiledPolicy, CompiledRule
 from scrapeshield.score import score
 from scrapeshield.signals.base import Detector
+from scrapeshield.signals.goodbots import AddressChecks
 from scrapeshield.signals.registry import DETECTORS
 from scrapeshield.signals.shared import SharedCounters
 from scrapeshield.signals.user_agent import UserAgentDetector
@@ -55,8 +58,13 @@ class Engine:
         clock: Clock,
         challenge: ChallengeService | None = None,
         lists: Lists | None = None,
+        goodbots: GoodBots | None = None,
+        hosting: Hosting | None = None,
     ) -> None:
         self.store = store
+        # Without a resolver, search engines are verified by their published ranges alone.
+        self.goodbots = goodbots if goodbots is not None else GoodBots()
+        self.hosting = hosting if hosting is not None else Hosting()
         self.clock = clock
         self.challenge = challenge
         self.lists = lists if lists is not None else Lists()
@@ -72,7 +80,7 @@ class Engine:
         plans[""] = _plan(policy, "", 1)
         # One assignment swaps everything a request reads, so no request sees a mix.
         self._live = (policy, ContextBuilder(policy), tuple(detectors), ua, plans,
-                      SharedCounters(policy))
+                      SharedCounters(policy), AddressChecks(policy, self.goodbots, self.hosting))
 
     @property
     def policy(self) -> CompiledPolicy:
@@ -128,12 +136,12 @@ class Engine:
 
     def _prepare(self, ctx: RequestContext) -> _Pending:
         """Everything before the state round trip: lists, rules, and the counters to touch."""
-        policy, _, detectors, ua_detector, plans, shared = self._live
+        policy, _, detectors, ua_detector, plans, shared, addresses = self._live
         listed = self.lists.match(ctx) if len(self.lists) else None
         signals: list[Signal] = []
         terminal: CompiledRule | None = None
+        ua_class = addresses.inspect(ctx, ua_detector.classify(ctx.user_agent)[0], signals)
         if policy.rules:
-            ua_class = ua_detector.classify(ctx.user_agent)[0].value
             headers = dict(ctx.headers) if policy.rules_read_headers else _NO_HEADERS
             for rule in policy.rules:
                 if rule.test(ctx.ip, ctx.method, ctx.path, ctx.route, ctx.user_agent, ua_class, headers):

@@ -21,6 +21,8 @@ from scrapeshield.db.store import Database
 from scrapeshield.engine import Engine
 from scrapeshield.errors import PolicyError
 from scrapeshield.events import EventRecorder, Pseudonymiser, Sink
+from scrapeshield.goodbots.hosting import Hosting
+from scrapeshield.goodbots.verify import GoodBots, SystemResolver
 from scrapeshield.jobs import Jobs
 from scrapeshield.lists import Lists
 from scrapeshield.metrics import DecisionCounter
@@ -63,7 +65,12 @@ class Shield:
             settings.derived_key("challenge"), self.clock, _challenge_settings(policy)
         )
         self.store = self._state_store(policy)
-        self.engine = Engine(policy, self.store, self.clock, self.challenge, lists)
+        # Search engines verified by published ranges and forward-confirmed reverse DNS
+        # (refreshed lists in <data-dir>/ip-ranges take precedence over the shipped ones).
+        ranges = settings.data_dir / "ip-ranges"
+        self.goodbots = GoodBots(SystemResolver(), ranges_dir=ranges)
+        self.engine = Engine(policy, self.store, self.clock, self.challenge, lists,
+                             self.goodbots, Hosting(ranges))
         self.pseudonymise = Pseudonymiser(settings.derived_key("pseudonym"))
         self.stream_client: redis.Redis | None = None
         self.consumer: StreamConsumer | None = None
@@ -109,6 +116,7 @@ class Shield:
     def close(self) -> None:
         self.jobs.close()
         self.editor.canaries.flush()
+        self.goodbots.close()
         from scrapeshield.legal.wiring import final_flush
 
         final_flush(self.ledger_feeder)

@@ -109,9 +109,11 @@ def test_distinct_records_budget_applies_to_a_browser_too() -> None:
     actions = []
     from_site = [*CHROME, ("referer", "http://127.0.0.1:8000/")]
     for user_id in range(1, 200):
-        clock.advance(2)
+        clock.advance(0.5 + user_id * 7 % 5)  # an irregular pace, back to the feed now and then
         actions.append(ask(engine, clock, f"/u/user{user_id * 7919 % 10007}", from_site).action)
         ask(engine, clock, f"/static/avatars/{user_id}.svg", from_site)
+        if user_id % 4 == 0:
+            ask(engine, clock, "/", from_site)
     assert actions[:80] == [Action.ALLOW] * 80
     assert actions[80] is Action.CHALLENGE  # 81st distinct profile in 10 minutes
 
