@@ -1,0 +1,86 @@
+"""The grouping job on a real Shield (SQLite): what the recorder stores, grouping from the
+events table, idempotent saves, and `scrapeshield campaigns` acting on the running engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from scrapeshield.campaigns.grouping import campaign_id
+from scrapeshield.campaigns.store import campaign_members, list_campaigns
+from scrapeshield.cli import main
+from scrapeshield.clock import ManualClock, SystemClock
+from scrapeshield.runtime import Shield
+from scrapeshield.settings import Settings
+from scrapeshield.simulate.tools import browser_mix
+from scrapeshield.types import Action
+
+T0 = SystemClock().now()  # the CLI acts at wall time; the shield's clock starts there
+SCRAPER = [("host", "site"), ("user-agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"), ("accept", "*/*"),
+           ("accept-language", "en-US,en;q=0.9"), ("accept-encoding", "gzip, deflate, br")]
+FIREFOX = next(t for _, t in browser_mix() if t.kind == "firefox")
+PERSON = FIREFOX.page("site", referer="http://site/", cookie="", site="same-origin")
+
+
+def test_job_groups_stored_events_and_the_cli_acts_on_the_engine(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    shield = Shield(Settings.resolve(data_dir=str(tmp_path)), clock)
+    try:
+        ask = shield.engine.contexts.build
+        records = 0
+        for hop in range(60):  # a distributed scraper: 60 addresses, 3 profiles each, one look
+            for k in range(3):
+                clock.advance(1.0)
+                uid = hop * 3 + k + 1
+                path = f"/api/v1/users/{uid}"
+                shield.engine.decide(ask(clock.now(), f"198.51.{hop}.7", "GET", path, SCRAPER))
+                records += 1
+        refused = quiet = 0
+        for _ in range(300):  # page views without records: allows are sampled at 1 %
+            clock.advance(2.0)
+            d = shield.engine.decide(ask(clock.now(), f"192.0.2.{_ % 50}", "GET", "/", PERSON))
+            refused += d.action is not Action.ALLOW
+            quiet += d.action is Action.ALLOW
+        shield.recorder.flush()
+        stored = shield.db.count_events()
+        assert quiet >= 100
+        assert stored == records + refused + quiet // 100, "every record-touching request and refusal"
+
+        assert shield.campaigns.run() >= 1
+        fingerprint = ask(T0, "198.51.0.7", "GET", "/", SCRAPER).fingerprint
+        cid = campaign_id("fingerprint", fingerprint)
+        first = {c["id"]: c for c in list_campaigns(shield.db)}
+        assert first[cid]["clients"] == 60 and first[cid]["records"] == records
+        assert len(campaign_members(shield.db, cid)) == 60
+        assert shield.campaigns.run() == 0  # nothing new: nothing rewritten
+        shield.campaigns.saved = 0
+        shield.campaigns.run()  # rewritten from the same state: the same rows
+        again = {c["id"]: c for c in list_campaigns(shield.db)}
+        assert {k: {**v, "updated_at": 0} for k, v in again.items()} == \
+            {k: {**v, "updated_at": 0} for k, v in first.items()}
+        assert "scrapeshield.campaigns" not in json.dumps(again)  # plain data
+
+        runner = CliRunner()
+        listed = runner.invoke(main, ["campaigns", "list", "--json", "--data-dir", str(tmp_path)])
+        assert listed.exit_code == 0 and cid in {c["id"] for c in json.loads(listed.output)}
+        shown = runner.invoke(main, ["campaigns", "show", cid, "--data-dir", str(tmp_path)])
+        assert shown.exit_code == 0 and "60 clients" in shown.output
+        acted = runner.invoke(main, ["campaigns", "act", cid, "--action", "block", "--ttl", "3600",
+                                     "--reason", "distributed scraping", "--data-dir", str(tmp_path)])
+        assert acted.exit_code == 0, acted.output
+        assert "fingerprint" in acted.output and "60 members known only by pseudonym" in acted.output
+        missing = runner.invoke(main, ["campaigns", "show", "cmp-nothing", "--data-dir", str(tmp_path)])
+        assert missing.exit_code == 1
+
+        # The serving shield picks the entry up on its next job run; a new address is refused.
+        fresh = ask(clock.now() + 1, "203.0.113.200", "GET", "/api/v1/users/999", SCRAPER)
+        assert shield.engine.decide(fresh).rule != "list"
+        shield.campaigns.run()
+        decision = shield.engine.decide(fresh)
+        assert decision.action is Action.BLOCK and decision.rule == "list"
+        assert "distributed scraping" in decision.reasons[0]
+    finally:
+        shield.close()
