@@ -26,7 +26,7 @@ from scrapeshield.policy.loader import load_policy
 from scrapeshield.state.memory import MemoryStore
 from scrapeshield.types import Decision, RequestContext
 
-START = 1_793_700_000.0  # 2026-11-02 (a Monday) 09:20 UTC
+START = 1_793_700_000.0  # Tuesday 2026-11-03 10:00 UTC
 CHROME = [
     ("host", "social.example"),
     ("sec-ch-ua", '"Chromium";v="126", "Google Chrome";v="126", "Not-A.Brand";v="8"'),
@@ -104,3 +104,31 @@ class Scenario:
         """Records the engine answered with ``allow`` for these addresses: the ground truth."""
         return {ctx.record for ctx, d in self.decisions
                 if ctx.ip in ips and ctx.record and d.action.value == "allow"}
+
+
+def ocr_pdf(pdf: bytes, tmp: Path, pages: int = 1) -> str:
+    """The first pages of a PDF rendered to PNG (pypdfium2) and read back by Tesseract OCR;
+    each page must also be visibly non-blank."""
+    import shutil
+    import subprocess
+
+    import pypdfium2
+
+    tesseract = shutil.which("tesseract")
+    assert tesseract, "tesseract-ocr is needed (scripts/system-deps.sh installs it)"
+    document = pypdfium2.PdfDocument(pdf)
+    text = []
+    try:
+        for index in range(min(pages, len(document))):
+            image = document[index].render(scale=3).to_pil().convert("L")
+            dark = sum(image.histogram()[:128])
+            assert dark > image.width * image.height * 0.005, f"page {index + 1} is blank"
+            png = tmp / f"page{index + 1}.png"
+            image.save(png)
+            # --psm 6: read a table row by row, not column by column
+            done = subprocess.run([tesseract, str(png), "stdout", "--psm", "6"], capture_output=True,
+                                  text=True, timeout=120, check=True)
+            text.append(done.stdout)
+    finally:
+        document.close()
+    return "\n".join(text)
