@@ -384,3 +384,8 @@ def goodbots_refresh(data_dir: str | None, urls: tuple[str, ...]) -> None:
         click.echo(f"{result.name}: {'ok' if result.ok else 'failed'} ({result.detail})")
     if not any(r.ok for r in results):
         sys.exit(1)
+
+
+from scrapeshield.forensics.cli import replay  # noqa: E402 - commands register after the root group
+
+main.add_command(replay)
