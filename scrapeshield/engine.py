@@ -21,6 +21,7 @@ from scrapeshield.goodbots.hosting import Hosting
 from scrapeshield.goodbots.verify import GoodBots
 from scrapeshield.lists import ListEntry, Lists
 from scrapeshield.policy.compiled import CompiledLimit, CompiledPolicy, CompiledRule
+from scrapeshield.privacy.levels import PrivacyLevels, PrivacyRules
 from scrapeshield.score import score
 from scrapeshield.signals.base import Detector
 from scrapeshield.signals.goodbots import AddressChecks
@@ -60,11 +61,13 @@ class Engine:
         lists: Lists | None = None,
         goodbots: GoodBots | None = None,
         hosting: Hosting | None = None,
+        privacy: PrivacyLevels | None = None,
     ) -> None:
         self.store = store
         # Without a resolver, search engines are verified by their published ranges alone.
         self.goodbots = goodbots if goodbots is not None else GoodBots()
         self.hosting = hosting if hosting is not None else Hosting()
+        self.privacy = privacy if privacy is not None else PrivacyLevels()
         self.clock = clock
         self.challenge = challenge
         self.lists = lists if lists is not None else Lists()
@@ -80,7 +83,8 @@ class Engine:
         plans[""] = _plan(policy, "", 1)
         # One assignment swaps everything a request reads, so no request sees a mix.
         self._live = (policy, ContextBuilder(policy), tuple(detectors), ua, plans,
-                      SharedCounters(policy), AddressChecks(policy, self.goodbots, self.hosting))
+                      SharedCounters(policy), AddressChecks(policy, self.goodbots, self.hosting),
+                      PrivacyRules(policy, self.privacy))
 
     @property
     def policy(self) -> CompiledPolicy:
@@ -136,7 +140,7 @@ class Engine:
 
     def _prepare(self, ctx: RequestContext) -> _Pending:
         """Everything before the state round trip: lists, rules, and the counters to touch."""
-        policy, _, detectors, ua_detector, plans, shared, addresses = self._live
+        policy, _, detectors, ua_detector, plans, shared, addresses, privacy = self._live
         listed = self.lists.match(ctx) if len(self.lists) else None
         signals: list[Signal] = []
         terminal: CompiledRule | None = None
@@ -161,8 +165,12 @@ class Engine:
         layout, extra = shared.updates(ctx)
         if extra:
             updates += extra
+        rank = privacy.rank(ctx)
+        if rank == 2:  # protected: its own, stricter distinct-records budget per address
+            updates.append((f"protected:{ctx.ip}", privacy.budget, (1,), ctx.record))
         return _Pending(
-            policy, detectors, f"ip:{ctx.ip}", updates, applied, signals, terminal, listed, layout
+            policy, detectors, f"ip:{ctx.ip}", updates, applied, signals, terminal, listed, layout,
+            privacy if rank else None, rank,
         )
 
     def _finish(
@@ -174,9 +182,12 @@ class Engine:
     ) -> Decision:
         """Everything after it: limit breaches, detectors, score, decision, pass."""
         breaches: list[LimitBreach] = []
-        if pending.layout:
+        protected_reads = usages[-1][0] if pending.rank == 2 else 0.0
+        if len(usages) > len(pending.applied):
             count = len(pending.applied)
-            memory.shared = SharedCounters.view(pending.layout, usages[count:])
+            if pending.layout:
+                memory.shared = SharedCounters.view(
+                    pending.layout, usages[count : len(usages) - (pending.rank == 2)])
             usages = usages[:count]
         for limits, (_, _, costs, _), usage in zip(
             pending.applied, pending.updates, usages, strict=False
@@ -197,6 +208,8 @@ class Engine:
             check = self.challenge.check_pass(ctx.pass_cookie, ctx.ip, ctx.user_agent)
             if check.valid:
                 decision = honour_pass(decision)
+        if pending.privacy is not None:
+            decision = pending.privacy.apply(ctx, decision, pending.rank, protected_reads)
         return decision
 
 
@@ -212,6 +225,8 @@ class _Pending(NamedTuple):
     terminal: CompiledRule | None
     listed: ListEntry | None
     layout: int  # of the shared counters' usages after the limits' (0: none)
+    privacy: PrivacyRules | None  # set when the record has a non-public level
+    rank: int  # that level (privacy.RANK); protected: its budget's usage comes last
 
 
 # Which context field each limit key kind reads.

@@ -28,6 +28,7 @@ from scrapeshield.lists import Lists
 from scrapeshield.metrics import DecisionCounter
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.policy.loader import load_policy
+from scrapeshield.privacy.levels import PrivacyLevels
 from scrapeshield.settings import Settings
 from scrapeshield.state.base import StateStore
 from scrapeshield.state.memory import MemoryStore
@@ -70,7 +71,7 @@ class Shield:
         ranges = settings.data_dir / "ip-ranges"
         self.goodbots = GoodBots(SystemResolver(), ranges_dir=ranges)
         self.engine = Engine(policy, self.store, self.clock, self.challenge, lists,
-                             self.goodbots, Hosting(ranges))
+                             self.goodbots, Hosting(ranges), PrivacyLevels(self.db))
         self.pseudonymise = Pseudonymiser(settings.derived_key("pseudonym"))
         self.stream_client: redis.Redis | None = None
         self.consumer: StreamConsumer | None = None
@@ -89,6 +90,7 @@ class Shield:
         # Periodic work (campaign grouping, ledger, alerts) registers here; runs once started.
         self.jobs = Jobs()
         self.jobs.add("canaries", 2.0, self.editor.canaries.flush)
+        self.jobs.add("privacy-levels", 30.0, self.engine.privacy.reload)  # other nodes' changes
         from scrapeshield.legal.wiring import attach_ledger  # evidence ledger (#6): listener + job
 
         self.ledger_feeder = attach_ledger(self)

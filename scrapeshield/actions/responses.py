@@ -19,6 +19,7 @@ log = logging.getLogger("scrapeshield.actions")
 Headers = tuple[tuple[str, str], ...]
 
 ACTION_HEADER = "x-scrapeshield-action"
+SIGN_IN_WALL = "privacy:signed-in"  # the rule of a sign-in wall decision (privacy.WALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,10 @@ _MESSAGES = {
 def refusal(decision: Decision, wants_json: bool) -> Reply:
     """The response for throttle, block and tarpit (after its delay)."""
     status, message = _MESSAGES.get(decision.action, _MESSAGES[Action.BLOCK])
+    if decision.rule == SIGN_IN_WALL:  # a user's privacy level: signed-in readers only
+        status, message = 401, "This profile is visible to signed-in members only. Please sign in."
+    elif decision.action in (Action.DEGRADE, Action.DECOY):  # a host that cannot rewrite answers
+        message = "This profile is not available to this client."
     headers: list[tuple[str, str]] = [
         (ACTION_HEADER, decision.action.value),
         ("cache-control", "no-store"),

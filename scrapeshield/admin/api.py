@@ -18,6 +18,7 @@ from scrapeshield.console.app import console_routes
 from scrapeshield.console.web import actor
 from scrapeshield.lists import KINDS, ListEntry, normalise
 from scrapeshield.metrics import registry_for
+from scrapeshield.privacy.api import privacy_endpoint
 from scrapeshield.runtime import Shield
 from scrapeshield.types import Action
 
@@ -113,6 +114,8 @@ def create_admin_app(shield: Shield, token: str) -> Starlette:
             Route("/api/clients/top", guard(top_clients, "view")),
             Route("/api/lists", guard(lists, "view", write="act"), methods=["GET", "POST", "DELETE"]),
             Route("/api/audit", guard(audit, "audit")),
+            Route("/api/privacy", guard(privacy_endpoint(shield, actor), "view", write="admin"),
+                  methods=["GET", "PUT", "POST"]),
             Route("/metrics", metrics),  # public on the admin address, for Prometheus
             Route("/healthz", healthz),
             *console_pages,
