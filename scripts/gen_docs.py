@@ -38,7 +38,7 @@ import click
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from scrapeshield.policy import detection, schema
+from scrapeshield.policy import detection, legal, schema
 from scrapeshield.policy.loader import default_policy_text
 from scrapeshield.signals.catalog import SIGNALS
 
@@ -214,6 +214,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("detection.campaigns", detection.Campaigns),
     ("detection.accounts", detection.Accounts),
     ("detection.privacy", detection.Privacy),
+    ("legal", legal.Legal),
 ]
 
 _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null"}
@@ -314,7 +315,7 @@ def _default(field: FieldInfo) -> str:
 def schema_comments() -> dict[str, str]:
     """``# comment`` text on each field's line in schema.py, as {"Model.field": text}."""
     found: dict[str, str] = {}
-    for module in (schema, detection):
+    for module in (schema, detection, legal):
         found.update(_module_comments(inspect.getsource(module)))
     return found
 
