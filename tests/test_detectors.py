@@ -74,6 +74,8 @@ the shared (campaign) counters answer for every request (``signals.shared`` layo
             step += 1
             path, _, query = path.partition("?")
             ctx = builder.build(ts, "192.0.2.44", "GET", path, [tuple(h) for h in headers], "http", query)
+            if "tls" in sample or "h2" in sample:  # as a trusted edge would have passed them in
+                ctx = ctx._replace(tls_fingerprint=sample.get("tls", ""), h2_fingerprint=sample.get("h2", ""))
             found = []
             memory.shared = tuple(sample.get("shared", ()))  # what the shared counters said
             if factory is not ActivityDetector:  # as in the engine: later detectors read its counts

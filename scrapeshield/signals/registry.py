@@ -12,6 +12,7 @@ from scrapeshield.signals.honeypot import HoneypotDetector
 from scrapeshield.signals.navigation import NavigationDetector
 from scrapeshield.signals.pacing import PacingDetector
 from scrapeshield.signals.search import SearchDetector
+from scrapeshield.signals.tls import TlsDetector
 from scrapeshield.signals.user_agent import UserAgentDetector
 
 DETECTORS: tuple[DetectorFactory, ...] = (
@@ -20,6 +21,7 @@ DETECTORS: tuple[DetectorFactory, ...] = (
     HeaderConsistencyDetector,
     EnumerationDetector,
     HoneypotDetector,
+    TlsDetector,
     # Behaviour over time; they read the counts ActivityDetector keeps, so they come after it.
     PacingDetector,
     NavigationDetector,

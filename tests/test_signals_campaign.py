@@ -1,0 +1,104 @@
+"""Campaign and account signals through the real engine, on the memory store and on real Redis.
+
+The shared counters ride in the decision's one state call, so both backends must catch a
+scraper spread over thousands of addresses the same way, and spare people who share its
+fingerprint (they load assets and come from the site's own pages).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+
+import pytest
+from redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
+
+from scrapeshield.clock import ManualClock
+from scrapeshield.engine import Engine
+from scrapeshield.policy.loader import load_policy
+from scrapeshield.state.base import StateStore
+from scrapeshield.state.memory import MemoryStore
+from scrapeshield.state.redis import RedisStore
+from scrapeshield.types import Action
+
+CHROME_131 = [
+    ("host", "social.example"), ("connection", "keep-alive"),
+    ("sec-ch-ua", '"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"'),
+    ("sec-ch-ua-mobile", "?0"), ("sec-ch-ua-platform", '"Windows"'), ("upgrade-insecure-requests", "1"),
+    ("user-agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                   "Chrome/131.0.0.0 Safari/537.36"),
+    ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    ("sec-fetch-site", "none"), ("sec-fetch-mode", "navigate"), ("sec-fetch-user", "?1"),
+    ("sec-fetch-dest", "document"), ("accept-encoding", "gzip, deflate, br, zstd"),
+    ("accept-language", "en-US,en;q=0.9"),
+]
+_prefixes = itertools.count()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> Iterator[Callable[[], StateStore]]:
+    if request.param == "memory":
+        yield MemoryStore
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    made: list[RedisStore] = []
+
+    def fresh() -> StateStore:
+        made.append(RedisStore(server.url, prefix=f"camp{next(_prefixes)}", timeout=5))
+        return made[-1]
+
+    yield fresh
+    for one in made:
+        one.close()
+
+
+def _residential(n: int) -> list[str]:
+    return [f"{24 + i % 50}.{i // 50 % 250 + 1}.{i * 7 % 256}.{i % 200 + 2}" for i in range(n)]
+
+
+def test_rotating_proxies_caught_as_a_whole(store: Callable[[], StateStore]) -> None:
+    clock = ManualClock(1_767_225_600.0)
+    engine = Engine(load_policy(), store(), clock)
+    addresses = _residential(3000)
+    served = 0
+    reasons: set[str] = set()
+    for i in range(600):  # two to three requests per address, a second apart
+        clock.advance(1.0)
+        ctx = engine.contexts.build(clock.now(), addresses[i // 2], "GET", f"/u/user{i * 13 % 9973}",
+                                    CHROME_131)
+        decision = engine.decide(ctx)
+        served += decision.action is Action.ALLOW
+        reasons.update(r.split(" ")[0] for r in decision.reasons)
+    assert served <= 60, served
+    assert "campaign.fingerprint" in reasons
+
+
+def test_people_with_the_same_fingerprint_are_spared(store: Callable[[], StateStore]) -> None:
+    clock = ManualClock(1_767_225_600.0)
+    engine = Engine(load_policy(), store(), clock)
+    scraper, people = _residential(400), _residential(1200)[600:]
+    refused_people = 0
+    for i in range(400):
+        clock.advance(1.0)
+        engine.decide(engine.contexts.build(clock.now(), scraper[i], "GET", f"/u/user{i}", CHROME_131))
+        person = people[i]  # lands on the feed, loads its assets, clicks a profile
+        site = [*CHROME_131, ("referer", "https://social.example/")]
+        for path in ("/", "/static/app.css", f"/static/avatars/{i}.svg"):
+            engine.decide(engine.contexts.build(clock.now(), person, "GET", path, CHROME_131))
+        decision = engine.decide(engine.contexts.build(clock.now(), person, "GET", f"/u/friend{i}", site))
+        refused_people += decision.action is not Action.ALLOW
+    assert refused_people == 0
+
+
+def test_one_account_from_many_networks(store: Callable[[], StateStore]) -> None:
+    clock = ManualClock(1_767_225_600.0)
+    engine = Engine(load_policy(), store(), clock)
+    headers = [("host", "social.example"), ("user-agent", "SocialApp/5.2 (Android 14)"),
+               ("accept-language", "en"), ("cookie", "sid=42.abcdef")]
+    found: list[str] = []
+    for i in range(8):
+        clock.advance(30)
+        ctx = engine.contexts.build(clock.now(), f"81.{i + 1}.7.9", "GET", f"/api/v1/users/{i * 97 + 5}",
+                                    headers)
+        found = [r.split(" ")[0] for r in engine.decide(ctx).reasons]
+    assert "accounts.many-networks" in found
