@@ -128,7 +128,7 @@ def _decisions(df: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
     combos = df.select(keys).unique()
     # The engine meets breaches key by key, in the order of limits_by_key; ties keep the first.
     ordered = [lim for limits in policy.limits_by_key.values() for lim in limits]
-    actions, rules, scores = [], [], []
+    actions, rules, scores, breached_names = [], [], [], []
     for ua_signal, ua_weight, noassets, run, trapped, weigh, breaches, terminal in combos.iter_rows():
         signals: list[Signal] = []
         for index, rule in enumerate(policy.rules):
@@ -151,7 +151,11 @@ def _decisions(df: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
         actions.append(decision.action.value)
         rules.append(decision.rule)
         scores.append(decision.score)
+        breached_names.append(",".join(sorted(b.name for b in breached)))
     decided = combos.with_columns(
-        pl.Series("action", actions), pl.Series("rule", rules), pl.Series("score", scores, dtype=pl.Float64)
+        pl.Series("action", actions),
+        pl.Series("rule", rules),
+        pl.Series("score", scores, dtype=pl.Float64),
+        pl.Series("limits", breached_names, dtype=pl.String),
     )
     return df.join(decided, on=keys, how="left", maintain_order="left", nulls_equal=True)

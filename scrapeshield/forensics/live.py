@@ -162,6 +162,7 @@ class LiveReplay:
                     d.action.value,
                     d.rule,
                     d.score,
+                    _limits(d.reasons),
                 )
             )
         return pl.DataFrame(rows, schema=LIVE_SCHEMA, orient="row")
@@ -184,7 +185,13 @@ LIVE_SCHEMA = {
     "action": pl.String,
     "rule": pl.String,
     "score": pl.Float64,
+    "limits": pl.String,
 }
+
+
+def _limits(reasons: tuple[str, ...]) -> str:
+    """The limits a decision says were breached ("limit NAME: …" reasons), sorted, comma-joined."""
+    return ",".join(sorted(r[6 : r.index(":")] for r in reasons if r.startswith("limit ") and ":" in r))
 
 
 def parse_text_lines(

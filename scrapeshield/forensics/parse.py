@@ -38,6 +38,8 @@ def empty() -> pl.DataFrame:
 def lines_frame(chunk: Chunk) -> pl.DataFrame:
     """One row per line of the chunk (empty lines included), numbered from the file's start."""
     expected = chunk.lines
+    if b"\x00" in chunk.data:  # the reader's separator: such a chunk is split by hand
+        return _split(chunk, expected)
     frame = pl.read_csv(
         io.BytesIO(chunk.data),
         has_header=False,
@@ -51,8 +53,16 @@ def lines_frame(chunk: Chunk) -> pl.DataFrame:
         raise_if_empty=False,
     )
     if frame.height != expected:  # the CSV reader disagreed on line ends: split by hand
-        text = chunk.data.decode("utf-8", "replace").split("\n")
-        frame = pl.DataFrame({"text": text[:expected]}, schema={"text": pl.String})
+        return _split(chunk, expected)
+    return _numbered(frame, chunk)
+
+
+def _split(chunk: Chunk, expected: int) -> pl.DataFrame:
+    text = chunk.data.decode("utf-8", "replace").split("\n")
+    return _numbered(pl.DataFrame({"text": text[:expected]}, schema={"text": pl.String}), chunk)
+
+
+def _numbered(frame: pl.DataFrame, chunk: Chunk) -> pl.DataFrame:
     return frame.with_columns(
         pl.col("text").str.strip_chars_end("\r"),
         pl.int_range(chunk.first_line, chunk.first_line + frame.height, dtype=pl.Int64).alias("line"),
@@ -121,7 +131,7 @@ def _json_fields(fmt: LogFormat) -> list[pl.Expr]:
 
     def first(name: str) -> pl.Expr:
         keys = fmt.json_keys[name]
-        return pl.coalesce([text.str.json_path_match(f"$.{k}") for k in keys])
+        return pl.coalesce([text.str.json_path_match(f"$['{k}']") for k in keys])
 
     request = first("request").str.extract_groups(r'^(?P<m>[A-Za-z]+) (?P<t>[^ "]+)')
     return [
