@@ -332,9 +332,19 @@ def users_list(policy_path: str | None, data_dir: str | None, db_url: str | None
               help="Policy YAML file (default: the embedded policy).")
 @click.option("--persona", "only", multiple=True, help="Simulate only these personas (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--live", "live_url", default=None,
+              help="Instead: run real tools (Scrapy, curl_cffi, httpx, Chromium) against this running demo.")
+@click.option("--dataset", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Ground truth for --live (from `scrapeshield demo --export-dataset`).")
+@click.option("--tool", "tools", multiple=True, help="--live: only these tools (repeatable).")
 def simulate(users: int, seed: int, level: str, policy_path: str | None, only: tuple[str, ...],
-             as_json: bool) -> None:
-    """Replay a simulated day of labelled traffic (scrapers and people) through the engine."""
+             as_json: bool, live_url: str | None, dataset: str | None, tools: tuple[str, ...]) -> None:
+    """Replay a simulated day of labelled traffic (scrapers and people) through the engine.
+
+    With --live, send real scraping tools at a running demo from many 127.x.y.z addresses."""
+    if live_url:
+        _simulate_live(live_url, dataset, tools, seed, as_json)
+        return
     from scrapeshield.simulate.personas import BY_NAME, PERSONAS
     from scrapeshield.simulate.policies import policy_for
     from scrapeshield.simulate.replay import simulate as run
@@ -351,6 +361,24 @@ def simulate(users: int, seed: int, level: str, policy_path: str | None, only: t
     personas = tuple(BY_NAME[n] for n in only) if only else PERSONAS
     result = run(policy, users=users, seed=seed, level=level, personas=personas)
     click.echo(to_json(result) if as_json else render(result))
+
+
+def _simulate_live(url: str, dataset: str | None, tools: tuple[str, ...], seed: int, as_json: bool) -> None:
+    from scrapeshield.simulate.live import TOOLS, run_live
+    from scrapeshield.simulate.truth import GroundTruth
+
+    if not dataset:
+        raise click.UsageError("--live needs --dataset (scrapeshield demo --export-dataset FILE)")
+    unknown = [t for t in tools if t not in TOOLS]
+    if unknown:
+        raise click.UsageError(f"unknown tool {unknown[0]!r}; known: {', '.join(TOOLS)}")
+    results = run_live(url, GroundTruth.load(dataset), tools or TOOLS, seed=seed)
+    for tally in results:
+        row = tally.as_dict()
+        click.echo(json.dumps(row) if as_json else
+                   f"{row['tool']:<20} {row['persona']:<22} {row['requests']:>5} requests from "
+                   f"{row['addresses']:>4} addresses: {row['real_profiles']:>4} real profiles  "
+                   f"{row['actions']}")
 
 
 # Detection (#3): campaigns.
