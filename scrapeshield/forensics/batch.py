@@ -15,6 +15,7 @@ from scrapeshield.context import ContextBuilder
 from scrapeshield.decide import decide
 from scrapeshield.errors import ScrapeshieldError
 from scrapeshield.forensics import detect
+from scrapeshield.forensics.live import LIVE_SCHEMA as DECIDED_SCHEMA
 from scrapeshield.forensics.lookup import ip_table, path_table, ua_table
 from scrapeshield.forensics.windows import KeyOrder, distinct_usage, generations, request_usage
 from scrapeshield.policy.compiled import CompiledPolicy, CompiledRule
@@ -36,6 +37,8 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
     unknown = set(policy.limits_by_key) - set(KEY_COLUMNS) - ABSENT_KEYS
     if unknown:
         raise Unsupported(f"limits keyed by {', '.join(sorted(unknown))} are not reproduced in batch")
+    if lines.height == 0:
+        return pl.DataFrame(schema=DECIDED_SCHEMA)
     builder = ContextBuilder(policy)
     df = lines.with_columns(pl.col("method").str.slice(0, 16))
     df = df.join(
@@ -158,4 +161,7 @@ def _decisions(df: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
         pl.Series("score", scores, dtype=pl.Float64),
         pl.Series("limits", breached_names, dtype=pl.String),
     )
-    return df.join(decided, on=keys, how="left", maintain_order="left", nulls_equal=True)
+    out = df.join(decided, on=keys, how="left", maintain_order="left", nulls_equal=True)
+    return out.with_row_index("seq").select(
+        [pl.col(name).cast(dtype) for name, dtype in DECIDED_SCHEMA.items()]
+    )
