@@ -207,7 +207,7 @@ class Engine:
         if decision.action is Action.CHALLENGE and ctx.pass_cookie and self.challenge is not None:
             check = self.challenge.check_pass(ctx.pass_cookie, ctx.ip, ctx.user_agent)
             if check.valid:
-                decision = honour_pass(decision)
+                decision = honour_pass(decision, pending.policy.decoy_at, bool(ctx.record))
         if pending.privacy is not None:
             decision = pending.privacy.apply(ctx, decision, pending.rank, protected_reads)
         return decision

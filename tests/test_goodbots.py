@@ -188,3 +188,11 @@ def test_refresh_downloads_checks_and_takes_precedence(published: str, tmp_path:
     fresh = GoodBots(ranges_dir=data / "ip-ranges")
     assert fresh.status("203.0.113.9", GOOGLEBOT, 0.0) is Status.VERIFIED
     assert fresh.status(GOOGLE_IP, GOOGLEBOT, 0.0) is Status.SPOOFED, "the refreshed list replaces the old"
+
+
+def test_inline_verification_for_replays() -> None:
+    resolver = FixedResolver(GOOD_DNS, GOOD_A)
+    bots = GoodBots(resolver, inline=True)
+    assert bots.status("157.55.39.7", BINGBOT, 0.0) is Status.VERIFIED, "answered at once"
+    assert bots.status(GOOGLE_IP, GOOGLEBOT, 0.0) is Status.VERIFIED
+    assert bots.status("157.55.39.8", BINGBOT, 0.0) is Status.SPOOFED, "no PTR for it"

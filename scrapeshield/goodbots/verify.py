@@ -94,15 +94,20 @@ class GoodBots:
 
     def __init__(
         self, resolver: Resolver | None = None, ranges_dir: Path | None = None, workers: int = 2,
+        inline: bool = False,
     ) -> None:
+        """``inline``: look up DNS in the calling thread (replays and simulations on event time,
+        where there is no live request to hold up and answers must not depend on timing)."""
         self.resolver = resolver
+        self._inline = inline
         self._ranges: dict[str, RangeSet] = {
             bot.name: load(bot.ranges, ranges_dir) for bot in BOTS if bot.ranges
         }
         self._cache: dict[tuple[str, str], tuple[Status, float]] = {}
         self._pending: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(workers, "scrapeshield-dns") if resolver is not None else None
+        live = resolver is not None and not inline
+        self._pool = ThreadPoolExecutor(workers, "scrapeshield-dns") if live else None
         self.lookups = 0
 
     def bot_for(self, user_agent: str) -> Bot | None:
@@ -120,6 +125,10 @@ class GoodBots:
         published = ranges is not None and len(ranges) > 0
         if published and ip not in ranges:  # type: ignore[operator]
             return self._remember(key, Status.SPOOFED, now + FAILED_TTL)
+        if self._inline and self.resolver is not None and bot.domains:
+            verified = self._fcrdns(ip, bot)
+            return self._remember(key, Status.VERIFIED if verified else Status.SPOOFED,
+                                  now + (VERIFIED_TTL if verified else FAILED_TTL))
         if self._pool is None or not bot.domains:
             return self._remember(key, Status.VERIFIED if published else Status.PENDING,
                                   now + (VERIFIED_TTL if published else FAILED_TTL))

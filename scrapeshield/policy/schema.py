@@ -71,7 +71,7 @@ class Route(Strict):
     asset: bool = False
     personal_fields: list[str] = Field(default_factory=list)
     # JSON needs no map (keys match); "@attr" names an attribute (e.g. "img.avatar@src").
-    html_fields: dict[str, Selector] = Field(default_factory=dict)  # field -> tag, .class or tag.class in HTML
+    html_fields: dict[str, Selector] = Field(default_factory=dict)  # field -> tag, .class, tag.class
 
     @model_validator(mode="after")
     def _record_is_a_capture(self) -> Route:

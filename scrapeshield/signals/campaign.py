@@ -13,7 +13,15 @@ of a fingerprint that people use up.
 from __future__ import annotations
 
 from scrapeshield.policy.compiled import CompiledPolicy
-from scrapeshield.signals.shared import FP_ASSETS, FP_READS, IS_BARE, NET_ASSETS, NET_READS
+from scrapeshield.signals.shared import (
+    FP_ASSETS,
+    FP_CLIENTS,
+    FP_READS,
+    FP_RECORDS,
+    IS_BARE,
+    NET_ASSETS,
+    NET_READS,
+)
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal
 
@@ -32,10 +40,19 @@ class CampaignDetector:
              NET_READS, NET_ASSETS),
         )
         self._ratio = found.assets_per_read
+        self._breadth_weight = w["campaign.fingerprint-breadth"]
+        self._breadth_records = found.breadth_records
+        self._breadth_clients = found.breadth_clients
+        self._per_client = found.breadth_per_client
+        self._breadth_window = found.breadth_window
+        # The address set saturates at its cap (signals.shared): beyond it, a crowd, not a fleet.
+        self._clients_cap = 2 * 4 * found.breadth_clients + 16
         self._window = found.window
 
     def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
         shared = memory.shared
+        if len(shared) > FP_CLIENTS and ctx.record:
+            self._breadth(ctx, shared, out)
         if not shared or not shared[IS_BARE] or memory.assets:
             return
         for name, trait, weight, least, reads_at, assets_at in self._traits:
@@ -46,3 +63,13 @@ class CampaignDetector:
                     f"{trait} {getattr(ctx, trait)}: {int(reads)} profiles read bare by its "
                     f"clients in {self._window:g}s, {int(assets)} assets loaded",
                 ))
+
+    def _breadth(self, ctx: RequestContext, shared: tuple[float, ...], out: list[Signal]) -> None:
+        records, clients = shared[FP_RECORDS], shared[FP_CLIENTS]
+        if (records >= self._breadth_records and self._breadth_clients <= clients < self._clients_cap
+                and records >= self._per_client * clients):
+            out.append(Signal(
+                "campaign.fingerprint-breadth", self._breadth_weight,
+                f"fingerprint {ctx.fingerprint}: {int(records)} profiles read from {int(clients)} "
+                f"addresses in {self._breadth_window:g}s ({records / clients:.0f} each)",
+            ))

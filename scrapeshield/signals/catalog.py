@@ -63,6 +63,9 @@ SIGNALS: dict[str, SignalSpec] = {
     "campaign.fingerprint": SignalSpec(
         55, "one of many asset-less clients with this fingerprint reading profiles cold"
     ),
+    "campaign.fingerprint-breadth": SignalSpec(
+        45, "one of a fleet of clients with this fingerprint, each reading many profiles"
+    ),
     "campaign.network": SignalSpec(
         45, "one of many asset-less clients in this /24 reading profiles cold"
     ),

@@ -64,6 +64,8 @@ class NavigationDetector:
             if v[_DEPTH] >= DEEP:
                 out.append(Signal("behaviour.deep-pagination", self._deep,
                                   f"read {int(v[_DEPTH])} pages of one list in a row"))
+        if ctx.token:  # an API client (the platform's app) reads records directly by design
+            return
         reads = v[_READS]
         if reads >= MIN_READS and reads > BREADTH * (v[_OTHER] + 1):
             out.append(Signal("behaviour.breadth", self._breadth,

@@ -8,14 +8,17 @@ what the campaign detectors need, in the same state call as the limits (so Redis
 answers a decision in one round trip), and hands the usages to the detectors as
 ``ClientMemory.shared``:
 
-``shared`` = ``(bare, fp_reads, fp_assets, net_reads, net_assets, networks, reads_30d,
-records_new)``, zeros where the request touched no such key:
+``shared`` = ``(bare, fp_bare, fp_assets, net_bare, net_assets, networks, reads_30d,
+records_new, fp_records, fp_clients)``, zeros where the request touched no such key:
 
 - per fingerprint and per /24 network: distinct records read bare and asset loads within
   ``detection.campaigns.window`` (``bare`` is 1.0 when this request is a bare read);
 - per account, for its record reads: the distinct /24 networks it used within
   ``networks_window``, its record reads over 30 days, and the distinct records it read
-  within ``new_account_window``.
+  within ``new_account_window``;
+- per fingerprint, for every record read: the distinct records its clients read and the
+  distinct addresses that read them within ``breadth_window`` (a fleet of browsers on
+  rotating addresses reads far more per address than the people who share a fingerprint).
 
 Other requests touch no shared key (most page views of people cost nothing extra).
 """
@@ -26,9 +29,10 @@ from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.state.base import CounterSpec, KeyUpdate
 from scrapeshield.types import RequestContext
 
-TRAITS = 1  # layouts: an asset (trait keys only), a bare read, an account's read, or both
-BARE = 2 | TRAITS
-ACCOUNT = 4
+ASSET = 1  # layouts: an asset, or a record read (bare, by an account, both or neither)
+READ = 2
+BARE = 4
+ACCOUNT = 8
 MONTH = 30 * 86400.0
 _BIG = 10_000_000  # request counters here are read, never limited
 
@@ -55,14 +59,19 @@ class SharedCounters:
 
     def __init__(self, policy: CompiledPolicy) -> None:
         found = policy.source.detection
-        window = float(found.campaigns.window)
-        trait: tuple[CounterSpec, ...] = (
-            (window, True, max(found.campaigns.bare_records, found.campaigns.network_bare_records)),
-            (window, False, _BIG),
+        camp = found.campaigns
+        window, breadth = float(camp.window), float(camp.breadth_window)
+        bare_cap = max(camp.bare_records, camp.network_bare_records)
+        # A distinct set holds up to 2 x limit + 16 records: enough to measure the ratio.
+        self._fp: tuple[CounterSpec, ...] = (
+            (window, True, bare_cap), (window, False, _BIG),
+            (breadth, True, camp.breadth_records * camp.breadth_per_client // 2 + 1),
         )
-        self._trait = trait
-        self._bare_costs = (1, 0)
-        self._asset_costs = (0, 1)  # an asset is no record: the distinct counter is only read
+        self._fp_clients: tuple[CounterSpec, ...] = ((breadth, True, 4 * camp.breadth_clients),)
+        self._net: tuple[CounterSpec, ...] = ((window, True, bare_cap), (window, False, _BIG))
+        self._costs = {  # (bare, asset) -> costs of the fingerprint's counters
+            (True, False): (1, 0, 1), (False, False): (0, 0, 1), (False, True): (0, 1, 0)}
+        self._net_bare, self._net_asset = (1, 0), (0, 1)
         acc = found.accounts
         self._networks: tuple[CounterSpec, ...] = ((float(acc.networks_window), True, acc.max_networks),)
         self._age: tuple[CounterSpec, ...] = (
@@ -73,19 +82,22 @@ class SharedCounters:
         self._two = (1, 1)
 
     def updates(self, ctx: RequestContext) -> tuple[int, list[KeyUpdate]]:
-        """(layout of the usages, the key updates) for one request; (0, []) for most."""
-        layout = 0
-        keys: list[KeyUpdate] = []
+        """(layout of the usages, the key updates) for one request; (0, []) for most pages."""
+        fp = ctx.fingerprint
         if ctx.is_asset:
-            keys = [(f"trait-fp:{ctx.fingerprint}", self._trait, self._asset_costs, ""),
-                    (f"trait-net:{ctx.network}", self._trait, self._asset_costs, "")]
-            return TRAITS, keys
+            return ASSET, [(f"trait-fp:{fp}", self._fp, self._costs[False, True], ""),
+                           (f"trait-net:{ctx.network}", self._net, self._net_asset, "")]
         if not ctx.record:
-            return 0, keys
-        if is_bare(ctx):
-            layout = BARE
-            keys = [(f"trait-fp:{ctx.fingerprint}", self._trait, self._bare_costs, ctx.record),
-                    (f"trait-net:{ctx.network}", self._trait, self._bare_costs, ctx.record)]
+            return 0, []
+        bare = is_bare(ctx)
+        keys: list[KeyUpdate] = [
+            (f"trait-fp:{fp}", self._fp, self._costs[bare, False], ctx.record),
+            (f"trait-fp-ip:{fp}", self._fp_clients, self._one, ctx.ip),
+        ]
+        layout = READ
+        if bare:
+            layout |= BARE
+            keys.append((f"trait-net:{ctx.network}", self._net, self._net_bare, ctx.record))
         if ctx.account:
             layout |= ACCOUNT
             keys.append((f"acct-nets:{ctx.account}", self._networks, self._one, ctx.network))
@@ -95,18 +107,19 @@ class SharedCounters:
     @staticmethod
     def view(layout: int, usages: list[tuple[float, ...]]) -> tuple[float, ...]:
         """``ClientMemory.shared`` from the usages of the keys ``updates`` returned."""
-        if layout == TRAITS:
-            (fr, fa), (nr, na) = usages
-            return (0.0, fr, fa, nr, na, 0.0, 0.0, 0.0)
-        if layout == BARE:
-            (fr, fa), (nr, na) = usages
-            return (1.0, fr, fa, nr, na, 0.0, 0.0, 0.0)
-        if layout == ACCOUNT:
-            (nets,), (reads, new) = usages
-            return (0.0, 0.0, 0.0, 0.0, 0.0, nets, reads, new)
-        (fr, fa), (nr, na), (nets,), (reads, new) = usages
-        return (1.0, fr, fa, nr, na, nets, reads, new)
+        if layout == ASSET:
+            (_, fa, _), (nr, na) = usages
+            return (0.0, 0.0, fa, nr, na, 0.0, 0.0, 0.0, 0.0, 0.0)
+        (fb, fa, records), (clients,) = usages[0], usages[1]
+        nb = na = nets = reads = new = 0.0
+        rest = usages[2:]
+        if layout & BARE:
+            (nb, na), rest = rest[0], rest[1:]
+        if layout & ACCOUNT:
+            (nets,), (reads, new) = rest
+        return (float(layout & BARE == BARE), fb, fa, nb, na, nets, reads, new, records, clients)
 
 
 # Positions in ``ClientMemory.shared``.
-IS_BARE, FP_READS, FP_ASSETS, NET_READS, NET_ASSETS, ACCT_NETWORKS, ACCT_READS, ACCT_NEW = range(8)
+(IS_BARE, FP_READS, FP_ASSETS, NET_READS, NET_ASSETS, ACCT_NETWORKS, ACCT_READS, ACCT_NEW,
+ FP_RECORDS, FP_CLIENTS) = range(10)
