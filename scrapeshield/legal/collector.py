@@ -18,7 +18,6 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -34,56 +33,65 @@ log = logging.getLogger("scrapeshield.legal")
 _SMALL = 20  # distinct user-agents / fingerprints / networks kept per client and window
 
 
-@dataclass(slots=True)
 class ClientWindow:
-    requests: int = 0
-    first: float = math.inf
-    last: float = 0.0
-    max_score: float = 0.0
-    actions: Counter[str] = field(default_factory=Counter)
-    routes: Counter[str] = field(default_factory=Counter)
-    touched: set[str] = field(default_factory=set)
-    taken: set[str] = field(default_factory=set)
-    taken_routes: dict[str, str] = field(default_factory=dict)  # record → route it was served by
-    dropped_records: int = 0
-    user_agents: Counter[str] = field(default_factory=Counter)
-    fingerprints: set[str] = field(default_factory=set)
-    networks: set[str] = field(default_factory=set)
-    accounts: set[str] = field(default_factory=set)
-    rules: Counter[str] = field(default_factory=Counter)
+    """One client's window. Plain dicts of strings and numbers only (sets and Counters would
+    be tracked by the cyclic GC and cost several times more per new client on the request path)."""
 
-    def add(self, ctx: RequestContext, decision: Decision, network: str, max_records: int) -> None:
+    __slots__ = ("accounts", "actions", "dropped_records", "fingerprints", "first", "last", "max_score",
+                 "network", "requests", "routes", "rules", "taken", "touched", "user_agents")
+
+    def __init__(self, network: str) -> None:
+        self.network = network  # an address is in one network: kept once
+        self.requests = 0
+        self.first = math.inf
+        self.last = 0.0
+        self.max_score = 0.0
+        self.dropped_records = 0
+        self.actions: dict[str, int] = {}
+        self.routes: dict[str, int] = {}
+        self.rules: dict[str, int] = {}
+        self.touched: dict[str, int] = {}
+        self.taken: dict[str, str] = {}  # record → the route that served it
+        self.user_agents: dict[str, int] = {}
+        self.fingerprints: dict[str, int] = {}
+        self.accounts: dict[str, int] = {}
+
+    def add(self, ctx: RequestContext, decision: Decision, value: str, max_records: int) -> None:
         self.requests += 1
-        self.first = min(self.first, ctx.ts)
-        self.last = max(self.last, ctx.ts)
-        self.max_score = max(self.max_score, decision.score)
-        self.actions[decision.action.value] += 1
-        if ctx.route:
-            self.routes[ctx.route] += 1
-        if decision.action is not Action.ALLOW:
-            self.rules[decision.rule] += 1
-        if ctx.record:
-            if len(self.touched) < max_records or ctx.record in self.touched:
-                self.touched.add(ctx.record)
-                if decision.action is Action.ALLOW:
-                    self.taken.add(ctx.record)
-                    self.taken_routes.setdefault(ctx.record, ctx.route)
+        ts = ctx.ts
+        if ts < self.first:
+            self.first = ts
+        if ts > self.last:
+            self.last = ts
+        if decision.score > self.max_score:
+            self.max_score = decision.score
+        actions = self.actions
+        actions[value] = actions.get(value, 0) + 1
+        route = ctx.route
+        if route:
+            self.routes[route] = self.routes.get(route, 0) + 1
+        allowed = decision.action is Action.ALLOW
+        if not allowed:
+            self.rules[decision.rule] = self.rules.get(decision.rule, 0) + 1
+        record = ctx.record
+        if record:
+            touched = self.touched
+            if record in touched or len(touched) < max_records:
+                touched[record] = 1
+                if allowed and record not in self.taken:
+                    self.taken[record] = route
             else:
                 self.dropped_records += 1
-        if len(self.user_agents) < _SMALL or ctx.user_agent in self.user_agents:
-            self.user_agents[ctx.user_agent] += 1
-        if len(self.fingerprints) < _SMALL:
-            self.fingerprints.add(ctx.fingerprint)
-        if len(self.networks) < _SMALL:
-            self.networks.add(network)
-        if ctx.account and len(self.accounts) < _SMALL:
-            self.accounts.add(ctx.account)
+        _bump(self.user_agents, ctx.user_agent, _SMALL)
+        _bump(self.fingerprints, ctx.fingerprint, _SMALL)
+        if ctx.account:
+            _bump(self.accounts, ctx.account, _SMALL)
 
     def worth_recording(self) -> bool:
         """Clients that read personal records or met anything but ``allow`` (not asset-only browsing)."""
         return bool(self.touched) or self.dropped_records > 0 or self.actions.keys() != {"allow"}
 
-    def body(self, start: float, end: float, node: str) -> dict[str, Any]:
+    def body(self, start: float, end: float, node: str, network: str) -> dict[str, Any]:
         return {
             "window": [start, end], "node": node, "requests": self.requests,
             "first": round(self.first, 3), "last": round(self.last, 3),
@@ -91,12 +99,21 @@ class ClientWindow:
             "routes": dict(sorted(self.routes.items())), "rules": dict(sorted(self.rules.items())),
             "records_touched": len(self.touched) + self.dropped_records,
             "records_taken": sorted(self.taken),
-            "taken_routes": {r: self.taken_routes[r] for r in sorted(self.taken_routes)},
+            "taken_routes": {r: self.taken[r] for r in sorted(self.taken)},
             "records_not_listed": self.dropped_records,
-            "user_agents": dict(self.user_agents.most_common(_SMALL)),
-            "fingerprints": sorted(self.fingerprints), "networks": sorted(self.networks),
+            "user_agents": dict(sorted(self.user_agents.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "fingerprints": sorted(self.fingerprints), "networks": [network],
             "accounts": len(self.accounts),
         }
+
+
+def _bump(counts: dict[str, int], key: str, limit: int = 0) -> None:
+    """Count ``key``; with a ``limit``, new keys beyond it are not added (bounded memory)."""
+    n = counts.get(key)
+    if n is not None:
+        counts[key] = n + 1
+    elif not limit or len(counts) < limit:
+        counts[key] = 1
 
 
 class WindowCollector:
@@ -117,22 +134,23 @@ class WindowCollector:
         self._lock = threading.Lock()
 
     def __call__(self, ctx: RequestContext, decision: Decision) -> None:
-        start = math.floor(ctx.ts / self.window) * self.window
-        client = self.pseudonymise(ctx.ip) if self.pseudonymise_ips else ctx.ip
-        network = self.pseudonymise(ctx.network) if self.pseudonymise_ips else ctx.network
+        # Keyed by the raw address in memory only; pseudonymised once per client and window
+        # when the window is written (an HMAC per request would cost more than all the rest).
+        start = (ctx.ts // self.window) * self.window
+        value = decision.action.value
         with self._lock:
-            totals = self.totals.get(start)
-            if totals is None:
-                totals = self.totals[start] = Counter()
-            totals[decision.action.value] += 1
-            clients = self._windows.setdefault(start, {})
-            stats = clients.get(client)
+            clients = self._windows.get(start)
+            if clients is None:
+                clients = self._windows[start] = {}
+                self.totals[start] = Counter()
+            self.totals[start][value] += 1
+            stats = clients.get(ctx.ip)
             if stats is None:
                 if len(clients) >= self.max_clients:
                     self.overflow[start] += 1
                     return
-                stats = clients[client] = ClientWindow()
-            stats.add(ctx, decision, network, self.max_records)
+                stats = clients[ctx.ip] = ClientWindow(ctx.network)
+            stats.add(ctx, decision, value, self.max_records)
 
     def drain(self, now: float | None) -> list[NewEntry]:
         """Take the windows closed by ``now`` (all of them when ``now`` is None) as entries."""
@@ -146,15 +164,20 @@ class WindowCollector:
             entries.append(NewEntry("totals", "*all*", {
                 "window": [start, end], "node": self.node, "requests": sum(totals.values()),
                 "actions": dict(sorted(totals.items())), "clients": len(clients) + (1 if overflow else 0)}))
-            for client in sorted(clients):
-                stats = clients[client]
-                if stats.worth_recording():
-                    entries.append(NewEntry("window", client, stats.body(start, end, self.node)))
+            named = {self._name(ip): stats for ip, stats in clients.items() if stats.worth_recording()}
+            for client in sorted(named):
+                stats = named[client]
+                entries.append(NewEntry("window", client,
+                                        stats.body(start, end, self.node, self._name(stats.network))))
             if overflow:
                 entries.append(NewEntry("window", "*overflow*", {
                     "window": [start, end], "node": self.node, "requests": overflow,
                     "note": "clients beyond the collector's per-window limit, counted together"}))
         return entries
+
+
+    def _name(self, address: str) -> str:
+        return self.pseudonymise(address) if self.pseudonymise_ips else address
 
 
 class LedgerFeeder:
