@@ -57,6 +57,21 @@ def test_report_figures_match_the_traffic(scenario: Scenario) -> None:
     refused = [(ctx, d) for ctx, d in decisions if d.action is not Action.ALLOW]
     assert facts["refused_or_altered"] == len(refused)
     assert facts["records_protected"] == len({ctx.record for ctx, _ in refused if ctx.record})
+    # Withheld: per client and 5-minute window, distinct records asked for but not served, for
+    # clients that met anything but allow in that window.
+    touched: dict[tuple[str, float], set[str]] = {}
+    served: dict[tuple[str, float], set[str]] = {}
+    flagged: set[tuple[str, float]] = set()
+    for ctx, d in decisions:
+        key = (ctx.ip, ctx.ts // 300)
+        if ctx.record:
+            touched.setdefault(key, set()).add(ctx.record)
+            if d.action is Action.ALLOW:
+                served.setdefault(key, set()).add(ctx.record)
+        if d.action is not Action.ALLOW:
+            flagged.add(key)
+    assert facts["records_withheld"] == sum(
+        len(touched.get(k, set())) - len(served.get(k, set())) for k in flagged) > 0
     assert facts["campaigns"] == 1 and facts["campaigns_contained"] == 1
     assert facts["flagged_clients"] == len({ctx.ip for ctx, _ in refused})
     # The analyst acted 60 s after the last scraper request; the campaign began at START.

@@ -139,7 +139,7 @@ def assess(incident: Incident, subjects: Subjects, rules: Rules, aware_at: float
             by_jurisdiction[jid].append(cats)
     result = Assessment(incident, aware_at, len(people), len(incident.taken), unmatched,
                         dict(categories.most_common()), dict(residents.most_common()),
-                        not_modelled=dict(not_modelled.most_common()), rules_path=str(rules.path),
+                        not_modelled=dict(not_modelled.most_common()), rules_path=rules.display,
                         rules_about=rules.about)
     for jid in sorted(by_jurisdiction, key=lambda j: (-len(by_jurisdiction[j]), j)):
         result.jurisdictions.append(_jurisdiction(rules, jid, by_jurisdiction[jid], aware_at))

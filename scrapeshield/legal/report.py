@@ -28,8 +28,9 @@ MEASURES: dict[str, tuple[Callable[[Facts], str], Callable[[Facts], str]]] = {
                      f"{number(f['refused_or_altered'])} refused or altered"),
     "C2": (lambda f: f"Rate and data-access limits: {f['policy']['limits']} limits, of which "
                      f"{f['policy']['record_limits']} on distinct personal records",
-           lambda f: f"{number(f['record_requests_protected'])} requests for personal records answered "
-                     f"without the real record ({number(f['records_protected'])} distinct records)"),
+           lambda f: f"{number(f['records_withheld'])} personal records withheld from flagged clients "
+                     "(distinct per client and window; ledger); "
+                     f"{number(f['record_requests_protected'])} refused record requests recorded as events"),
     "C3": (lambda f: f"Bot-pattern detection: scored signals, {f['policy']['honeypots']} honeypot traps, "
                      "verified search engines",
            lambda f: f"{number(f['flagged_clients'])} clients flagged"),
@@ -86,7 +87,7 @@ def build_report(db: Database, start: float, end: float, *, rules: Rules | None 
             "sources": list(item.get("sources", [])), "note": item.get("note", ""),
         })
     facts["expectations"] = rows
-    facts["rules_path"] = str(rules.path)
+    facts["rules_path"] = rules.display
     return facts
 
 
@@ -99,7 +100,7 @@ def report_document(f: Facts) -> Document:
                  ("Refused or altered", number(f["refused_or_altered"])),
                  ("Scraping campaigns detected", number(f["campaigns"])),
                  ("Scraping campaigns contained", number(f["campaigns_contained"])),
-                 ("Personal records protected", number(f["records_protected"])),
+                 ("Personal records withheld from scrapers", number(f["records_withheld"])),
                  ("Incidents assessed", number(len(f["incidents"]))),
                  ("Median team response", _hours(f["response_median"]))],
         footer=f"Expectations and sources: {f['rules_path']}. Figures from the shield's ledger, events, "

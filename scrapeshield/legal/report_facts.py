@@ -29,6 +29,7 @@ def measure(db: Database, start: float, end: float) -> dict[str, Any]:
     actions: Counter[str] = Counter()
     flagged: set[str] = set()
     taken_by_flagged = 0
+    withheld = 0
     windows = 0
     for entry in ledger.entries(kind="totals"):
         if start <= entry.body["window"][0] < end:
@@ -37,7 +38,9 @@ def measure(db: Database, start: float, end: float) -> dict[str, Any]:
     for entry in ledger.entries(kind="window"):
         if start <= entry.body["window"][0] < end and set(entry.body.get("actions", {})) - {"allow"}:
             flagged.add(entry.subject)
-            taken_by_flagged += len(entry.body.get("records_taken", []))
+            taken = len(entry.body.get("records_taken", []))
+            taken_by_flagged += taken
+            withheld += max(int(entry.body.get("records_touched", 0)) - taken, 0)
     with db.engine.connect() as conn:
         in_range = (EventRow.ts >= start, EventRow.ts < end)
         protected = conn.execute(select(func.count(), func.count(func.distinct(EventRow.record))).where(
@@ -61,6 +64,7 @@ def measure(db: Database, start: float, end: float) -> dict[str, Any]:
         "refused_or_altered": sum(v for k, v in actions.items() if k != "allow"),
         "flagged_clients": len(flagged), "records_taken_by_flagged": taken_by_flagged,
         "record_requests_protected": int(protected[0]), "records_protected": int(protected[1]),
+        "records_withheld": withheld,
         "campaigns": len(campaigns),
         "campaigns_contained": sum(c["status"] in CONTAINED or bool(c["action"]) for c in campaigns),
         "campaign_clients": sum(int(c["clients"]) for c in campaigns),

@@ -66,6 +66,13 @@ class Rules:
             raise RulesError(f"rules file {where} is not valid YAML: {exc}") from exc
         return _parse(where, raw)
 
+    @property
+    def display(self) -> str:
+        """Where the rules came from, as a reader should see it."""
+        if self.path == PACKAGED:
+            return "scrapeshield/legal/data/breach-rules.yaml (packaged with scrapeshield)"
+        return str(self.path)
+
     def jurisdiction_of(self, residence: str) -> str | None:
         return self.residence.get(residence.strip().upper())
 
