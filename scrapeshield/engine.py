@@ -236,6 +236,11 @@ _KEY_FIELDS = {
 }
 
 
+def _client_key(ctx: RequestContext) -> str:
+    """One browser behind an address: many people share a carrier NAT's, not a fingerprint."""
+    return f"{ctx.ip}|{ctx.fingerprint}"
+
+
 def _plan(policy: CompiledPolicy, route: str, cost: int) -> _Plan:
     plan: list[_PlanStep] = []
     for kind, limits in policy.limits_by_key.items():
@@ -244,7 +249,8 @@ def _plan(policy: CompiledPolicy, route: str, cost: int) -> _Plan:
             for lim in limits
         )
         specs = tuple((lim.window, lim.distinct, lim.limit) for lim in limits)
-        plan.append((kind, operator.attrgetter(_KEY_FIELDS[kind]), limits, specs, costs))
+        read = _client_key if kind == "client" else operator.attrgetter(_KEY_FIELDS[kind])
+        plan.append((kind, read, limits, specs, costs))
     return tuple(plan)
 
 

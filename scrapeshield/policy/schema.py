@@ -16,7 +16,8 @@ from scrapeshield.policy.detection import Detection
 from scrapeshield.policy.legal import Legal
 from scrapeshield.signals.catalog import SIGNALS
 
-KeyKind = Literal["ip", "subnet", "account", "session", "token", "fingerprint"]
+# "client": an address and a fingerprint together (one browser behind a shared address).
+KeyKind = Literal["ip", "subnet", "account", "session", "token", "fingerprint", "client"]
 LimitAction = Literal["throttle", "challenge", "block", "tarpit", "degrade", "decoy"]
 RuleAction = Literal["allow", "throttle", "challenge", "block", "tarpit", "degrade", "decoy", "weigh"]
 # "verified-search-engine": a search-engine user-agent whose address the goodbots check confirmed.

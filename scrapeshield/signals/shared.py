@@ -61,7 +61,8 @@ class SharedCounters:
         found = policy.source.detection
         camp = found.campaigns
         window, breadth = float(camp.window), float(camp.breadth_window)
-        bare_cap = max(camp.bare_records, camp.network_bare_records)
+        # Counted well past the threshold, so the assets-per-read ratio stays measurable.
+        bare_cap = 50 * max(camp.bare_records, camp.network_bare_records)
         # A distinct set holds up to 2 x limit + 16 records: enough to measure the ratio.
         self._fp: tuple[CounterSpec, ...] = (
             (window, True, bare_cap), (window, False, _BIG),
