@@ -222,3 +222,11 @@ def test_command_line_export_and_verify(pack: Pack, tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "no campaign 'cmp-nope'" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_the_sample_pack_in_the_docs_verifies() -> None:
+    samples = Path(__file__).resolve().parents[1] / "docs" / "samples"
+    public = keys.load_public((samples / "evidence-public-key.pem").read_bytes())
+    result = verify_pack(samples / "evidence-pack.zip", public)
+    assert result.ok, result.problems
+

@@ -48,3 +48,11 @@ def test_demo_process_ledger_survives_shutdown_and_verifies(tmp_path: Path) -> N
     pem = subprocess.run([sys.executable, "-m", "scrapeshield", "evidence", "public-key", "--data-dir",
                           str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert pem.stdout == keys.public_pem(keys.load_or_create(tmp_path))
+    # The platform can say which pseudonym in its evidence is which address.
+    named = subprocess.run([sys.executable, "-m", "scrapeshield", "evidence", "pseudonym", "127.0.0.1",
+                            "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    pseudonym = named.stdout.splitlines()[0].split("\t")[1]
+    assert {e.subject for e in windows} == {pseudonym}
+    bad = subprocess.run([sys.executable, "-m", "scrapeshield", "evidence", "pseudonym", "not-an-ip",
+                          "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "is not an IP address" in bad.stderr

@@ -6,9 +6,11 @@ Evidence (``scrapeshield.legal.evidence``)::
 
     export_pack(db: Database, campaign_id: str, out_path: Path | str, signing_key: Ed25519PrivateKey,
                 *, policy: CompiledPolicy | None = None, clock: Clock | None = None,
-                terms_path: Path | None = None, robots_path: Path | None = None) -> dict
+                terms_path: Path | None = None, robots_path: Path | None = None,
+                actor: str | None = "cli") -> dict
         # writes the zip; returns {"path", "campaign", "entries", "first_seq", "last_seq",
-        #  "head_hash", "key_id", "files": {name: sha256}}; raises LegalError (unknown campaign)
+        #  "head_hash", "key_id", "manifest_sha256", "files": {name: sha256}}; raises LegalError
+        #  (unknown campaign). Audited as "evidence.export" by actor (None: the caller audits).
     verify_pack(path: Path | str, public_key: Ed25519PublicKey | None = None) -> VerifyResult
         # VerifyResult.ok: bool, .problems: list[str] (each names the file / ledger seq),
         # .key_id, .campaign, .entries; .to_dict()

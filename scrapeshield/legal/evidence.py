@@ -85,8 +85,9 @@ def _slice(ledger: Ledger, campaign_id: str, clients: list[str]) -> list[Entry]:
 def export_pack(db: Database, campaign_id: str, out_path: Path | str, signing_key: Ed25519PrivateKey,
                 *, policy: CompiledPolicy | None = None, clock: Clock | None = None,
                 terms_path: Path | None = None, robots_path: Path | None = None,
-                actor: str = "cli") -> dict[str, Any]:
-    """Write the pack; the export itself goes on the audit trail (and so into the ledger)."""
+                actor: str | None = "cli") -> dict[str, Any]:
+    """Write the pack. The export goes on the audit trail (and so into the ledger) as
+    ``evidence.export`` by ``actor``; ``actor=None``: the caller audits it itself."""
     clock = clock or SystemClock()
     now = clock.now()
     campaign = campaign_row(db, campaign_id)
@@ -139,12 +140,14 @@ def export_pack(db: Database, campaign_id: str, out_path: Path | str, signing_ke
                 archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data)
     except OSError as exc:
         raise LegalError(f"cannot write {out}: {exc.strerror or exc}") from exc
-    db.audit(now, actor, "evidence.export", {"campaign": campaign_id, "head_seq": info["last_seq"],
-                                              "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest()})
+    manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+    if actor is not None:
+        db.audit(now, actor, "evidence.export", {"campaign": campaign_id, "head_seq": info["last_seq"],
+                                                 "manifest_sha256": manifest_sha256})
     return {"path": str(out), "campaign": campaign_id, "entries": len(chosen_seqs),
             "first_seq": info["first_seq"], "last_seq": info["last_seq"],
             "head_hash": head.hash if head else None, "key_id": info["key_id"],
-            "files": manifest["files"]}
+            "manifest_sha256": manifest_sha256, "files": manifest["files"]}
 
 
 def verify_pack(path: Path | str, public_key: Ed25519PublicKey | None = None) -> VerifyResult:

@@ -77,7 +77,8 @@ def measure(db: Database, start: float, end: float) -> dict[str, Any]:
         "response_median": statistics.median(responses.values()) if responses else None,
         "response_max": max(responses.values()) if responses else None,
         "ledger_entries": ledger.count(), "ledger_checkpoints": len(ledger.checkpoints()),
-        "evidence_exports": sum(a["action"] == "evidence.export" for a in in_period_audit),
+        # "evidence.export": the CLI (export_pack); "export": the console's button
+        "evidence_exports": sum(a["action"] in ("evidence.export", "export") for a in in_period_audit),
     }
 
 
