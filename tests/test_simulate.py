@@ -31,7 +31,7 @@ def test_without_protection_scrapers_get_every_profile_they_ask_for() -> None:
     result = simulate(None, users=500, seed=2, level="none", population=population,
                       personas=tuple(p for p in PERSONAS if p.side == "scraper"))
     for name in ("naive crawler", "browser impersonator", "rotating proxies", "low and slow",
-                 "account farm"):
+                 "account farm", "rotating fingerprints"):
         tally = result.tally(name)
         assert len(tally.profiles) == 500, name  # ground truth: each of the 500 real users once
         assert tally.actions == {"allow": tally.requests}

@@ -116,6 +116,8 @@ PERSONAS: tuple[Persona, ...] = (
             "10,000 residential IPs, one request each every several minutes, all day"),
     Persona("search harvester", "scraper", _one(scrapers.search_harvester),
             "dictionary queries on the search API, then each profile found"),
+    Persona("rotating fingerprints", "scraper", _one(scrapers.rotating_fingerprints),
+            "rotating proxies with a different impersonated browser per address"),
     Persona("fake googlebot", "scraper", _one(scrapers.fake_googlebot),
             "Googlebot's user-agent from hosting addresses"),
     Persona("people browsing", "person", _people,

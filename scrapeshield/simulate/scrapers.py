@@ -254,3 +254,35 @@ def fake_googlebot(world: World) -> Actor:
             "t13d1515h2", "t13d1812h1"), target=uid, session="fake-googlebot")
         if outcome.action is not Action.ALLOW:
             ip = next(ips)
+
+
+def rotating_fingerprints(world: World) -> Actor:
+    """A scraping API's pool: residential addresses, 1-5 requests each, and a different
+    impersonated browser (Chrome, Safari, Firefox; version, platform, language) per address,
+    drawn from the same mix people use, so no fingerprint is the scraper's own."""
+    from scrapeshield.simulate.tools import browser_mix
+
+    mix = browser_mix()
+    weights, tools = [w for w, _ in mix], [t for _, t in mix]
+    pool = network.residential(world.rng, int(6000 * world.scale) + 50)
+    addresses = itertools.cycle(pool)
+    t = world.start + world.rng.uniform(0, 3600)
+    pop = world.population
+    queue = [(uid, 0) for uid in world.rng.sample(_targets(world), len(pop))]
+    left = 0
+    ip, tool = next(addresses), tools[0]
+    while queue:
+        uid, tries = queue.pop(0)
+        user = pop.by_id(uid)
+        assert user is not None
+        if left == 0:
+            ip, left = next(addresses), world.rng.randint(1, 5)
+            tool = world.rng.choices(tools, weights)[0]
+        left -= 1
+        t += world.rng.uniform(0.8, 1.6)
+        outcome = yield Req(t, ip, f"/u/{user.username}", tool.page(HOST, site="none"), tool.ja4,
+                            target=uid, session="rotating-fingerprints")
+        if outcome.action is not Action.ALLOW:
+            left = 0
+            if tries < 2:
+                queue.append((uid, tries + 1))
