@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
+from pg_server import PostgresServer, pg_server  # noqa: F401 - the module-scoped fixture
 
 from scrapeshield.campaigns.grouping import campaign_id
 from scrapeshield.campaigns.store import campaign_members, list_campaigns
@@ -25,9 +27,18 @@ FIREFOX = next(t for _, t in browser_mix() if t.kind == "firefox")
 PERSON = FIREFOX.page("site", referer="http://site/", cookie="", site="same-origin")
 
 
-def test_job_groups_stored_events_and_the_cli_acts_on_the_engine(tmp_path: Path) -> None:
+@pytest.fixture(params=("sqlite", "postgresql"))
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "sqlite":
+        return None  # SQLite in the data directory
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.create_database()
+
+
+def test_job_groups_stored_events_and_the_cli_acts_on_the_engine(tmp_path: Path, db_url: str | None) -> None:
     clock = ManualClock(T0)
-    shield = Shield(Settings.resolve(data_dir=str(tmp_path)), clock)
+    shield = Shield(Settings.resolve(data_dir=str(tmp_path), db_url=db_url), clock)
+    where = ["--data-dir", str(tmp_path), *(["--db", db_url] if db_url else [])]
     try:
         ask = shield.engine.contexts.build
         records = 0
@@ -64,15 +75,15 @@ def test_job_groups_stored_events_and_the_cli_acts_on_the_engine(tmp_path: Path)
         assert "scrapeshield.campaigns" not in json.dumps(again)  # plain data
 
         runner = CliRunner()
-        listed = runner.invoke(main, ["campaigns", "list", "--json", "--data-dir", str(tmp_path)])
+        listed = runner.invoke(main, ["campaigns", "list", "--json", *where])
         assert listed.exit_code == 0 and cid in {c["id"] for c in json.loads(listed.output)}
-        shown = runner.invoke(main, ["campaigns", "show", cid, "--data-dir", str(tmp_path)])
+        shown = runner.invoke(main, ["campaigns", "show", cid, *where])
         assert shown.exit_code == 0 and "60 clients" in shown.output
         acted = runner.invoke(main, ["campaigns", "act", cid, "--action", "block", "--ttl", "3600",
-                                     "--reason", "distributed scraping", "--data-dir", str(tmp_path)])
+                                     "--reason", "distributed scraping", *where])
         assert acted.exit_code == 0, acted.output
         assert "fingerprint" in acted.output and "60 members known only by pseudonym" in acted.output
-        missing = runner.invoke(main, ["campaigns", "show", "cmp-nothing", "--data-dir", str(tmp_path)])
+        missing = runner.invoke(main, ["campaigns", "show", "cmp-nothing", *where])
         assert missing.exit_code == 1
 
         # The serving shield picks the entry up on its next job run; a new address is refused.
