@@ -39,6 +39,7 @@ log = logging.getLogger("scrapeshield.engine")
 DecisionListener = Callable[[RequestContext, Decision], None]
 # Per route: (key kind, limits kept under that key, cost per limit (0 = not applicable)).
 _NO_HEADERS: dict[str, str] = {}
+_MAX_MISSES = 100_000
 # Per route: (key kind, its reader, limits kept under that key, their counter specs,
 # this route's cost for each (0 = does not count)).
 _PlanStep = tuple[
@@ -72,6 +73,7 @@ class Engine:
         self.challenge = challenge
         self.lists = lists if lists is not None else Lists()
         self.listeners: list[DecisionListener] = []
+        self._misses: dict[str, int] = {}  # address -> 404s reported since its last decision
         self.errors = 0
         self.install(policy)
 
@@ -118,6 +120,15 @@ class Engine:
         except Exception:
             decision = self._failed(ctx)
         return self._tell(ctx, decision)
+
+    def observe(self, ctx: RequestContext, status: int) -> None:
+        """The host reports the application's answer: a 404/410 counts toward the client's
+        not-found share at its next decision on this node (no extra state round trip)."""
+        if status in (404, 410):
+            misses = self._misses
+            if len(misses) >= _MAX_MISSES:
+                misses.clear()
+            misses[ctx.ip] = misses.get(ctx.ip, 0) + 1
 
     def _tell(self, ctx: RequestContext, decision: Decision) -> Decision:
         for listener in self.listeners:
@@ -195,6 +206,10 @@ class Engine:
             for lim, cost, used in zip(limits, costs, usage, strict=True):
                 if used > lim.limit and cost and (ctx.record or not lim.distinct):
                     breaches.append(_breach(lim, used, ctx.ts))
+        if self._misses:
+            missed = self._misses.pop(ctx.ip, 0)
+            if missed:
+                memory.errors += missed
         signals = pending.signals
         for detector in pending.detectors:
             detector.inspect(ctx, memory, signals)

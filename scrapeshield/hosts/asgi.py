@@ -25,6 +25,7 @@ from scrapeshield.actions.responses import (
     wants_json,
 )
 from scrapeshield.actions.rewrite import EDITED
+from scrapeshield.engine import Engine
 from scrapeshield.runtime import Shield
 from scrapeshield.types import Action, Decision, RequestContext
 
@@ -67,10 +68,8 @@ class ScrapeshieldMiddleware:
             await self.app(scope, receive, send)
             return
         if decision.action is Action.ALLOW:
-            if self.shield.policy.source.debug_headers:
-                await self.app(scope, receive, _tagging(send, decision))
-            else:
-                await self.app(scope, receive, send)
+            tags = debug_tags(decision) if self.shield.policy.source.debug_headers else ()
+            await self.app(scope, receive, _observing(send, engine, ctx, tags))
             return
         if decision.action in EDITED:
             await self._edited(scope, receive, send, ctx, decision)
@@ -183,14 +182,17 @@ async def _send_reply(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.body", "body": reply.body})
 
 
-def _tagging(send: Send, decision: Decision) -> Send:
-    """Adds X-Scrapeshield-Action (and the score) to an allowed response: debug_headers only."""
+def _observing(send: Send, engine: Engine, ctx: RequestContext, tags: tuple[tuple[str, str], ...]) -> Send:
+    """Tells the engine the answer's status (a 404 share is behaviour), and adds
+    X-Scrapeshield-Action and the score to an allowed response when debug_headers is on."""
 
-    async def tagged(message: Message) -> None:
+    async def observed(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = list(message.get("headers", ()))
-            headers += [(k.encode(), v.encode()) for k, v in debug_tags(decision)]
-            message["headers"] = headers
+            engine.observe(ctx, int(message.get("status", 200)))
+            if tags:
+                headers = list(message.get("headers", ()))
+                headers += [(k.encode(), v.encode()) for k, v in tags]
+                message["headers"] = headers
         await send(message)
 
-    return tagged
+    return observed

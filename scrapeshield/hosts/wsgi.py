@@ -33,6 +33,7 @@ from scrapeshield.actions.responses import (
     wants_json,
 )
 from scrapeshield.actions.rewrite import EDITED
+from scrapeshield.engine import Engine
 from scrapeshield.runtime import Shield
 from scrapeshield.types import Action, Decision, RequestContext
 
@@ -50,6 +51,7 @@ class Verdict(NamedTuple):
     reply: Reply | None  # the shield answers itself; None: the app answers
     tags: Headers = ()  # headers to add to the app's answer (debug_headers only)
     edit: tuple[RequestContext, Decision] | None = None  # degrade/decoy the app's answer
+    allowed: RequestContext | None = None  # let through: the host reports the answer's status
 
 
 _PASS = Verdict(None)
@@ -188,7 +190,8 @@ class Gate:
             log.exception("shield failed before deciding; applying fail mode")
             return Verdict(_UNAVAILABLE) if self.shield.policy.source.fail_mode == "closed" else _PASS
         if decision.action is Action.ALLOW:
-            return Verdict(None, debug_tags(decision)) if self.shield.policy.source.debug_headers else _PASS
+            tags = debug_tags(decision) if self.shield.policy.source.debug_headers else ()
+            return Verdict(None, tags, None, ctx)
         if decision.action in EDITED and can_edit:
             return Verdict(None, (), (ctx, decision))
         try:
@@ -239,6 +242,9 @@ class ScrapeshieldWSGI:
             return send_reply(start_response, verdict.reply)
         if verdict.edit is not None:
             return self._edited(environ, start_response, *verdict.edit)
+        if verdict.allowed is not None:
+            return self.app(environ, _observing(start_response, self.shield.engine, verdict.allowed,
+                                                verdict.tags))
         if verdict.tags:
             return self.app(environ, _tagging(start_response, verdict.tags))
         return self.app(environ, start_response)
@@ -293,6 +299,22 @@ def send_reply(start_response: StartResponse, reply: Reply) -> list[bytes]:
         headers.append(("content-length", str(len(reply.body))))
     start_response(line, headers)
     return [reply.body]
+
+
+def _observing(
+    start_response: StartResponse, engine: Engine, ctx: RequestContext, tags: Headers
+) -> StartResponse:
+    """Tells the engine the answer's status (a 404 share is behaviour); adds debug tags."""
+
+    def observed(
+        status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
+    ) -> Callable[[bytes], object]:
+        code = status[:3]
+        if code.isdigit():
+            engine.observe(ctx, int(code))
+        return start_response(status, [*headers, *tags] if tags else headers, exc_info)
+
+    return observed
 
 
 def _tagging(start_response: StartResponse, tags: Headers) -> StartResponse:

@@ -42,6 +42,7 @@ class NavigationDetector:
         self._missing = w["behaviour.not-found"]
         self._few = w["behaviour.few-assets"]
         self._lists = policy.paginated_routes
+        self._mapped = bool(policy.routes)
 
     def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
         if ctx.is_asset:
@@ -53,7 +54,7 @@ class NavigationDetector:
                 v[_COLD] += 1
         elif ctx.route:
             v[_OTHER] += 1
-        else:
+        elif self._mapped:  # with no route map, "no route" says nothing
             v[_UNKNOWN] += 1
         if ctx.route in self._lists:
             code = path_code(ctx.path)

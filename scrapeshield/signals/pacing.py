@@ -17,6 +17,7 @@ ALPHA = 0.1  # weight of the newest gap in the moving mean and deviation
 MIN_GAPS = 20  # gaps measured before regularity means anything
 MAX_CV = 0.15  # a deviation below this share of the mean gap is machine-like
 BREAK = 1800.0  # a gap longer than this is a break, not pacing
+MIN_MEAN = 0.5  # faster is a burst (the rate limits' business), not a pace
 AWAKE_HOURS = 22  # hours of the last 24 with activity that make "never sleeps"
 # Indices into ClientMemory.values (see state.base): read directly, this runs per request.
 _LAST_PAGE, _MEAN, _DEV, _GAPS, _HOURS, _HOUR = 10, 11, 12, 13, 14, 15
@@ -52,7 +53,7 @@ class PacingDetector:
             v[_DEV] += ALPHA * (abs(gap - v[_MEAN]) - v[_DEV])
             v[_MEAN] += ALPHA * (gap - v[_MEAN])
         v[_GAPS] += 1
-        if v[_GAPS] >= MIN_GAPS and v[_DEV] < MAX_CV * v[_MEAN]:
+        if v[_GAPS] >= MIN_GAPS and v[_MEAN] >= MIN_MEAN and v[_DEV] < MAX_CV * v[_MEAN]:
             out.append(Signal(
                 "behaviour.regular-pace", self._regular,
                 f"{int(v[_GAPS])} gaps between pages of {v[_MEAN]:.2f}s ± {v[_DEV]:.2f}s",
