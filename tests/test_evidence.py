@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -103,42 +104,52 @@ def _ledger_lines(files: dict[str, bytes]) -> list[str]:
     return files["ledger.jsonl"].decode().splitlines()
 
 
-def test_altered_ledger_entry_is_named_by_seq(pack: Pack,
-                                             tmp_path: Path) -> None:
+def _with_ledger(pack: Pack, tmp_path: Path, edit: Callable[[list[str]], None]) -> list[str]:
+    """Edit ledger.jsonl's lines in place (nothing else) and return what verify says."""
     path, s, _ = pack
     files = read(path)
     lines = _ledger_lines(files)
-    index = next(i for i, line in enumerate(lines) if '"kind": "window"' in line)
-    entry = json.loads(lines[index])
-    entry["body"]["requests"] += 100  # valid JSON, a different fact
-    lines[index] = json.dumps(entry, sort_keys=True)
+    edit(lines)
     files["ledger.jsonl"] = ("\n".join(lines) + "\n").encode()
-    problems = verify_pack(write(tmp_path / "t.zip", files), s.key.public_key()).problems
-    assert f"ledger entry seq {entry['seq']} (line {index + 1}) was altered: its content does not match " \
-           "its digest" in problems
+    return verify_pack(write(tmp_path / "t.zip", files), s.key.public_key()).problems
+
+
+def test_altered_ledger_entry_is_named_by_seq(pack: Pack, tmp_path: Path) -> None:
+    changed: dict[str, int] = {}
+
+    def edit(lines: list[str]) -> None:
+        index = next(i for i, line in enumerate(lines) if '"kind": "window"' in line)
+        entry = json.loads(lines[index])
+        entry["body"]["requests"] += 100  # valid JSON, a different fact
+        lines[index] = json.dumps(entry, sort_keys=True)
+        changed.update(seq=entry["seq"], line=index + 1)
+
+    problems = _with_ledger(pack, tmp_path, edit)
+    assert f"ledger entry seq {changed['seq']} (line {changed['line']}) was altered: its content does " \
+           "not match its digest" in problems
     assert "ledger.jsonl was altered: its SHA-256 does not match the signed manifest" in problems
 
 
 def test_removed_ledger_entry_is_named(pack: Pack, tmp_path: Path) -> None:
-    path, s, _ = pack
-    files = read(path)
-    lines = _ledger_lines(files)
-    gone = json.loads(lines.pop(2))
-    files["ledger.jsonl"] = ("\n".join(lines) + "\n").encode()
-    problems = verify_pack(write(tmp_path / "t.zip", files), s.key.public_key()).problems
+    gone = json.loads(_ledger_lines(read(pack[0]))[2])
+
+    def remove(lines: list[str]) -> None:
+        del lines[2]
+
+    problems = _with_ledger(pack, tmp_path, remove)
     assert f"ledger entry seq {gone['seq']} was removed" in problems
 
 
-def test_reordered_ledger_entries_are_named(pack: Pack,
-                                            tmp_path: Path) -> None:
-    path, s, _ = pack
-    files = read(path)
-    lines = _ledger_lines(files)
-    lines[3], lines[4] = lines[4], lines[3]
-    a, b = json.loads(lines[3])["seq"], json.loads(lines[4])["seq"]
-    files["ledger.jsonl"] = ("\n".join(lines) + "\n").encode()
-    problems = verify_pack(write(tmp_path / "t.zip", files), s.key.public_key()).problems
-    assert f"ledger entries reordered: seq {b} (line 5) comes after seq {a} (line 4)" in problems
+def test_reordered_ledger_entries_are_named(pack: Pack, tmp_path: Path) -> None:
+    original = _ledger_lines(read(pack[0]))
+    a, b = json.loads(original[3])["seq"], json.loads(original[4])["seq"]
+
+    def swap(lines: list[str]) -> None:
+        lines[3], lines[4] = lines[4], lines[3]
+
+    problems = _with_ledger(pack, tmp_path, swap)
+    assert f"ledger entries reordered: seq {b} (line 4) comes after seq {a} (line 5)" not in problems
+    assert f"ledger entries reordered: seq {a} (line 5) comes after seq {b} (line 4)" in problems
 
 
 def test_re_signed_by_someone_else_is_a_wrong_key(pack: Pack,

@@ -41,7 +41,8 @@ def campaign_clients(db: Database, campaign_id: str) -> list[str]:
 def window_entries(ledger: Ledger, clients: Iterable[str], start: float, end: float) -> list[Entry]:
     """The ledger's window summaries of these clients whose window overlaps [start, end]."""
     found = []
-    for entry in ledger.entries(kind="window", subjects=clients):
+    # An entry is written after its window closed, so none about [start, end] is older than start.
+    for entry in ledger.entries(kind="window", subjects=clients, since=start):
         w0, w1 = entry.body.get("window", [math.inf, -math.inf])
         if w1 >= start and w0 <= end:
             found.append(entry)
@@ -84,7 +85,7 @@ def incident_from_range(db: Database, start: float, end: float) -> Incident:
         raise LegalError("the end of the range must be after its start")
     ledger = Ledger(db)
     flagged: set[str] = set()
-    for entry in ledger.entries(kind="window"):
+    for entry in ledger.entries(kind="window", since=start):
         w0, w1 = entry.body.get("window", [math.inf, -math.inf])
         if w1 >= start and w0 <= end and set(entry.body.get("actions", {})) - {"allow"}:
             flagged.add(entry.subject)

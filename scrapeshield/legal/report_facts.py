@@ -31,11 +31,11 @@ def measure(db: Database, start: float, end: float) -> dict[str, Any]:
     taken_by_flagged = 0
     withheld = 0
     windows = 0
-    for entry in ledger.entries(kind="totals"):
+    for entry in ledger.entries(kind="totals", since=start):  # written after their window closed
         if start <= entry.body["window"][0] < end:
             actions.update(entry.body.get("actions", {}))
             windows += 1
-    for entry in ledger.entries(kind="window"):
+    for entry in ledger.entries(kind="window", since=start):
         if start <= entry.body["window"][0] < end and set(entry.body.get("actions", {})) - {"allow"}:
             flagged.add(entry.subject)
             taken = len(entry.body.get("records_taken", []))
