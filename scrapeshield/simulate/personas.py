@@ -105,7 +105,7 @@ PERSONAS: tuple[Persona, ...] = (
     Persona("framework spider", "scraper", _one(scrapers.framework_spider),
             "Scrapy defaults, follows feed and follower links, obeys robots.txt"),
     Persona("browser impersonator", "scraper", _one(scrapers.browser_impersonator),
-            "curl_cffi as Chrome 131 (headers and JA4), one IP, steady, no assets"),
+            "curl_cffi as Chrome 152 (headers and JA4), one IP, steady, no assets"),
     Persona("rotating proxies", "scraper", _one(scrapers.rotating_proxies),
             "the impersonator over thousands of residential IPs, 1-5 requests each"),
     Persona("headless browser", "scraper", _one(scrapers.headless_browser),

@@ -78,7 +78,7 @@ def framework_spider(world: World) -> Actor:
 
 
 def browser_impersonator(world: World) -> Actor:
-    """curl_cffi impersonating Chrome 131 (headers and TLS), one IP, profile pages, a steady
+    """curl_cffi impersonating Chrome 152 (headers and TLS), one IP, profile pages, a steady
     request every two seconds, no assets; waits out a throttle, stops after 200 refusals in a row."""
     ip = network.residential(world.rng, 1)[0]
     t = world.start + world.rng.uniform(0, 3600)

@@ -1,7 +1,10 @@
 """What real clients send: header names in their real order, values, and TLS (JA4).
 
-Orders are as HTTP/1.1 servers behind a TLS-terminating edge see them (the edge puts
-``host`` first and appends ``x-forwarded-for`` and the JA4 header). JA4 strings are
+Orders are as an origin behind a TLS-terminating edge sees them (the edge puts ``host``
+first, drops hop-by-hop headers and appends ``x-forwarded-for`` and the JA4 header); the
+library orders and values were captured from the tools installed here (Scrapy 2.19,
+httpx 0.28, requests 2.34, curl_cffi 0.17 as Chrome 152, Debian's Chromium 156), and
+tests/test_simulate_tools.py compares them with what those tools send. JA4 strings are
 representative values of each TLS stack (JA4 sorts ciphers and extensions, so a
 browser's JA4 is stable across connections; curl_cffi reproduces Chrome's exactly).
 """
@@ -41,6 +44,7 @@ class Tool:
     platform: str = '"Windows"'
     brands: str = ""
     mobile: bool = False
+    nav_accept: str = NAV_ACCEPT
 
     def page(self, host: str, *, referer: str = "", cookie: str = "", site: str = "same-origin",
              accept: str = "") -> Headers:
@@ -90,7 +94,7 @@ def _client_hints(tool: Tool) -> Headers:
 def _chrome_nav(tool: Tool, host: str, referer: str, cookie: str, site: str) -> Headers:
     h = [("host", host), ("connection", "keep-alive")]
     h += _client_hints(tool)
-    h += [("upgrade-insecure-requests", "1"), ("user-agent", tool.user_agent), ("accept", NAV_ACCEPT),
+    h += [("upgrade-insecure-requests", "1"), ("user-agent", tool.user_agent), ("accept", tool.nav_accept),
           ("sec-fetch-site", site), ("sec-fetch-mode", "navigate"), ("sec-fetch-user", "?1"),
           ("sec-fetch-dest", "document")]
     if referer:
@@ -128,26 +132,27 @@ def _safari_nav(tool: Tool, host: str, referer: str, cookie: str, site: str) -> 
 def _plain(tool: Tool, host: str, referer: str, cookie: str, accept: str) -> Headers:
     """Libraries, crawlers and the app: each its own fixed set and order."""
     name = tool.name
-    if name == "scrapy":
-        h = [("host", host), ("accept", accept or FF_ACCEPT), ("accept-language", "en"),
+    if name == "scrapy":  # Twisted writes Host last
+        h = [("accept", accept or FF_ACCEPT), ("accept-language", "en"),
              ("user-agent", tool.user_agent), ("accept-encoding", "gzip, deflate, br, zstd")]
         if referer:
             h.append(("referer", referer))
+        h.append(("host", host))
     elif name == "python-requests":
-        h = [("host", host), ("user-agent", tool.user_agent), ("accept-encoding", "gzip, deflate"),
+        h = [("host", host), ("user-agent", tool.user_agent), ("accept-encoding", "gzip, deflate, br, zstd"),
              ("accept", accept or "*/*"), ("connection", "keep-alive")]
     elif name == "httpx":
-        h = [("host", host), ("accept", accept or "*/*"), ("accept-encoding", "gzip, deflate"),
+        h = [("host", host), ("accept", accept or "*/*"), ("accept-encoding", "gzip, deflate, br"),
              ("connection", "keep-alive"), ("user-agent", tool.user_agent)]
     elif name in ("curl-cffi-chrome", "curl-cffi-chrome-api"):
-        # curl_cffi impersonate="chrome131": Chrome's navigation set, Sec-Fetch-Site none
-        # (no referer ever), no Connection header (curl does not send one).
+        # curl_cffi impersonate="chrome" (Chrome 152): Chrome's navigation set with
+        # Sec-Fetch-Site none (no referer ever) and Cache-Control max-age=0; curl adds Host.
         h = [("host", host), ("sec-ch-ua", tool.brands), ("sec-ch-ua-mobile", "?0"),
              ("sec-ch-ua-platform", tool.platform), ("upgrade-insecure-requests", "1"),
              ("user-agent", tool.user_agent), ("accept", accept or NAV_ACCEPT),
              ("sec-fetch-site", "none"), ("sec-fetch-mode", "navigate"), ("sec-fetch-user", "?1"),
              ("sec-fetch-dest", "document"), ("accept-encoding", "gzip, deflate, br, zstd"),
-             ("accept-language", tool.language), ("priority", "u=0, i")]
+             ("accept-language", tool.language), ("cache-control", "max-age=0")]
     elif tool.kind == "app":
         h = [("host", host), ("accept", "application/json"), ("accept-language", tool.language),
              ("x-app-version", "5.12.0"), ("user-agent", tool.user_agent),
@@ -167,7 +172,7 @@ def _plain(tool: Tool, host: str, referer: str, cookie: str, accept: str) -> Hea
 
 
 def _chrome(version: int, os_ua: str, platform: str, language: str, mobile: bool = False) -> Tool:
-    brands = f'"Google Chrome";v="{version}", "Chromium";v="{version}", "Not_A Brand";v="24"'
+    brands = f'"Chromium";v="{version}", "Not?A_Brand";v="24", "Google Chrome";v="{version}"'
     suffix = " Mobile" if mobile else ""
     ua = (f"Mozilla/5.0 ({os_ua}) AppleWebKit/537.36 (KHTML, like Gecko) "
           f"Chrome/{version}.0.0.0{suffix} Safari/537.36")
@@ -186,55 +191,62 @@ def browser_mix() -> list[tuple[float, Tool]]:
     mix: list[tuple[float, Tool]] = []
     for lang_i, lang in enumerate(LANGS):
         share = 0.35 if lang_i == 0 else 0.65 / (len(LANGS) - 1)
-        for version, vs in ((131, 0.6), (130, 0.3), (129, 0.1)):
+        for version, vs in ((152, 0.6), (151, 0.3), (150, 0.1)):
             mix += [
                 (0.30 * share * vs, _chrome(version, WINDOWS, '"Windows"', lang)),
                 (0.12 * share * vs, _chrome(version, MAC, '"macOS"', lang)),
                 (0.20 * share * vs, _chrome(version, ANDROID, '"Android"', lang, mobile=True)),
             ]
         mix += [
-            (0.10 * share, Tool("firefox-133", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) "
-                                "Gecko/20100101 Firefox/133.0", JA4_FIREFOX, "firefox",
+            (0.10 * share, Tool("firefox-150", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:150.0) "
+                                "Gecko/20100101 Firefox/150.0", JA4_FIREFOX, "firefox",
                                 lang.replace("q=0.9", "q=0.5"))),
-            (0.28 * share, Tool("safari-ios-18", "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) "
-                                "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 "
+            (0.28 * share, Tool("safari-ios-26", "Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) "
+                                "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/26.1 Mobile/15E148 "
                                 "Safari/604.1", JA4_SAFARI, "safari", lang, mobile=True)),
         ]
     return mix
 
 
-CHROME_131_WIN = _chrome(131, WINDOWS, '"Windows"', "en-US,en;q=0.9")
-SCRAPY = Tool("scrapy", "Scrapy/2.11.2 (+https://scrapy.org)", JA4_PYTHON, "library")
-REQUESTS = Tool("python-requests", "python-requests/2.32.3", JA4_PYTHON, "library")
+SCRAPY = Tool("scrapy", "Scrapy/2.19.0 (+https://scrapy.org)", JA4_PYTHON, "library")
+REQUESTS = Tool("python-requests", "python-requests/2.34.2", JA4_PYTHON, "library")
 HTTPX = Tool("httpx", "python-httpx/0.28.1", JA4_PYTHON, "library")
 CURL_CFFI = Tool(
     "curl-cffi-chrome",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36",
+    "Chrome/152.0.0.0 Safari/537.36",
     JA4_CHROME, "library", "en-US,en;q=0.9", '"Windows"',
-    '"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"',
+    '"Chromium";v="152", "Not?A_Brand";v="24", "Google Chrome";v="152"',
 )
+HEADLESS_ACCEPT = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/jxl,image/avif,image/webp,"
+                   "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7")
 HEADLESS = Tool(
     "playwright-chromium",
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "HeadlessChrome/131.0.6778.33 Safari/537.36",
-    JA4_CHROME, "chrome", "en-US", '"Linux"',
-    '"Chromium";v="131", "HeadlessChrome";v="131", "Not_A Brand";v="24"',
+    "HeadlessChrome/156.0.0.0 Safari/537.36",
+    JA4_CHROME, "chrome", "en-US,en;q=0.9", '"Linux"', '"Not:A-Brand";v="8", "Chromium";v="156"',
+    nav_accept=HEADLESS_ACCEPT,
 )
-# The same fleet with the usual stealth patch: the user-agent says Chrome (client hints too).
-HEADLESS_STEALTH = _chrome(131, "X11; Linux x86_64", '"Linux"', "en-US,en;q=0.9")
-APP_IOS = Tool("app-ios", "SocialApp/5.12.0 (iPhone; iOS 18.1; Scale/3.00)", JA4_SAFARI, "app")
-APP_ANDROID = Tool("app-android", "SocialApp/5.12.0 (Android 14; Pixel 8) okhttp/4.12.0", JA4_OKHTTP,
+# The same fleet with the usual stealth patch: the user-agent says Chrome; the client
+# hints still name Chromium alone.
+HEADLESS_STEALTH = Tool(
+    "playwright-chromium-stealth",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
+    JA4_CHROME, "chrome", "en-US,en;q=0.9", '"Linux"', '"Not:A-Brand";v="8", "Chromium";v="156"',
+    nav_accept=HEADLESS_ACCEPT,
+)
+APP_IOS = Tool("app-ios", "SocialApp/5.12.0 (iPhone; iOS 26.1; Scale/3.00)", JA4_SAFARI, "app")
+APP_ANDROID = Tool("app-android", "SocialApp/5.12.0 (Android 16; Pixel 9) okhttp/4.12.0", JA4_OKHTTP,
                    "app")
 GOOGLEBOT = Tool(
     "googlebot",
     "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Googlebot/2.1; "
-    "+http://www.google.com/bot.html) Chrome/131.0.6778.204 Safari/537.36",
+    "+http://www.google.com/bot.html) Chrome/152.0.7444.59 Safari/537.36",
     JA4_GOOGLEBOT, "crawler",
 )
 BINGBOT = Tool(
     "bingbot",
     "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; "
-    "+http://www.bing.com/bingbot.htm) Chrome/131.0.0.0 Safari/537.36",
+    "+http://www.bing.com/bingbot.htm) Chrome/152.0.0.0 Safari/537.36",
     JA4_GOOGLEBOT, "crawler",
 )
