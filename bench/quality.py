@@ -64,8 +64,10 @@ def summarise(results: dict[str, Result], users: int, seed: int, seconds: dict[s
             continue
         got = {level: len(results[level].tally(persona.name).profiles) for level in LEVELS}
         target = PROFILE_TARGETS.get(persona.name)
+        mine = results["default"].tally(persona.name)
         scrapers.append({"persona": persona.name, **got, "target": target,
-                         "met": None if target is None else got["default"] <= target})
+                         "met": None if target is None else got["default"] <= target,
+                         "campaign_score": mine.campaign_score, "campaign_share": mine.campaign_share})
     people = []
     groups = [*((n,) for n in HUMANS), HUMANS, *((n,) for n in NEVER_BLOCKED)]
     for names in groups:
@@ -76,7 +78,9 @@ def summarise(results: dict[str, Result], users: int, seed: int, seconds: dict[s
         else:
             met = mine["blocked"] <= BLOCK_TARGET and mine["challenged"] <= CHALLENGE_TARGET
         label = "all people" if len(names) > 1 else names[0]
-        people.append({"persona": label, **hurt, "met": met})
+        tallies = [results["default"].tally(n) for n in names]
+        share = max(t.campaign_share for t in tallies)
+        people.append({"persona": label, **hurt, "met": met, "campaign_share": share})
     return {"users": users, "seed": seed, "seconds": seconds, "scrapers": scrapers, "people": people,
             "campaigns": results["default"].campaigns[:8],
             "requests": {level: r.decisions for level, r in results.items()}}
@@ -94,22 +98,27 @@ def render(summary: dict[str, Any]) -> str:
     rows = []
     for s in summary["scrapers"]:
         target = "-" if s["target"] is None else f"<= {s['target']:,} profiles"
+        grouped = f"{s['campaign_score']:.0f} / {s['campaign_share']:.0%}" if s["campaign_share"] else "none"
         rows.append([s["persona"], f"{s['none']:,}", f"{s['ip-limits']:,}", f"{s['default']:,}", target,
-                     _mark(s["met"])])
-    rows.append(["people (blocked / challenged)", "", "", "", "", ""])
+                     _mark(s["met"]), grouped])
+    rows.append(["people (blocked / challenged)", "", "", "", "", "", ""])
     for p in summary["people"]:
         if p["persona"] in NEVER_BLOCKED:
             target = f"0% / <= {CHALLENGE_TARGET:.0%}"
         else:
             target = f"<= {BLOCK_TARGET:.1%} / <= {CHALLENGE_TARGET:.0%}"
         label = f"{p['persona']} ({p['default']['sessions']:,} sessions)"
-        rows.append([label, *(_pct(p[level]) for level in LEVELS), target, _mark(p["met"])])
-    header = ["persona", "no protection", "per-IP limits", "scrapeshield", "target", "result"]
+        rows.append([label, *(_pct(p[level]) for level in LEVELS), target, _mark(p["met"]),
+                     f"{p['campaign_share']:.1%}"])
+    header = ["persona", "no protection", "per-IP limits", "scrapeshield", "target", "result",
+              "campaign"]
     title = (f"quality: one simulated day, {summary['users']:,} users, seed {summary['seed']}; scrapers: "
              "distinct real profiles obtained; people: share of sessions blocked / challenged")
+    note = ("campaign: for scrapers, the best score of a campaign they make up most of / share of their "
+            "recorded requests in campaigns scoring >= 50; for people, that share (grouped by mistake)")
     took = ", ".join(f"{k} {v:g}s" for k, v in summary["seconds"].items())
     requests = ", ".join(f"{k} {v:,}" for k, v in summary["requests"].items())
-    return f"{title}\n\n{table(rows, header)}\n\nrequests replayed: {requests} (took {took})"
+    return f"{title}\n\n{table(rows, header)}\n\n{note}\nrequests replayed: {requests} (took {took})"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -263,6 +263,10 @@ def _score(
     if records >= 200 and breadth >= 0.8:
         points += min(20.0, 6 * math.log10(records / 100))
         reasons.append(f"{records} distinct records, {breadth:.0%} of reads new")
+    if 0.5 <= thin < 0.97 and n >= 20:
+        # Thin hops with a minority of ordinary clients: people share this trait.
+        reasons.append(f"{1 - thin:.0%} of clients are not thin hops (people may share this "
+                       f"{kind}): prefer challenge to block")
     signals = Counter[str]()
     for m in members:
         signals.update(m.reasons)

@@ -32,6 +32,7 @@ from scrapeshield.types import Action, Decision, RequestContext
 
 START = 1_767_225_600.0  # 2026-01-01 00:00 UTC: the simulated day
 HARMFUL = (Action.BLOCK, Action.TARPIT)
+FLAGGED = 50.0  # a campaign an analyst would look at
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"})
 
 
@@ -48,6 +49,8 @@ class Tally:
     blocked: set[str] = field(default_factory=set)
     challenged: set[str] = field(default_factory=set)
     throttled: set[str] = field(default_factory=set)
+    campaign_score: float = 0.0  # best campaign (score) this persona makes up most of
+    campaign_share: float = 0.0  # share of its recorded requests in flagged campaigns
 
     def as_dict(self) -> dict[str, Any]:
         n = len(self.sessions) or 1
@@ -59,6 +62,7 @@ class Tally:
             "sessions_throttled": len(self.throttled),
             "blocked_share": len(self.blocked) / n, "challenged_share": len(self.challenged) / n,
             "throttled_share": len(self.throttled) / n,
+            "campaign_score": self.campaign_score, "campaign_share": self.campaign_share,
         }
 
 
@@ -98,13 +102,33 @@ class _CampaignTap:
             "action": decision.action.value, "score": decision.score, "reasons": list(decision.reasons),
         })
 
-    def summary(self, limit: int = 12) -> list[dict[str, Any]]:
+    def summary(self, tallies: list[Tally], limit: int = 12) -> list[dict[str, Any]]:
+        """The strongest campaigns with who is in them; per persona, how much of it was
+        grouped into a flagged campaign (score >= FLAGGED)."""
         out = []
-        for c in self.grouper.campaigns()[:limit]:
+        flagged: set[str] = set()
+        best: dict[str, float] = {}
+        for i, c in enumerate(self.grouper.campaigns()):
             who: Counter[str] = Counter()
             for m in c.members:
                 who.update(self.persona_of.get(m.client, Counter()))
-            out.append({**c.as_dict(), "personas": dict(who.most_common(4))})
+            if c.score >= FLAGGED:
+                flagged.update(m.client for m in c.members)
+            if who:
+                top, n = who.most_common(1)[0]
+                if n * 2 >= sum(who.values()):
+                    best[top] = max(best.get(top, 0.0), c.score)
+            if i < limit:
+                out.append({**c.as_dict(), "personas": dict(who.most_common(4))})
+        total: Counter[str] = Counter()
+        grouped: Counter[str] = Counter()
+        for client, per in self.persona_of.items():
+            total.update(per)
+            if client in flagged:
+                grouped.update(per)
+        for tally in tallies:
+            tally.campaign_score = best.get(tally.name, 0.0)
+            tally.campaign_share = grouped[tally.name] / total[tally.name] if total[tally.name] else 0.0
         return out
 
 
@@ -184,7 +208,7 @@ def simulate(
             continue
         heapq.heappush(heap, (nxt.ts, seq, who, actor, nxt))
         seq += 1
-    return Result(len(population), seed, level, tallies, tap.summary() if tap else [], decisions)
+    return Result(len(population), seed, level, tallies, tap.summary(tallies) if tap else [], decisions)
 
 
 def to_json(result: Result) -> str:
