@@ -210,3 +210,42 @@ def test_the_shield_feeds_its_ledger_and_signs_at_shutdown(tmp_path: Path) -> No
     assert ledger.checkpoints() and ledger.verify(key.public_key()) == []
     assert json.loads(json.dumps(windows[0].body)) == windows[0].body
     db.close()
+
+
+def test_checkpoints_follow_the_period_and_only_a_moved_head(scenario: Scenario) -> None:
+    before = len(scenario.ledger.checkpoints())
+    scenario.db.audit(scenario.clock.now(), "bob", "list.remove", {"kind": "ip", "value": "p:x"})
+    scenario.clock.advance(60)
+    scenario.feeder.run()  # the head moved, but within the 10 minutes: no new signature yet
+    assert len(scenario.ledger.checkpoints()) == before
+    scenario.clock.advance(600)
+    scenario.feeder.run()
+    assert len(scenario.ledger.checkpoints()) == before + 1
+    scenario.clock.advance(600)
+    scenario.feeder.run()  # nothing new to sign
+    assert len(scenario.ledger.checkpoints()) == before + 1
+
+
+def test_on_postgres_two_nodes_feed_at_once_and_the_pack_verifies(
+        pg_server: PostgresServer, tmp_path: Path) -> None:  # noqa: F811
+    from scrapeshield.legal.evidence import export_pack, verify_pack
+
+    url = pg_server.create_database("legal")
+    s = Scenario(Database(url), tmp_path)
+    s.run()
+    for n in range(40):
+        s.db.audit(s.clock.now(), f"analyst{n % 3}", "list.add", {"kind": "ip", "value": f"p:{n}"})
+    nodes = [LedgerFeeder(Ledger(Database(url)), None, s.key, s.clock) for _ in range(3)]
+    threads = [threading.Thread(target=node.run) for node in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    audits = [e.body["audit_id"] for e in s.ledger.entries(kind="audit")]
+    assert sorted(audits) == sorted(set(audits)) and len(audits) == 41
+    assert s.ledger.verify(s.key.public_key()) == []
+    export_pack(s.db, CAMPAIGN, tmp_path / "pack.zip", s.key, policy=s.policy, clock=s.clock)
+    assert verify_pack(tmp_path / "pack.zip", s.key.public_key()).ok
+    for node in nodes:
+        node.ledger.db.close()
+    s.db.close()

@@ -34,6 +34,7 @@ from scrapeshield.policy.compiled import CompiledPolicy
 
 FORMAT = "scrapeshield-evidence/1"
 DEMO_TERMS = Path(__file__).parent / "data" / "demo-terms.txt"
+MAX_PACK_BYTES = 4 << 30  # uncompressed; a ledger slice of millions of entries stays well below
 
 
 @dataclass(slots=True)
@@ -156,6 +157,10 @@ def verify_pack(path: Path | str, public_key: Ed25519PublicKey | None = None) ->
     try:
         with zipfile.ZipFile(Path(path)) as archive:
             names = archive.namelist()
+            size = sum(info.file_size for info in archive.infolist())
+            if size > MAX_PACK_BYTES:  # a zip bomb, not a pack: refuse before inflating it
+                return VerifyResult(False, [f"the zip would unpack to {size:,} bytes, more than the "
+                                            f"{MAX_PACK_BYTES:,} a pack may hold"])
             if len(names) != len(set(names)):
                 dupes = sorted({n for n in names if names.count(n) > 1})
                 return VerifyResult(False, [f"the zip holds more than one copy of {', '.join(dupes)}"])
