@@ -91,6 +91,16 @@ def remembered(monitor: Monitor | None, clients: list[str]) -> list[Target]:
     return targets
 
 
+def remembered_networks(monitor: Monitor | None, keys: list[str]) -> list[Target]:
+    """Network targets for pseudonymised subnets whose CIDR this node still remembers."""
+    targets = []
+    for key in keys:
+        network = monitor.address_of(key) if monitor is not None else None
+        if network is not None and "/" in network:
+            targets.append(Target("network", normalise("network", network), key))
+    return targets
+
+
 def is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

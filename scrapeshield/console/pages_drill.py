@@ -132,10 +132,14 @@ def install(console: Console) -> None:
             problem = ""
         members = campaigns.members(shield.db, cid, limit=enforce.MAX_ENTRIES)
         extra = enforce.remembered(monitor(), [m["client"] for m in members])
+        if campaign["kind"] == "network":  # a pseudonymised subnet: this node may know it
+            extra += enforce.remembered_networks(monitor(), [str(campaign["key"])])
         if extra:
             enforce.apply(shield, extra, action, ttl, f"campaign {cid}: {reason}", actor)
-            console.audit(request, "list.add", {"campaign": cid, "action": action, "kind": "ip",
-                                                "entries": len(extra), "reason": reason})
+            console.audit(request, "campaign.act", {"campaign": cid, "action": action, "ttl": ttl,
+                                                    "reason": reason, "entries": len(extra),
+                                                    "kinds": sorted({t.kind for t in extra}),
+                                                    "via": "addresses remembered here"})
             set_campaign_action(shield.db, cid, action, "contained" if action != "allow" else "closed",
                                 console.now())
         if not listed and not extra:

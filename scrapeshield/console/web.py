@@ -41,7 +41,7 @@ SECURITY_HEADERS = {
     "base-uri 'none'",
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # no-referrer would make Chromium send "Origin: null" on posts
     "cache-control": "no-store",
 }
 
