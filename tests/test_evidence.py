@@ -241,3 +241,13 @@ def test_the_sample_pack_in_the_docs_verifies() -> None:
     result = verify_pack(samples / "evidence-pack.zip", public)
     assert result.ok, result.problems
 
+
+
+def test_a_campaign_the_ledger_has_not_seen_yet(tmp_path: Path) -> None:
+    s = Scenario(Database(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path)
+    s.scrape(ROTATING[0], range(1, 4))
+    s.add_campaign(CAMPAIGN, (ROTATING[0],))  # detected before its first window closed
+    info = export_pack(s.db, CAMPAIGN, tmp_path / "early.zip", s.key, policy=s.policy, clock=s.clock)
+    assert info["entries"] == 0
+    assert verify_pack(tmp_path / "early.zip", s.key.public_key()).ok
+    assert "no request summaries of this campaign" in read(tmp_path / "early.zip")["report.html"].decode()

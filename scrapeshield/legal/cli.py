@@ -104,6 +104,9 @@ def evidence_export(campaign_id: str, out: str, terms: str | None, robots: str |
                            robots_path=Path(robots) if robots else None)
     finally:
         db.close()
+    if not info["entries"]:
+        click.echo("warning: the ledger has nothing about this campaign yet (windows reach it 5 to 6 "
+                   "minutes after they begin)", err=True)
     click.echo(f"wrote {out}: campaign {campaign_id}, {info['entries']} ledger entries in full "
                f"(seq {info['first_seq']}-{info['last_seq']}), signed by key {info['key_id']}")
 

@@ -48,7 +48,10 @@ def evidence_document(facts: dict[str, Any], pack: dict[str, Any]) -> Document:
         f"Campaign grouping: {c.get('kind', '')} - {c.get('key', '')}; status {c.get('status', '')}, "
         f"action {c.get('action') or 'none'}; reasons: {'; '.join(c.get('reasons') or [])}.",
     ]))
-    doc.sections.append(Section("Timeline", tables=[Table(
+    empty = [] if facts["timeline"] else [
+        "The ledger holds no request summaries of this campaign's clients yet: a window reaches the "
+        "ledger once it has closed (5 minutes) and the next feed has run (every minute)."]
+    doc.sections.append(Section("Timeline", empty, tables=[Table(
         ["Window (UTC)", "Clients", "Requests", "Records touched", "Real records served", "Decisions"],
         [[when(w["start"]), number(w["clients"]), number(w["requests"]), number(w["records_touched"]),
           number(w["taken"]), ", ".join(f"{k} {v}" for k, v in sorted(w["actions"].items()))]
