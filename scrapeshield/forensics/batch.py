@@ -24,7 +24,8 @@ from scrapeshield.signals import enumeration
 from scrapeshield.types import LimitBreach, Signal
 
 # Limit keys → the column that holds them; account, session and token are never in a log.
-KEY_COLUMNS = {"ip": "client_id", "subnet": "net_id", "fingerprint": "fp_id"}
+# "client" is the engine's address-and-fingerprint key (one browser behind an address).
+KEY_COLUMNS = {"ip": "client_id", "subnet": "net_id", "fingerprint": "fp_id", "client": "cf_id"}
 ABSENT_KEYS = frozenset({"account", "session", "token"})
 
 
@@ -52,7 +53,11 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
     )
     state = policy.source.state
     gen = generations(df["ts"].to_numpy(), float(state.idle_ttl))
-    orders = {kind: KeyOrder(df[column].to_numpy(), gen) for kind, column in KEY_COLUMNS.items()}
+    df = df.with_columns((pl.col("client_id") * (pl.col("fp_id").max() + 1) + pl.col("fp_id")).alias("cf_id"))
+    kinds = {"ip"} | set(policy.limits_by_key)
+    orders = {
+        kind: KeyOrder(df[column].to_numpy(), gen) for kind, column in KEY_COLUMNS.items() if kind in kinds
+    }
     df = df.with_columns(pl.Series("cke", orders["ip"].ke_by_line))
     df = df.with_columns(detect.no_assets(), detect.trap(), *detect.sequential_run()).with_columns(
         detect.run_from_parts()

@@ -14,6 +14,7 @@ import re
 import polars as pl
 
 from scrapeshield.context import MAX_PATH, ContextBuilder
+from scrapeshield.forensics.ipcheck import CANONICAL_V4
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.signals.user_agent import UserAgentDetector
 from scrapeshield.state.base import fingerprint_code
@@ -113,28 +114,32 @@ def ua_table(uas: list[str], policy: CompiledPolicy, builder: ContextBuilder) ->
 
 
 def ip_table(ips: list[str], policy: CompiledPolicy, builder: ContextBuilder) -> pl.DataFrame:
-    """address as logged → canonical address, its /24 or /48 network, each rule's cidr test."""
-    canon, nets, client_ids, net_ids = [], [], [], []
-    clients: dict[str, int] = {}
-    networks: dict[str, int] = {}
-    rule_cols: list[list[bool]] = [[] for _ in policy.source.rules]
+    """address as logged → canonical address, its /24 or /48 network, each rule's cidr test.
+
+    Canonical dotted quads are kept as they are by the context stage, their network being
+    the first three octets; those are done column-wise, any other form goes through it.
+    """
+    frame = pl.DataFrame({"ip": ips}, schema={"ip": pl.String})
+    quick = frame["ip"].str.contains(CANONICAL_V4)
+    fast = frame.filter(quick).with_columns(
+        pl.col("ip").alias("client"),
+        (pl.col("ip").str.replace(r"\.[0-9]+$", "") + ".0/24").alias("network"),
+    )
+    slow_ips = frame.filter(~quick)["ip"].to_list()
+    probes = [probe(builder, ip=ip) for ip in slow_ips]
+    slow = pl.DataFrame(
+        {"ip": slow_ips, "client": [c.ip for c in probes], "network": [c.network for c in probes]},
+        schema={"ip": pl.String, "client": pl.String, "network": pl.String},
+    )
+    table = pl.concat([fast, slow]).with_columns(
+        pl.col("client").rank("dense").cast(pl.Int64).alias("client_id"),
+        pl.col("network").rank("dense").cast(pl.Int64).alias("net_id"),
+    )
     cidrs = [tuple(ipaddress.ip_network(c, strict=False) for c in r.match.cidr) for r in policy.source.rules]
-    for ip in ips:
-        ctx = probe(builder, ip=ip)
-        canon.append(ctx.ip)
-        nets.append(ctx.network)
-        client_ids.append(clients.setdefault(ctx.ip, len(clients)))
-        net_ids.append(networks.setdefault(ctx.network, len(networks)))
-        addr = ipaddress.ip_address(ctx.ip) if any(cidrs) else None
-        for i, col in enumerate(rule_cols):
-            col.append(not cidrs[i] or any(addr in net for net in cidrs[i]))
-    data: dict[str, object] = {
-        "ip": ips,
-        "client": canon,
-        "network": nets,
-        "client_id": client_ids,
-        "net_id": net_ids,
-    }
-    for i, col in enumerate(rule_cols):
-        data[f"ri{i}"] = col
-    return pl.DataFrame(data, schema_overrides={"client_id": pl.Int64, "net_id": pl.Int64})
+    for i, nets in enumerate(cidrs):
+        if not nets:
+            table = table.with_columns(pl.lit(True).alias(f"ri{i}"))
+            continue
+        inside = [any(ipaddress.ip_address(ip) in net for net in nets) for ip in table["client"].to_list()]
+        table = table.with_columns(pl.Series(f"ri{i}", inside, dtype=pl.Boolean))
+    return table

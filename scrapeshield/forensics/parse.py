@@ -8,12 +8,11 @@ Output columns, one row per good line: ``file`` (index), ``line`` (1-based), ``t
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
 
 import polars as pl
 
 from scrapeshield.forensics.formats import COMBINED_TIME, LogFormat
-from scrapeshield.forensics.ipcheck import valid_ips
+from scrapeshield.forensics.ipcheck import AddressCheck
 from scrapeshield.forensics.reader import Chunk, Problem
 
 SCHEMA = {
@@ -69,7 +68,9 @@ def _numbered(frame: pl.DataFrame, chunk: Chunk) -> pl.DataFrame:
     )
 
 
-def parse_chunk(chunk: Chunk, file_index: int, fmt: LogFormat, problems: list[Problem]) -> pl.DataFrame:
+def parse_chunk(
+    chunk: Chunk, file_index: int, fmt: LogFormat, problems: list[Problem], addresses: AddressCheck | None = None
+) -> pl.DataFrame:
     raw = lines_frame(chunk)
     fields = _json_fields(fmt) if fmt.kind == "json" else _regex_fields(fmt)
     frame = raw.select("line", "text", *fields)
@@ -81,14 +82,14 @@ def parse_chunk(chunk: Chunk, file_index: int, fmt: LogFormat, problems: list[Pr
         _dash(pl.col("referer")),
         _dash(pl.col("ua")),
     ).unnest("pq")
-    good_ip = frame.filter(pl.col("ip").is_not_null())["ip"].unique()
-    valid = valid_ips(good_ip.to_list())
+    valid = (addresses or AddressCheck()).valid(frame["ip"])
+    frame = frame.with_columns(valid.alias("ip_ok"))
     frame = frame.with_columns(
         pl.when(pl.col("ip").is_null() | pl.col("target").is_null())
         .then(pl.lit("not a log line in this format"))
         .when(pl.col("ts").is_null())
         .then(pl.lit("bad timestamp"))
-        .when(~pl.col("ip").is_in(list(valid)))
+        .when(~pl.col("ip_ok"))
         .then(pl.lit("bad client address"))
         .when(~pl.col("path").str.starts_with("/"))
         .then(pl.lit("bad request target"))
@@ -110,11 +111,6 @@ def parse_chunk(chunk: Chunk, file_index: int, fmt: LogFormat, problems: list[Pr
         "referer",
         "ua",
     )
-
-
-def parse_all(chunks: Iterable[tuple[int, Chunk]], fmt: LogFormat, problems: list[Problem]) -> pl.DataFrame:
-    frames = [parse_chunk(c, i, fmt, problems) for i, c in chunks]
-    return pl.concat(frames, rechunk=True) if frames else empty()
 
 
 def _regex_fields(fmt: LogFormat) -> list[pl.Expr]:

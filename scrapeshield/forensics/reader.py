@@ -32,12 +32,12 @@ class Chunk:
     file: str
     first_line: int
     data: bytes
+    lines: int  # how many lines ``data`` holds (a last one without newline included)
 
-    @property
-    def lines(self) -> int:
-        if not self.data:
-            return 0
-        return self.data.count(b"\n") + (0 if self.data.endswith(b"\n") else 1)
+
+def _chunk(file: str, first_line: int, data: bytes) -> Chunk:
+    lines = data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
+    return Chunk(file, first_line, data, lines)
 
 
 def read_chunks(path: str | Path, problems: list[Problem], chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
@@ -49,24 +49,26 @@ def read_chunks(path: str | Path, problems: list[Problem], chunk_bytes: int = CH
         problems.append(Problem(name, 0, f"cannot open: {exc.strerror or exc}"))
         return
     line = 1
-    pending = b""
+    blocks_seen: list[bytes] = []
+    size = 0
     try:
         head = handle.read(2)
         handle.seek(0)
         blocks = _gunzip(handle, name, problems) if head == _GZIP_MAGIC else _plain(handle, name, problems)
         for block in blocks:
-            pending += block
-            if len(pending) < chunk_bytes:
-                continue
+            blocks_seen.append(block)
+            size += len(block)
+            if size < chunk_bytes or b"\n" not in block:
+                continue  # (a block without a newline: one enormous line so far, keep reading)
+            pending = b"".join(blocks_seen)
             cut = pending.rfind(b"\n") + 1
-            if cut == 0:
-                continue  # one enormous line so far: keep reading
-            chunk = Chunk(name, line, pending[:cut])
-            pending = pending[cut:]
+            chunk = _chunk(name, line, pending[:cut])
+            blocks_seen = [pending[cut:]]
+            size = len(blocks_seen[0])
             line += chunk.lines
             yield chunk
-        if pending:
-            yield Chunk(name, line, pending)
+        if size:
+            yield _chunk(name, line, b"".join(blocks_seen))
     finally:
         handle.close()
 

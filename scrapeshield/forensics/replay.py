@@ -18,6 +18,7 @@ import polars as pl
 from scrapeshield.clock import monotonic
 from scrapeshield.forensics.batch import decide_lines
 from scrapeshield.forensics.formats import LogFormat, combined, json_lines
+from scrapeshield.forensics.ipcheck import AddressCheck
 from scrapeshield.forensics.live import LiveReplay, LogLine, parse_text_lines
 from scrapeshield.forensics.parse import parse_chunk
 from scrapeshield.forensics.policy import replay_policy
@@ -60,11 +61,12 @@ def load(
     """Every good line of every file, in time order (batch parser); and how many lines were read."""
     frames = []
     total = 0
+    addresses = AddressCheck()
     for index, path in enumerate(paths):
         use = fmt or sniff(path)
         for chunk in read_chunks(path, problems):
             total += chunk.lines
-            frames.append(parse_chunk(chunk, index, use, problems))
+            frames.append(parse_chunk(chunk, index, use, problems, addresses))
     if not frames:
         from scrapeshield.forensics.parse import empty
 
