@@ -100,8 +100,8 @@ FIELD_NOTES: dict[str, str] = {
         "suspicious (`behaviour.no-assets`)."
     ),
     "Route.personal_fields": (
-        "Names of the personal fields in the route's responses. Kept for the planned "
-        "`degrade` action; no decision uses them yet."
+        "Names of the personal fields in the route's responses. `degrade` removes them; "
+        "breach assessment names their data categories through `legal.data_map`."
     ),
     "Limit.name": "Name shown in reasons and in the decision's rule (`limit:<name>`).",
     "Limit.key": (
