@@ -17,6 +17,7 @@ from legal_scenario import CAMPAIGN, HUMAN, ROTATING, Scenario
 
 from scrapeshield.db.store import Database
 from scrapeshield.legal import keys
+from scrapeshield.legal.errors import LegalError
 from scrapeshield.legal.evidence import export_pack, verify_pack
 from scrapeshield.legal.verify import SIGNED
 
@@ -251,3 +252,26 @@ def test_a_campaign_the_ledger_has_not_seen_yet(tmp_path: Path) -> None:
     assert info["entries"] == 0
     assert verify_pack(tmp_path / "early.zip", s.key.public_key()).ok
     assert "no request summaries of this campaign" in read(tmp_path / "early.zip")["report.html"].decode()
+
+
+def test_terms_and_robots_in_force_come_from_the_policy(tmp_path: Path) -> None:
+    from scrapeshield.policy.loader import default_policy_text, load_policy
+
+    (tmp_path / "terms.html").write_text("<h1>Terms</h1><p>No scraping, version 7.</p>")
+    (tmp_path / "robots.txt").write_text("User-agent: *\nDisallow: /\n")
+    text = default_policy_text().replace("terms_file: null", "terms_file: terms.html").replace(
+        "robots_file: null", "robots_file: robots.txt")
+    (tmp_path / "policy.yaml").write_text(text)
+    s = Scenario(Database(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path)
+    s.run()
+    export_pack(s.db, CAMPAIGN, tmp_path / "p.zip", s.key, policy=load_policy(tmp_path / "policy.yaml"),
+                clock=s.clock, policy_dir=tmp_path)
+    files = read(tmp_path / "p.zip")
+    assert files["terms.txt"] == b"<h1>Terms</h1><p>No scraping, version 7.</p>"
+    assert files["robots.txt"] == b"User-agent: *\nDisallow: /\n"
+    facts = json.loads(files["facts.json"])
+    assert facts["texts"]["terms"]["source"] == str(tmp_path / "terms.html")
+    assert hashlib.sha256(files["terms.txt"]).hexdigest() == facts["texts"]["terms"]["sha256"]
+    with pytest.raises(LegalError, match="cannot read the terms file"):
+        export_pack(s.db, CAMPAIGN, tmp_path / "q.zip", s.key, clock=s.clock,
+                    terms_path=tmp_path / "missing.txt")

@@ -7,7 +7,7 @@ Evidence (``scrapeshield.legal.evidence``)::
     export_pack(db: Database, campaign_id: str, out_path: Path | str, signing_key: Ed25519PrivateKey,
                 *, policy: CompiledPolicy | None = None, clock: Clock | None = None,
                 terms_path: Path | None = None, robots_path: Path | None = None,
-                actor: str | None = "cli") -> dict
+                actor: str | None = "cli", policy_dir: Path | None = None) -> dict
         # writes the zip; returns {"path", "campaign", "entries", "first_seq", "last_seq",
         #  "head_hash", "key_id", "manifest_sha256", "files": {name: sha256}}; raises LegalError
         #  (unknown campaign). Audited as "evidence.export" by actor (None: the caller audits).

@@ -101,7 +101,8 @@ def evidence_export(campaign_id: str, out: str, terms: str | None, robots: str |
     try:
         info = export_pack(db, campaign_id, Path(out), keys.load_or_create(settings.data_dir),
                            policy=_policy(settings), terms_path=Path(terms) if terms else None,
-                           robots_path=Path(robots) if robots else None)
+                           robots_path=Path(robots) if robots else None,
+                           policy_dir=settings.policy_path.parent if settings.policy_path else None)
     finally:
         db.close()
     if not info["entries"]:

@@ -50,11 +50,17 @@ class VerifyResult:
                 "campaign": self.campaign, "entries": self.entries}
 
 
-def _texts(policy: CompiledPolicy | None, terms_path: Path | None,
-           robots_path: Path | None) -> dict[str, tuple[str, str]]:
+def _texts(policy: CompiledPolicy | None, terms_path: Path | None, robots_path: Path | None,
+           policy_dir: Path | None) -> dict[str, tuple[str, str]]:
     legal = policy.source.legal if policy is not None else None
-    terms = terms_path or (Path(legal.terms_file) if legal and legal.terms_file else None)
-    robots = robots_path or (Path(legal.robots_file) if legal and legal.robots_file else None)
+
+    def from_policy(name: str | None) -> Path | None:  # relative to the policy file when known
+        if not name:
+            return None
+        return policy_dir / name if policy_dir is not None and not Path(name).is_absolute() else Path(name)
+
+    terms = terms_path or from_policy(legal.terms_file if legal else None)
+    robots = robots_path or from_policy(legal.robots_file if legal else None)
     out: dict[str, tuple[str, str]] = {}
     for name, path in (("terms", terms), ("robots", robots)):
         if path is not None:
@@ -86,7 +92,7 @@ def _slice(ledger: Ledger, campaign_id: str, clients: list[str]) -> list[Entry]:
 def export_pack(db: Database, campaign_id: str, out_path: Path | str, signing_key: Ed25519PrivateKey,
                 *, policy: CompiledPolicy | None = None, clock: Clock | None = None,
                 terms_path: Path | None = None, robots_path: Path | None = None,
-                actor: str | None = "cli") -> dict[str, Any]:
+                actor: str | None = "cli", policy_dir: Path | None = None) -> dict[str, Any]:
     """Write the pack. The export goes on the audit trail (and so into the ledger) as
     ``evidence.export`` by ``actor``; ``actor=None``: the caller audits it itself."""
     clock = clock or SystemClock()
@@ -108,7 +114,7 @@ def export_pack(db: Database, campaign_id: str, out_path: Path | str, signing_ke
                         {"seq": e.seq, "withheld": True, "digest": e.digest, "prev_hash": e.prev_hash,
                          "hash": e.hash}, sort_keys=True, ensure_ascii=False) for e in run]
     data_map = DataMap.from_policy(policy)
-    texts = _texts(policy, terms_path, robots_path)
+    texts = _texts(policy, terms_path, robots_path, policy_dir)
     facts = campaign_facts(campaign, chosen, data_map, texts)
     info = {"created_at": now, "key_id": keys.key_id(signing_key.public_key()),
             "first_seq": run[0].seq if run else 0, "last_seq": head.seq if head else 0}
