@@ -18,5 +18,5 @@ class Legal(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     data_map: dict[str, CategoryName] = Field(default_factory=dict)  # personal field → category
-    terms_file: str | None = None  # the terms of service in force (text or HTML file)
-    robots_file: str | None = None  # the robots.txt in force
+    terms_file: str | None = None  # the terms of service in force (a file, relative to the policy)
+    robots_file: str | None = None  # the robots.txt in force (a file, relative to the policy)
