@@ -337,8 +337,12 @@ def users_list(policy_path: str | None, data_dir: str | None, db_url: str | None
 @click.option("--dataset", default=None, type=click.Path(dir_okay=False, exists=True),
               help="Ground truth for --live (from `scrapeshield demo --export-dataset`).")
 @click.option("--tool", "tools", multiple=True, help="--live: only these tools (repeatable).")
+@click.option("--analyst", "analyst_every", default=0.0, type=click.FloatRange(0, 86400),
+              help="Seconds between an analyst's rounds of acting on strong fingerprint campaigns "
+                   "(0: no analyst).")
 def simulate(users: int, seed: int, level: str, policy_path: str | None, only: tuple[str, ...],
-             as_json: bool, live_url: str | None, dataset: str | None, tools: tuple[str, ...]) -> None:
+             as_json: bool, live_url: str | None, dataset: str | None, tools: tuple[str, ...],
+             analyst_every: float) -> None:
     """Replay a simulated day of labelled traffic (scrapers and people) through the engine.
 
     With --live, send real scraping tools at a running demo from many 127.x.y.z addresses."""
@@ -359,7 +363,7 @@ def simulate(users: int, seed: int, level: str, policy_path: str | None, only: t
     except PolicyError as exc:
         raise click.ClickException(str(exc)) from exc
     personas = tuple(BY_NAME[n] for n in only) if only else PERSONAS
-    result = run(policy, users=users, seed=seed, level=level, personas=personas)
+    result = run(policy, users=users, seed=seed, level=level, personas=personas, analyst_every=analyst_every)
     click.echo(to_json(result) if as_json else render(result))
 
 

@@ -77,3 +77,12 @@ def test_cli_prints_the_table_and_json() -> None:
     assert data["personas"][0]["real_profiles"] == 300 and data["level"] == "none"
     bad = runner.invoke(main, ["simulate", "--persona", "nobody"])
     assert bad.exit_code == 2 and "unknown persona" in bad.output
+
+
+def test_an_analyst_challenges_a_browser_fingerprint_campaign_rather_than_blocking_it() -> None:
+    personas = tuple(BY_NAME[n] for n in ("rotating proxies", "fake googlebot", "people browsing"))
+    result = simulate(policy_for("default"), users=1000, seed=4, personas=personas, analyst_every=3600)
+    actions = {a["campaign"]: a["action"] for a in result.acted}
+    assert "challenge" in actions.values()  # the impersonated Chrome build: people share it
+    assert "block" in actions.values()  # the fake crawler's fingerprint: nobody else has it
+    assert not result.tally("people browsing").blocked

@@ -20,15 +20,16 @@ from scrapeshield.campaigns.grouping import CampaignGrouper
 from scrapeshield.clock import ManualClock
 from scrapeshield.demo.population import Population
 from scrapeshield.engine import Engine
-from scrapeshield.lists import Lists
+from scrapeshield.lists import ListEntry, Lists
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.runtime import _challenge_settings
+from scrapeshield.signals.user_agent import classify
 from scrapeshield.simulate import solver
 from scrapeshield.simulate.model import Actor, Outcome, Req, World, served
 from scrapeshield.simulate.personas import PERSONAS, Persona
 from scrapeshield.simulate.policies import EDGE
 from scrapeshield.state.memory import MemoryStore
-from scrapeshield.types import Action, Decision, RequestContext
+from scrapeshield.types import Action, Decision, RequestContext, UAClass
 
 START = 1_767_225_600.0  # 2026-01-01 00:00 UTC: the simulated day
 HARMFUL = (Action.BLOCK, Action.TARPIT)
@@ -74,10 +75,12 @@ class Result:
     tallies: list[Tally]
     campaigns: list[dict[str, Any]]
     decisions: int
+    acted: list[dict[str, Any]] = field(default_factory=list)  # the analyst's list entries
 
     def as_dict(self) -> dict[str, Any]:
         return {"users": self.users, "seed": self.seed, "level": self.level, "decisions": self.decisions,
-                "personas": [t.as_dict() for t in self.tallies], "campaigns": self.campaigns}
+                "personas": [t.as_dict() for t in self.tallies], "campaigns": self.campaigns,
+                "analyst": self.acted}
 
     def tally(self, name: str) -> Tally:
         return next(t for t in self.tallies if t.name == name)
@@ -135,9 +138,12 @@ class _CampaignTap:
 def simulate(
     policy: CompiledPolicy | None, *, users: int = 10_000, seed: int = 1, level: str = "default",
     personas: tuple[Persona, ...] = PERSONAS, population: Population | None = None,
-    campaigns: bool = True,
+    campaigns: bool = True, analyst_every: float = 0.0,
 ) -> Result:
-    """One simulated day of a ``users``-user site under ``policy`` (``None``: no protection)."""
+    """One simulated day of a ``users``-user site under ``policy`` (``None``: no protection).
+
+    ``analyst_every`` (seconds, 0 = never): an analyst who, that often, acts on the strongest
+    fingerprint campaigns found so far (see ``Analyst``)."""
     population = population or Population.generate(users, seed)
     clock = ManualClock(START)
     rng = random.Random(f"simulate:{seed}")
@@ -149,9 +155,10 @@ def simulate(
         challenge = ChallengeService(secret, clock, _challenge_settings(policy))
         store = MemoryStore(idle_ttl=policy.source.state.idle_ttl, max_keys=policy.source.state.max_clients)
         engine = Engine(policy, store, clock, challenge, Lists())
-        if campaigns:
+        if campaigns or analyst_every:
             tap = _CampaignTap()
             engine.listeners.append(tap)
+    analyst = Analyst(engine, tap, analyst_every) if engine and tap and analyst_every else None
     service = challenge
 
     def solve(ip: str, ua: str, path: str) -> str | None:
@@ -175,6 +182,8 @@ def simulate(
         ts, _, who, actor, req = heapq.heappop(heap)
         ts = max(ts, clock.now())
         clock.set(ts)
+        if analyst is not None:
+            analyst.maybe_act(ts)
         tally = tallies[who]
         action, retry = Action.ALLOW, 0.0
         if engine is not None:
@@ -208,7 +217,44 @@ def simulate(
             continue
         heapq.heappush(heap, (nxt.ts, seq, who, actor, nxt))
         seq += 1
-    return Result(len(population), seed, level, tallies, tap.summary(tallies) if tap else [], decisions)
+    result = Result(len(population), seed, level, tallies, tap.summary(tallies) if tap else [], decisions)
+    if analyst is not None:
+        result.acted = analyst.acted
+    return result
+
+
+class Analyst:
+    """The anti-scraping team, acting on campaigns as ``scrapeshield campaigns act`` does:
+    every ``every`` seconds, each fingerprint campaign scoring at least ``ACT_AT`` goes on the
+    list for a day. A fingerprint that claims to be a browser may be shared by people (a
+    popular browser build), so it is challenged (people pass, scripts do not); one whose
+    user-agent is a library, automation or a crawler is blocked."""
+
+    ACT_AT = 65.0
+
+    def __init__(self, engine: Engine, tap: _CampaignTap, every: float) -> None:
+        self.engine, self.tap, self.every = engine, tap, every
+        self.next = 0.0
+        self.acted: list[dict[str, Any]] = []
+        self.done: set[str] = set()
+
+    def maybe_act(self, now: float) -> None:
+        if now < self.next:
+            return
+        if not self.next:
+            self.next = now
+        self.next += self.every
+        for c in self.tap.grouper.campaigns():
+            if c.score < self.ACT_AT or c.kind != "fingerprint" or c.key in self.done:
+                continue
+            agent = Counter(m.user_agent for m in c.members).most_common(1)[0][0]
+            browser = classify(agent)[0] is UAClass.BROWSER
+            action = Action.CHALLENGE if browser else Action.BLOCK
+            self.engine.lists.add(ListEntry("fingerprint", c.key, action, now + 86400,
+                                            f"campaign {c.id} (score {c.score:.0f})", "analyst"))
+            self.done.add(c.key)
+            self.acted.append({"at": now, "campaign": c.id, "action": action.value, "score": c.score,
+                               "clients": c.clients})
 
 
 def to_json(result: Result) -> str:

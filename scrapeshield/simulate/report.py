@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scrapeshield.simulate.replay import Result
+from scrapeshield.simulate.replay import START, Result
 
 ACTIONS = ("allow", "throttle", "challenge", "block", "tarpit", "degrade", "decoy")
 
@@ -48,4 +48,8 @@ def render(result: Result) -> str:
     parts = [head, "", persona_table(result)]
     if result.campaigns:
         parts += ["", "campaigns found by grouping (score >= 20):", campaign_table(result)]
+    if result.acted:
+        parts += ["", "the analyst acted on:"]
+        parts += [f"  {a['campaign']} ({a['clients']:,} clients, score {a['score']:.0f}): {a['action']} "
+                  f"from hour {int((a['at'] - START) // 3600)}" for a in result.acted]
     return "\n".join(parts)
