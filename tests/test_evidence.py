@@ -275,3 +275,19 @@ def test_terms_and_robots_in_force_come_from_the_policy(tmp_path: Path) -> None:
     with pytest.raises(LegalError, match="cannot read the terms file"):
         export_pack(s.db, CAMPAIGN, tmp_path / "q.zip", s.key, clock=s.clock,
                     terms_path=tmp_path / "missing.txt")
+
+
+def test_pack_ends_at_the_first_signed_head_after_the_campaign(tmp_path: Path) -> None:
+    from scrapeshield.legal.ledger import NewEntry
+
+    s = Scenario(Database(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path)
+    s.run()  # ends with a signed head just after the campaign's entries
+    signed = s.ledger.checkpoints()[-1].seq
+    for n in range(3):  # later traffic of other clients, signed again
+        s.ledger.append([NewEntry("window", f"p:other{n}-{i}", {"requests": 1}) for i in range(50)],
+                        s.clock.now())
+        s.clock.advance(700)
+        s.ledger.checkpoint(s.key, s.clock.now())
+    info = export_pack(s.db, CAMPAIGN, tmp_path / "p.zip", s.key, policy=s.policy, clock=s.clock)
+    assert info["last_seq"] == signed < s.ledger.head()[0]  # type: ignore[index]
+    assert verify_pack(tmp_path / "p.zip", s.key.public_key()).ok

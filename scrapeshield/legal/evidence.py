@@ -26,7 +26,7 @@ from scrapeshield.legal.breach import DataMap
 from scrapeshield.legal.document import to_html, to_pdf
 from scrapeshield.legal.errors import LegalError
 from scrapeshield.legal.incident import campaign_clients, campaign_row
-from scrapeshield.legal.ledger import Entry, Ledger, canonical
+from scrapeshield.legal.ledger import Checkpoint, Entry, Ledger, canonical
 from scrapeshield.legal.pack_facts import campaign_facts
 from scrapeshield.legal.pack_report import evidence_document
 from scrapeshield.legal.verify import verify_files
@@ -89,6 +89,15 @@ def _slice(ledger: Ledger, campaign_id: str, clients: list[str]) -> list[Entry]:
     return sorted(entries, key=lambda e: e.seq)
 
 
+def _end(ledger: Ledger, key: Ed25519PrivateKey, now: float, last: int) -> Checkpoint | None:
+    """The signed head the pack ends at: the first checkpoint at or after the campaign's last
+    entry (so the pack does not carry the whole ledger since), else the current head, signed now."""
+    later = ledger.checkpoints(first=last) if last else []
+    if later and later[0].key_id == keys.key_id(key.public_key()):
+        return later[0]
+    return ledger.checkpoint(key, now, force=True)
+
+
 def export_pack(db: Database, campaign_id: str, out_path: Path | str, signing_key: Ed25519PrivateKey,
                 *, policy: CompiledPolicy | None = None, clock: Clock | None = None,
                 terms_path: Path | None = None, robots_path: Path | None = None,
@@ -105,9 +114,9 @@ def export_pack(db: Database, campaign_id: str, out_path: Path | str, signing_ke
             campaign["reasons"] = [campaign["reasons"]]
     clients = campaign_clients(db, campaign_id)
     ledger = Ledger(db)
-    head = ledger.checkpoint(signing_key, now, force=True)  # the signed head this pack ends at
     chosen = _slice(ledger, campaign_id, clients)
     chosen_seqs = {e.seq for e in chosen}
+    head = _end(ledger, signing_key, now, max(chosen_seqs, default=0))
     first = min(chosen_seqs) if chosen else (head.seq if head else 0)
     run = ledger.entries(first, head.seq) if head else []
     lines = [json.dumps(e.to_dict() if e.seq in chosen_seqs else
