@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import itertools
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from scrapeshield.simulate import network
 from scrapeshield.simulate.model import DAY, HOST, Actor, Outcome, Req, World
 from scrapeshield.simulate.people import Browser, drive, page_assets
-from scrapeshield.simulate.tools import CURL_CFFI, HEADLESS, HEADLESS_STEALTH, HTTPX, REQUESTS, SCRAPY
+from scrapeshield.simulate.tools import (
+    CURL_CFFI,
+    HEADLESS,
+    HEADLESS_STEALTH,
+    HTTPX,
+    REQUESTS,
+    SCRAPY,
+    Tool,
+    browser_mix,
+)
 from scrapeshield.types import Action
 
 JSON = "application/json"
@@ -100,22 +109,28 @@ def browser_impersonator(world: World) -> Actor:
 def rotating_proxies(world: World) -> Actor:
     """The impersonator through a residential proxy pool: 1-5 requests per address, then the
     next; a refused target is retried (up to three times) from a fresh address."""
-    pool = network.residential(world.rng, int(6000 * world.scale) + 50)
-    addresses = itertools.cycle(pool)
+    return _rotating(world, "rotating", lambda: CURL_CFFI)
+
+
+def _rotating(world: World, session: str, pick: Callable[[], Tool]) -> Actor:
+    """Every profile through a residential pool, 1-5 requests per address, a tool drawn per
+    address; a refused target goes back in the queue for a fresh address (three tries)."""
+    addresses = itertools.cycle(network.residential(world.rng, int(6000 * world.scale) + 50))
     t = world.start + world.rng.uniform(0, 3600)
     pop = world.population
     queue = [(uid, 0) for uid in world.rng.sample(_targets(world), len(pop))]
-    ip, left = next(addresses), world.rng.randint(1, 5)
+    left = 0
+    ip, tool = next(addresses), CURL_CFFI
     while queue:
         uid, tries = queue.pop(0)
         user = pop.by_id(uid)
         assert user is not None
         if left == 0:
-            ip, left = next(addresses), world.rng.randint(1, 5)
+            ip, left, tool = next(addresses), world.rng.randint(1, 5), pick()
         left -= 1
         t += world.rng.uniform(0.8, 1.6)
-        outcome = yield Req(t, ip, f"/u/{user.username}", CURL_CFFI.page(HOST), CURL_CFFI.ja4, target=uid,
-                            session="rotating")
+        outcome = yield Req(t, ip, f"/u/{user.username}", tool.page(HOST, site="none"), tool.ja4,
+                            target=uid, session=session)
         if outcome.action is not Action.ALLOW:
             left = 0
             if tries < 2:
@@ -260,29 +275,6 @@ def rotating_fingerprints(world: World) -> Actor:
     """A scraping API's pool: residential addresses, 1-5 requests each, and a different
     impersonated browser (Chrome, Safari, Firefox; version, platform, language) per address,
     drawn from the same mix people use, so no fingerprint is the scraper's own."""
-    from scrapeshield.simulate.tools import browser_mix
-
     mix = browser_mix()
     weights, tools = [w for w, _ in mix], [t for _, t in mix]
-    pool = network.residential(world.rng, int(6000 * world.scale) + 50)
-    addresses = itertools.cycle(pool)
-    t = world.start + world.rng.uniform(0, 3600)
-    pop = world.population
-    queue = [(uid, 0) for uid in world.rng.sample(_targets(world), len(pop))]
-    left = 0
-    ip, tool = next(addresses), tools[0]
-    while queue:
-        uid, tries = queue.pop(0)
-        user = pop.by_id(uid)
-        assert user is not None
-        if left == 0:
-            ip, left = next(addresses), world.rng.randint(1, 5)
-            tool = world.rng.choices(tools, weights)[0]
-        left -= 1
-        t += world.rng.uniform(0.8, 1.6)
-        outcome = yield Req(t, ip, f"/u/{user.username}", tool.page(HOST, site="none"), tool.ja4,
-                            target=uid, session="rotating-fingerprints")
-        if outcome.action is not Action.ALLOW:
-            left = 0
-            if tries < 2:
-                queue.append((uid, tries + 1))
+    return _rotating(world, "rotating-fingerprints", lambda: world.rng.choices(tools, weights)[0])
