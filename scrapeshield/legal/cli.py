@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from scrapeshield.settings import Settings
 
 
-def parse_when(text: str, *, end_of_day: bool = False) -> float:
+def parse_when(text: str, *, end_of_day: bool = False, hint: str | None = None) -> float:
     """Epoch seconds from ``2026-11-26``, ``2026-11-26T14:00[:00][Z|+01:00]`` or a number.
     A bare date as the end of a range means the end of that day."""
     try:
@@ -33,7 +33,8 @@ def parse_when(text: str, *, end_of_day: bool = False) -> float:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a date (use 2026-11-26 or 2026-11-26T14:00Z)") from None
+        raise click.BadParameter(f"{text!r} is not a date (use 2026-11-26 or 2026-11-26T14:00Z)",
+                                 param_hint=hint) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     if end_of_day and len(text) == 10:

@@ -54,8 +54,10 @@ def breach_assess(campaign_id: str | None, start: str | None, end: str | None, s
     settings, db = _open(data_dir, db_url, state, policy_path)
     try:
         incident = (incident_from_campaign(db, campaign_id) if campaign_id else
-                    incident_from_range(db, parse_when(start or ""), parse_when(end or "", end_of_day=True)))
-        result = assess(incident, subjects, rules, parse_when(aware_at) if aware_at else now,
+                    incident_from_range(db, parse_when(start or "", hint="--from"),
+                                        parse_when(end or "", end_of_day=True, hint="--to")))
+        result = assess(incident, subjects, rules,
+                        parse_when(aware_at, hint="--aware-at") if aware_at else now,
                         data_map=DataMap.from_policy(_policy(settings)))
         if save:
             save_incident(db, result, "cli", now)
@@ -128,7 +130,7 @@ def report(start: str, end: str, out: str, rules_file: str | None, policy_path: 
     from scrapeshield.legal.report import build_report, write_report
     from scrapeshield.legal.rules import Rules
 
-    t0, t1 = parse_when(start), parse_when(end, end_of_day=True)
+    t0, t1 = parse_when(start, hint="--from"), parse_when(end, end_of_day=True, hint="--to")
     if t1 <= t0:
         raise click.UsageError("--to must be after --from")
     settings, db = _open(data_dir, db_url, state, policy_path)
