@@ -376,13 +376,18 @@ def _simulate_live(url: str, dataset: str | None, tools: tuple[str, ...], seed: 
     unknown = [t for t in tools if t not in TOOLS]
     if unknown:
         raise click.UsageError(f"unknown tool {unknown[0]!r}; known: {', '.join(TOOLS)}")
-    results = run_live(url, GroundTruth.load(dataset), tools or TOOLS, seed=seed)
+    try:
+        truth = GroundTruth.load(dataset)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise click.ClickException(f"{dataset} is not a dataset from `scrapeshield demo --export-dataset`: "
+                                   f"{exc}") from exc
+    results = run_live(url, truth, tools or TOOLS, seed=seed)
     for tally in results:
         row = tally.as_dict()
         click.echo(json.dumps(row) if as_json else
                    f"{row['tool']:<20} {row['persona']:<22} {row['requests']:>5} requests from "
                    f"{row['addresses']:>4} addresses: {row['real_profiles']:>4} real profiles  "
-                   f"{row['actions']}")
+                   f"{row.get('error') or row['actions']}")
 
 
 # Detection (#3): campaigns.

@@ -35,6 +35,7 @@ class LiveTally:
     profiles: set[int] = field(default_factory=set)
     addresses: set[str] = field(default_factory=set)
     seconds: float = 0.0
+    error: str = ""  # why the tool stopped early (the demo unreachable, the tool missing)
 
     def saw(self, status: int, action: str, real: int | None) -> None:
         self.requests += 1
@@ -45,7 +46,8 @@ class LiveTally:
     def as_dict(self) -> dict[str, Any]:
         return {"tool": self.tool, "persona": self.persona, "requests": self.requests,
                 "actions": dict(sorted(self.actions.items())), "real_profiles": len(self.profiles),
-                "addresses": len(self.addresses), "seconds": round(self.seconds, 1)}
+                "addresses": len(self.addresses), "seconds": round(self.seconds, 1),
+                **({"error": self.error} if self.error else {})}
 
 
 def _address(rng: random.Random, block: int) -> str:
@@ -203,7 +205,11 @@ def run_live(base: str, truth: GroundTruth, tools: tuple[str, ...] = TOOLS, *, l
     for name in tools:
         began = monotonic()
         rng = random.Random(f"{seed}:{name}")
-        tally = RUNNERS[name](base.rstrip("/"), truth, limit, rng, began + seconds)
+        try:
+            tally = RUNNERS[name](base.rstrip("/"), truth, limit, rng, began + seconds)
+        except Exception as exc:  # noqa: BLE001 - one tool failing must not hide the others' results
+            first = str(exc).splitlines()[0][:200] if str(exc) else ""
+            tally = LiveTally(name, "", error=f"{type(exc).__name__}: {first}")
         tally.seconds = monotonic() - began
         out.append(tally)
     return out
