@@ -120,6 +120,8 @@ def scrapy_spider(base: str, truth: GroundTruth, limit: int, rng: random.Random,
                 row = json.loads(line)
                 real = truth.real_html(row["body"]) if row["status"] == 200 and row["body"] else None
                 tally.saw(row["status"], row["action"], real)
+        if not tally.requests:
+            tally.error = "the spider got no response (is the demo running at that address?)"
     return tally
 
 
