@@ -12,6 +12,7 @@ import pytest
 from legal_scenario import CAMPAIGN, HUMAN, ROTATING, WALKER, Scenario
 from pg_server import PostgresServer, pg_server  # noqa: F401 - the module-scoped fixture
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from scrapeshield.clock import ManualClock
 from scrapeshield.db.models import LedgerEntryRow
@@ -249,3 +250,22 @@ def test_on_postgres_two_nodes_feed_at_once_and_the_pack_verifies(
     for node in nodes:
         node.ledger.db.close()
     s.db.close()
+
+
+def test_windows_wait_while_the_database_is_down(tmp_path: Path) -> None:
+    from legal_scenario import CHROME
+
+    s = Scenario(Database(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path)
+    for user_id in range(1, 6):
+        s.clock.advance(1)
+        s.get("192.0.2.77", f"/api/v1/users/{user_id}", CHROME)
+    s.clock.advance(600)
+    down = LedgerFeeder(Ledger(Database(f"sqlite:///{tmp_path / 'missing' / 'db.sqlite'}",
+                                        migrate_schema=False)), s.collector, s.key, s.clock)
+    with pytest.raises(OperationalError, match="unable to open database file"):
+        down.run()
+    assert down.pending  # nothing lost: the drained windows wait
+    down.ledger = s.ledger  # the database is back
+    down.run()
+    assert not down.pending
+    assert sum(e.body["requests"] for e in s.ledger.entries(kind="totals")) == 5

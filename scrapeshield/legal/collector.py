@@ -30,7 +30,8 @@ from scrapeshield.types import Action, Decision, RequestContext
 
 log = logging.getLogger("scrapeshield.legal")
 
-_SMALL = 20  # distinct user-agents / fingerprints / networks kept per client and window
+_SMALL = 20  # distinct user-agents / fingerprints kept per client and window
+MAX_PENDING = 500_000  # window summaries kept while the database refuses them
 
 
 class ClientWindow:
@@ -195,14 +196,24 @@ class LedgerFeeder:
         self._campaign_mark = 0.0
         self._audit_seen = 0
         self._campaign_seen = 0.0
+        self.pending: list[NewEntry] = []
+        self.dropped = 0
 
     def run(self, final: bool = False) -> int:
         now = self.clock.now()
         written = 0
         if self.collector is not None:
-            windows = self.collector.drain(None if final else now)
-            if windows:
-                written += len(self.ledger.append(windows, now))
+            # Drained windows wait here until an append commits (the database may be down);
+            # bounded: beyond MAX_PENDING the oldest are dropped, logged and counted.
+            self.pending += self.collector.drain(None if final else now)
+            if len(self.pending) > MAX_PENDING:
+                lost = len(self.pending) - MAX_PENDING
+                self.dropped += lost
+                log.error("ledger: %d window summaries dropped, the database refused them too long", lost)
+                del self.pending[:lost]
+            if self.pending:
+                written += len(self.ledger.append(self.pending, now))
+                self.pending = []
         # Marks advance only once the append committed: a retried transaction reads again.
         written += len(self.ledger.append(self._audit_entries, now))
         self._audit_mark = self._audit_seen
