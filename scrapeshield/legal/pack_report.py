@@ -11,7 +11,9 @@ PSEUDONYMS = (
     "with a secret only the platform holds, so this pack discloses no IP address. The platform "
     "can confirm that an address given to it (for instance by a court order or an Internet "
     "provider) is the one behind a pseudonym by computing the same hash with its key "
-    "(scrapeshield evidence pseudonym ADDRESS). ASNs are shown when the campaign was grouped by ASN."
+    "(scrapeshield evidence pseudonym ADDRESS). Networks are the /24 (IPv4) or /48 (IPv6) "
+    "prefixes of the addresses. Autonomous systems (ASNs) are not recorded: the shield has no "
+    "ASN database; the platform can map the disclosed addresses to ASNs with a public registry."
 )
 
 
