@@ -17,7 +17,7 @@ from scrapeshield.errors import ScrapeshieldError
 from scrapeshield.forensics import detect
 from scrapeshield.forensics.live import LIVE_SCHEMA as DECIDED_SCHEMA
 from scrapeshield.forensics.lookup import ip_table, path_table, ua_table
-from scrapeshield.forensics.windows import KeyOrder, distinct_usage, generations, request_usage
+from scrapeshield.forensics.windows import KeyOrder, Timeline, distinct_usage, generations, request_usage
 from scrapeshield.policy.compiled import CompiledPolicy, CompiledRule
 from scrapeshield.score import score
 from scrapeshield.signals import enumeration
@@ -58,9 +58,12 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
     orders = {
         kind: KeyOrder(df[column].to_numpy(), gen) for kind, column in KEY_COLUMNS.items() if kind in kinds
     }
-    df = df.with_columns(pl.Series("cke", orders["ip"].ke_by_line))
-    df = df.with_columns(detect.no_assets(), detect.trap(), *detect.sequential_run()).with_columns(
-        detect.run_from_parts()
+    found = detect.detect(
+        orders["ip"], df["asset"].to_numpy(), df["mozilla"].to_numpy(), df["number"].to_numpy(),
+        df["trap"].to_numpy(), df["ts"].to_numpy(), df["fp_code"].to_numpy(),
+    )
+    df = df.with_columns(
+        pl.Series("s_noassets", found.no_assets), pl.Series("run", found.run), pl.Series("s_trap", found.trapped)
     )
     df = df.with_columns(pl.Series("breaches", _breaches(df, policy, orders)), *_rules(policy))
     return _decisions(df, policy)
@@ -69,7 +72,7 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
 def _breaches(df: pl.DataFrame, policy: CompiledPolicy, orders: dict[str, KeyOrder]) -> np.ndarray:
     """Per line, a bit per limit (by ``CompiledLimit.index``) that this line took over budget."""
     bits = np.zeros(df.height, dtype=np.int64)
-    ts = df["ts"].to_numpy()
+    times = Timeline(df["ts"].to_numpy())
     route = df["route"]
     route_cost = df["cost"].to_numpy()
     record = df["record_id"].to_numpy()
@@ -84,11 +87,11 @@ def _breaches(df: pl.DataFrame, policy: CompiledPolicy, orders: dict[str, KeyOrd
             )
             if lim.distinct:
                 counts = applies & (record >= 0)
-                usage = distinct_usage(orders[kind], ts, record, counts, lim.window, lim.limit)
-                over = counts & (np.nan_to_num(usage) > lim.limit)
+                usage = distinct_usage(orders[kind], times, record, counts, lim.window, lim.limit)
+                over = counts & (usage > lim.limit)  # NaN (lines that read no record) is never over
             else:
                 cost = np.where(applies, route_cost, 0)
-                usage = request_usage(orders[kind], ts, cost, lim.window)
+                usage = request_usage(orders[kind], times, cost, lim.window)
                 over = (usage > lim.limit) & (cost != 0)
             bits[over] |= np.int64(1) << lim.index
     return bits

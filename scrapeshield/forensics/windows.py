@@ -8,6 +8,7 @@ Keys are integers; ``KeyOrder`` groups one key's lines together, keeping their o
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
 EPOCH_BITS = 16  # a key's epoch lives in the low bits of its integer id
 
@@ -43,7 +44,9 @@ class KeyOrder:
     """
 
     def __init__(self, keys: np.ndarray, gen: np.ndarray) -> None:
-        self.order = np.argsort(keys, kind="stable")
+        # Stable: a key's lines stay in time order (polars' sort is the faster stable one here).
+        frame = pl.DataFrame({"k": keys}).with_row_index("i")
+        self.order = frame.sort("k", maintain_order=True)["i"].to_numpy().astype(np.int64)
         k = keys[self.order]
         g = gen[self.order]
         same = np.empty(len(k), dtype=bool)
@@ -54,20 +57,49 @@ class KeyOrder:
         drops = np.cumsum(dropped)
         epoch = drops - np.maximum.accumulate(np.where(first, drops, 0))
         self.ke = (k << EPOCH_BITS) | epoch  # sorted order
-        ke = np.empty_like(self.ke)
-        ke[self.order] = self.ke
-        self.ke_by_line = ke
+        self._gathered: dict[int, np.ndarray] = {}
+
+    def gather(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (in line order) in this grouping's order, kept for reuse."""
+        hit = self._gathered.get(id(values))
+        if hit is None:
+            hit = values[self.order]
+            self._gathered[id(values)] = hit
+        return hit
 
 
-def request_usage(order: KeyOrder, ts_all: np.ndarray, cost_all: np.ndarray, window: float) -> np.ndarray:
+class Timeline:
+    """The lines' times (in order) and what every window derives from them, computed once."""
+
+    def __init__(self, ts: np.ndarray) -> None:
+        self.ts = ts
+        self._starts: dict[float, np.ndarray] = {}
+        self._reach: dict[float, np.ndarray] = {}
+
+    def start(self, window: float) -> np.ndarray:
+        """The store's bucket start per line: ``now - now % window``."""
+        hit = self._starts.get(window)
+        if hit is None:
+            hit = self._starts[window] = self.ts - np.fmod(self.ts, window)  # Python's % for t > 0
+        return hit
+
+    def reach(self, window: float) -> np.ndarray:
+        """Per line, the first line whose horizon (``now - window``) has reached this line's time."""
+        hit = self._reach.get(window)
+        if hit is None:
+            hit = self._reach[window] = np.searchsorted(self.ts - window, self.ts, "left")
+        return hit
+
+
+def request_usage(order: KeyOrder, times: Timeline, cost_all: np.ndarray, window: float) -> np.ndarray:
     """Two-bucket sliding count: previous bucket × its overlap + current bucket, this line included."""
-    n = len(ts_all)
+    n = len(times.ts)
     if n == 0:
         return np.zeros(0)
-    ts = ts_all[order.order]
+    ts = order.gather(times.ts)
+    start = order.gather(times.start(window))
     cost = cost_all[order.order].astype(np.int64)
     ke = order.ke
-    start = ts - np.fmod(ts, window)  # Python's float % for positive times
     new = np.empty(n, dtype=bool)
     new[0] = True
     new[1:] = (ke[1:] != ke[:-1]) | (start[1:] != start[:-1])
@@ -89,7 +121,7 @@ def request_usage(order: KeyOrder, ts_all: np.ndarray, cost_all: np.ndarray, win
 
 
 def distinct_usage(
-    order: KeyOrder, ts_all: np.ndarray, record_all: np.ndarray, counts: np.ndarray, window: float, limit: int
+    order: KeyOrder, times: Timeline, record_all: np.ndarray, counts: np.ndarray, window: float, limit: int
 ) -> np.ndarray:
     """Distinct records read under a key in the window, this read included, capped as the store caps.
 
@@ -97,15 +129,14 @@ def distinct_usage(
     record ids). A read is the latest of its record until the record is read again; it counts
     while ``ts > now - window``. Returns the usage at every counting line (NaN elsewhere).
     """
-    n_all = len(ts_all)
+    n_all = len(times.ts)
     out = np.full(n_all, np.nan)
     pick = counts[order.order]
-    lines = order.order[pick]
+    lines = order.order[pick]  # positions in line order, grouped by key, in time order inside
     n = len(lines)
     if n == 0:
         return out
     ke = order.ke[pick]
-    ts = ts_all[lines]
     rec = record_all[lines]
     pos = np.arange(n, dtype=np.int64)
     first = np.empty(n, dtype=bool)
@@ -113,18 +144,19 @@ def distinct_usage(
     first[1:] = ke[1:] != ke[:-1]
     group = np.cumsum(first) - 1
     starts = np.nonzero(first)[0]
-    ends = np.append(starts[1:], n)
-    grp_end = ends[group]
-    by_record = np.lexsort((pos, rec, group))
+    grp_end = np.append(starts[1:], n)[group]
+    # The record's next read under the same key ends this read's turn as "latest".
+    by_record = np.argsort(group * (int(rec.max()) + 1) + rec, kind="stable")
     nxt = np.full(n, -1, dtype=np.int64)
     same = (group[by_record[1:]] == group[by_record[:-1]]) & (rec[by_record[1:]] == rec[by_record[:-1]])
     nxt[by_record[:-1][same]] = by_record[1:][same]
     nxt = np.where(nxt < 0, grp_end, nxt)
-    horizon = ts - window  # a last read is kept while t > now - window
-    values, inverse = np.unique(np.concatenate([horizon, ts]), return_inverse=True)
-    span = np.int64(len(values) + 1)
-    keyed_h = group * span + inverse[:n]  # sorted: groups in order, horizons rising inside each
-    expire = np.searchsorted(keyed_h, group * span + inverse[n:], "left")  # first horizon ≥ t
+    # It expires at the first later line whose horizon (now - window, as the store computes
+    # it) has reached its time; lines are in time order, so that is one search over all lines,
+    # then one over this key's reads (integer positions, exact).
+    reach = times.reach(window)[lines]
+    span = np.int64(n_all + 1)
+    expire = np.searchsorted(group * span + lines, group * span + reach, "left")
     end = np.minimum(np.minimum(nxt, expire), grp_end)
     delta = np.bincount(pos, minlength=n + 1) - np.bincount(end, minlength=n + 1)
     live = np.cumsum(delta)[:n]
