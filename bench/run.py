@@ -16,7 +16,7 @@ from typing import Any
 # would put bench/ first on the path, where bench/http.py shadows the standard library).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import http, inprocess, memory, nginx, quality, redis, wsgi  # noqa: E402
+from bench import console, http, inprocess, memory, nginx, quality, redis, replay, wsgi  # noqa: E402
 
 BENCHES: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
     ("inprocess", "in-process: full pipeline vs limits' moving-window hit (100k clients)", inprocess.run),
@@ -25,7 +25,10 @@ BENCHES: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
     ("nginx", "nginx alone vs nginx + auth_request + decision service (Python upstream)", nginx.run),
     ("redis", "Redis state: full pipeline vs a bare PING vs limits' Redis storage", redis.run),
     ("memory", "memory: bytes per tracked client at one million clients", memory.run),
+    ("replay", "log replay: lines/s on one core, batch vs line-at-a-time vs GoAccess vs fail2ban-regex",
+     replay.run),
     ("quality", "detection quality: a simulated day, no protection vs per-IP limits vs policy", quality.run),
+    ("console", "console pages with one million stored events (SQLite), budget 300 ms each", console.run),
 ]
 
 

@@ -15,17 +15,22 @@ from sqlalchemy import Engine, func, select
 
 from scrapeshield.db.models import EventRow
 
-CLIENT_EVENTS = 5000
+# Grouping by ``client || ''`` rather than ``client``: otherwise SQLite walks the whole
+# (client, ts) index to group, instead of the few rows the ts or rowid range selects
+# (190 ms against 10 ms on a million events). Same result on every database.
+CLIENT = EventRow.client.concat("")
+
+CLIENT_EVENTS = 3000
 SEARCH_SCAN = 200_000
 SEARCH_LIMIT = 50
 
 
 def top_clients(engine: Engine, since: float, limit: int = 10) -> list[dict[str, Any]]:
     query = (
-        select(EventRow.client, func.count().label("events"), func.max(EventRow.score).label("score"),
-               func.max(EventRow.ts).label("last_seen"))
-        .where(EventRow.ts >= since).group_by(EventRow.client)
-        .order_by(func.count().desc(), EventRow.client).limit(limit)
+        select(CLIENT.label("client"), func.count().label("events"),
+               func.max(EventRow.score).label("score"), func.max(EventRow.ts).label("last_seen"))
+        .where(EventRow.ts >= since).group_by(CLIENT)
+        .order_by(func.count().desc(), CLIENT).limit(limit)
     )
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
@@ -93,7 +98,7 @@ def search_clients(engine: Engine, traits: dict[str, str]) -> list[dict[str, Any
     for trait, value in traits.items():
         if not value:
             continue
-        query = select(EventRow.client, func.count().label("events"),
+        query = select(CLIENT.label("client"), func.count().label("events"),
                        func.max(EventRow.ts).label("last_seen"),
                        func.max(EventRow.user_agent).label("user_agent"))
         if trait == "user_agent":
@@ -103,7 +108,7 @@ def search_clients(engine: Engine, traits: dict[str, str]) -> list[dict[str, Any
                                 EventRow.user_agent.like(_like(value), escape="\\"))
         else:
             query = query.where(getattr(EventRow, trait) == value)
-        query = query.group_by(EventRow.client).order_by(func.count().desc()).limit(SEARCH_LIMIT)
+        query = query.group_by(CLIENT).order_by(func.count().desc()).limit(SEARCH_LIMIT)
         with engine.connect() as conn:
             for row in conn.execute(query).mappings():
                 hit = found.setdefault(row["client"], {**row, "matched": []})

@@ -273,9 +273,10 @@ class AlertDeliveryRow(Base):
     __table_args__ = (Index("ix_alert_deliveries_due", "status", "next_try"),)
 
 
-# Search across clients by account and fingerprint, without a scan of every event.
+# Search across clients by account, fingerprint and network, without a scan of every event.
 Index("ix_events_account", EventRow.account)
 Index("ix_events_fingerprint", EventRow.fingerprint)
+Index("ix_events_network", EventRow.network)
 
 
 # ---- Legal (#6): evidence ledger, checkpoints, incidents. Migration 0006. ----

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from scrapeshield.console.queries import CLIENT
 from scrapeshield.db.models import CampaignRow, EventRow
 
 if TYPE_CHECKING:
@@ -38,9 +39,9 @@ def evaluate(shield: Shield, rule: dict[str, Any], now: float) -> list[Finding]:
                         f"{int(window)} s (threshold {threshold:g})",
                         {"refused": count, "window": window, "threshold": threshold})]
     if kind == "score":
-        scored = (select(EventRow.client, func.max(EventRow.score), func.count())
-                 .where(EventRow.ts >= since, EventRow.score >= threshold)
-                 .group_by(EventRow.client).order_by(func.max(EventRow.score).desc()).limit(20))
+        scored = (select(CLIENT, func.max(EventRow.score), func.count())
+                  .where(EventRow.ts >= since, EventRow.score >= threshold)
+                  .group_by(CLIENT).order_by(func.max(EventRow.score).desc()).limit(20))
         with engine.connect() as conn:
             rows = conn.execute(scored).all()
         return [Finding(f"{base}:{client}:{period}", f"{rule['name']}: client {client} scored "

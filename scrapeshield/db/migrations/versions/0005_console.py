@@ -111,9 +111,11 @@ def upgrade() -> None:
     op.create_index("ix_alert_deliveries_due", "alert_deliveries", ["status", "next_try"])
     op.create_index("ix_events_account", "events", ["account"])
     op.create_index("ix_events_fingerprint", "events", ["fingerprint"])
+    op.create_index("ix_events_network", "events", ["network"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_events_network", "events")
     op.drop_index("ix_events_fingerprint", "events")
     op.drop_index("ix_events_account", "events")
     for table in ("alert_deliveries", "alerts", "alert_channels", "alert_rules", "case_links",
