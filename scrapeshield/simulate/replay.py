@@ -34,6 +34,7 @@ from scrapeshield.types import Action, Decision, RequestContext, UAClass
 START = 1_767_225_600.0  # 2026-01-01 00:00 UTC: the simulated day
 HARMFUL = (Action.BLOCK, Action.TARPIT)
 FLAGGED = 50.0  # a campaign an analyst would look at
+SAMPLE_EVERY = 100  # the default policy's events.sample_allow (1 %)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"})
 
 
@@ -87,17 +88,21 @@ class Result:
 
 
 class _CampaignTap:
-    """What the event recorder would store (every record-touching or refused request) fed
-    to a grouper, with each client's persona remembered for the report."""
+    """What the event recorder would store (every record-touching or refused request, one in
+    ``SAMPLE_EVERY`` other allows, as the default policy samples) fed to a grouper, with each
+    client's persona remembered for the report."""
 
     def __init__(self) -> None:
         self.grouper = CampaignGrouper(min_score=20.0)
         self.persona_of: dict[str, Counter[str]] = {}
         self.current = ""
+        self.allows = 0
 
     def __call__(self, ctx: RequestContext, decision: Decision) -> None:
         if not ctx.record and decision.action is Action.ALLOW:
-            return
+            self.allows += 1
+            if self.allows % SAMPLE_EVERY:
+                return
         self.persona_of.setdefault(ctx.ip, Counter())[self.current] += 1
         self.grouper.observe({
             "ts": ctx.ts, "client": ctx.ip, "network": ctx.network, "fingerprint": ctx.fingerprint,
