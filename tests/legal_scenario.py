@@ -20,7 +20,8 @@ from scrapeshield.db.store import Database
 from scrapeshield.engine import Engine
 from scrapeshield.events import Pseudonymiser
 from scrapeshield.legal import keys
-from scrapeshield.legal.collector import LedgerFeeder, WindowCollector
+from scrapeshield.legal.collector import WindowCollector
+from scrapeshield.legal.feed import LedgerFeeder
 from scrapeshield.legal.ledger import Ledger
 from scrapeshield.policy.loader import load_policy
 from scrapeshield.state.memory import MemoryStore

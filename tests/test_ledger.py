@@ -19,7 +19,8 @@ from scrapeshield.db.models import LedgerEntryRow
 from scrapeshield.db.store import Database
 from scrapeshield.events import Pseudonymiser
 from scrapeshield.legal import keys
-from scrapeshield.legal.collector import LedgerFeeder, WindowCollector
+from scrapeshield.legal.collector import WindowCollector
+from scrapeshield.legal.feed import LedgerFeeder
 from scrapeshield.legal.ledger import GENESIS, Ledger, NewEntry, canonical, chain_hash, sha256
 from scrapeshield.runtime import Shield
 from scrapeshield.settings import Settings

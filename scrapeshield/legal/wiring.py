@@ -6,7 +6,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from scrapeshield.legal import keys
-from scrapeshield.legal.collector import LedgerFeeder, WindowCollector
+from scrapeshield.legal.collector import WindowCollector
+from scrapeshield.legal.feed import LedgerFeeder
 from scrapeshield.legal.ledger import Ledger
 
 if TYPE_CHECKING:
