@@ -263,6 +263,8 @@ def _plan(policy: CompiledPolicy, route: str, cost: int) -> _Plan:
             (1 if lim.distinct else cost) if lim.routes is None or route in lim.routes else 0
             for lim in limits
         )
+        if not any(costs):  # none of this key's limits applies here: no need to touch it
+            continue
         specs = tuple((lim.window, lim.distinct, lim.limit) for lim in limits)
         read = _client_key if kind == "client" else operator.attrgetter(_KEY_FIELDS[kind])
         plan.append((kind, read, limits, specs, costs))

@@ -15,7 +15,7 @@ import pytest
 from scrapeshield.clock import ManualClock
 from scrapeshield.engine import Engine
 from scrapeshield.goodbots.hosting import Hosting
-from scrapeshield.goodbots.ranges import RangeSet, load, networks_in
+from scrapeshield.goodbots.ranges import RangeSet, load, networks_in, spans_in
 from scrapeshield.goodbots.verify import BOTS, GoodBots, Status
 from scrapeshield.policy.loader import load_policy
 from scrapeshield.state.memory import MemoryStore
@@ -68,7 +68,7 @@ def test_loader_reads_every_provider_shape() -> None:
     assert {"66.249.64.0/27", "2001:4860::/32", "3.4.12.4/32", "47.82.10.0/23", "173.245.48.0/20",
             "52.82.172.0/22", "3.233.144.0/20"} <= found
     assert "255.255.252.0/32" not in found, "a netmask is not an address"
-    ranges = RangeSet(n for shape in shapes for n in networks_in(shape))
+    ranges = RangeSet(span for shape in shapes for span in spans_in(shape))
     assert "66.249.64.31" in ranges and "66.249.64.32" not in ranges
     assert "2001:4860:1::5" in ranges and "not an ip" not in ranges
 

@@ -19,15 +19,14 @@ class Hosting:
     """Whether an address is in a hosting provider's ranges (cached per address)."""
 
     def __init__(self, ranges_dir: Path | None = None) -> None:
-        self._ranges_dir = ranges_dir
-        self._ranges: RangeSet | None = None  # loaded on first use: a few MB of JSON
+        # Loaded now (once per process and directory: ranges.load is cached), not on the
+        # first request: a few MB of JSON must not land on somebody's request.
+        self._ranges: RangeSet = load(PROVIDERS, ranges_dir)
         self._cache: dict[str, bool] = {}
 
     def __contains__(self, ip: str) -> bool:
         hit = self._cache.get(ip)
         if hit is None:
-            if self._ranges is None:
-                self._ranges = load(PROVIDERS, self._ranges_dir)
             hit = ip in self._ranges
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()

@@ -23,6 +23,15 @@ _MAX_DEPTH = 12
 
 def networks_in(data: Any) -> Iterator[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """Every address or network named anywhere in a parsed JSON document."""
+    for text in _strings(data):
+        try:
+            yield ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            continue
+
+
+def _strings(data: Any) -> Iterator[str]:
+    """Strings that may name an address, anywhere in a document (not under mask keys)."""
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]
     while stack:
         node, key, depth = stack.pop()
@@ -33,19 +42,45 @@ def networks_in(data: Any) -> Iterator[ipaddress.IPv4Network | ipaddress.IPv6Net
         elif isinstance(node, list):
             stack += [(v, key, depth + 1) for v in node]
         elif isinstance(node, str) and "mask" not in key and ("." in node or ":" in node):
-            try:
-                yield ipaddress.ip_network(node.strip(), strict=False)
-            except ValueError:
-                continue
+            yield node.strip()
+
+
+def _span(text: str) -> tuple[int, int, int] | None:
+    """(version, first, last) of a dotted IPv4 network without building ipaddress objects
+    (the cloud lists hold tens of thousands); None for anything else."""
+    address, _, bits = text.partition("/")
+    parts = address.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+        return None
+    width = int(bits) if bits.isdigit() and int(bits) <= 32 else (32 if not bits else -1)
+    if width < 0:
+        return None
+    a, b, c, d = (int(p) for p in parts)
+    low = ((a << 24) | (b << 16) | (c << 8) | d) & ~((1 << (32 - width)) - 1) & 0xFFFFFFFF
+    return 4, low, low | ((1 << (32 - width)) - 1)
+
+
+def spans_in(data: Any) -> Iterator[tuple[int, int, int]]:
+    """(version, first, last) of every network in a parsed JSON document."""
+    for text in _strings(data):
+        fast = _span(text)
+        if fast is not None:
+            yield fast
+            continue
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            continue
+        yield net.version, int(net.network_address), int(net.broadcast_address)
 
 
 class RangeSet:
     """Merged address intervals of one or more lists (IPv4 and IPv6 kept apart)."""
 
-    def __init__(self, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
+    def __init__(self, spans_of: Iterable[tuple[int, int, int]]) -> None:
         spans: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
-        for net in networks:
-            spans[net.version].append((int(net.network_address), int(net.broadcast_address)))
+        for version, low, high in spans_of:
+            spans[version].append((low, high))
         self._starts: dict[int, list[int]] = {}
         self._ends: dict[int, list[int]] = {}
         for version, items in spans.items():
@@ -80,13 +115,13 @@ def load(names: tuple[str, ...], override: Path | None = None) -> RangeSet:
 
     Cached per process: engines come and go (reloads, tests), the lists stay the same until
     a refresh (which calls ``load.cache_clear()``)."""
-    found: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    found: list[tuple[int, int, int]] = []
     for name in names:
         text = _read(f"{name}.json", override)
         if text is None:
             continue
         try:
-            found.extend(networks_in(json.loads(text)))
+            found.extend(spans_in(json.loads(text)))
         except ValueError:
             continue  # a damaged refreshed file: the others still count
     return RangeSet(found)

@@ -67,7 +67,7 @@ SIGNALS: dict[str, SignalSpec] = {
         45, "one of a fleet of clients with this fingerprint, each reading many profiles"
     ),
     "campaign.network": SignalSpec(
-        45, "one of many asset-less clients in this /24 reading profiles cold"
+        30, "one of many asset-less clients in this /24 reading profiles cold"
     ),
     # Accounts (signals.accounts).
     "accounts.many-networks": SignalSpec(40, "one account used from many networks in a short time"),

@@ -11,13 +11,16 @@ answers a decision in one round trip), and hands the usages to the detectors as
 ``shared`` = ``(bare, fp_bare, fp_assets, net_bare, net_assets, networks, reads_30d,
 records_new, fp_records, fp_clients)``, zeros where the request touched no such key:
 
-- per fingerprint and per /24 network: distinct records read bare and asset loads within
+- per fingerprint: distinct records read bare and asset loads, and per /24 network the
+  distinct records read bare (no asset ratio: that would cost a key per asset), within
   ``detection.campaigns.window`` (``bare`` is 1.0 when this request is a bare read);
-- per account, for its record reads: the distinct /24 networks it used within
+- per account, for its bare record reads (signed-in browsing from the site's own pages
+  costs nothing extra): the distinct /24 networks it used within
   ``networks_window``, its record reads over 30 days, and the distinct records it read
   within ``new_account_window``;
-- per fingerprint, for every record read: the distinct records its clients read and the
-  distinct addresses that read them within ``breadth_window`` (a fleet of browsers on
+- per fingerprint, for every record read: the distinct records its clients read, and for
+  record pages (routes with an HTML field map) the distinct addresses that read them,
+  within ``breadth_window`` (a fleet of browsers on
   rotating addresses reads far more per address than the people who share a fingerprint).
 
 Other requests touch no shared key (most page views of people cost nothing extra).
@@ -29,10 +32,11 @@ from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.state.base import CounterSpec, KeyUpdate
 from scrapeshield.types import RequestContext
 
-ASSET = 1  # layouts: an asset, or a record read (bare, by an account, both or neither)
+ASSET = 1  # layouts: an asset, or a record read (on a page, bare, by an account, or not)
 READ = 2
 BARE = 4
 ACCOUNT = 8
+PAGE = 16
 MONTH = 30 * 86400.0
 _BIG = 10_000_000  # request counters here are read, never limited
 
@@ -69,10 +73,11 @@ class SharedCounters:
             (breadth, True, camp.breadth_records * camp.breadth_per_client // 2 + 1),
         )
         self._fp_clients: tuple[CounterSpec, ...] = ((breadth, True, 4 * camp.breadth_clients),)
-        self._net: tuple[CounterSpec, ...] = ((window, True, bare_cap), (window, False, _BIG))
+        self._net: tuple[CounterSpec, ...] = ((window, True, camp.network_bare_records),)
         self._costs = {  # (bare, asset) -> costs of the fingerprint's counters
             (True, False): (1, 0, 1), (False, False): (0, 0, 1), (False, True): (0, 1, 0)}
-        self._net_bare, self._net_asset = (1, 0), (0, 1)
+        # Record routes a browser shows as pages (they have an HTML field map).
+        self._pages = frozenset(r.name for r in policy.routes if r.record and r.html_fields)
         acc = found.accounts
         self._networks: tuple[CounterSpec, ...] = ((float(acc.networks_window), True, acc.max_networks),)
         self._age: tuple[CounterSpec, ...] = (
@@ -86,20 +91,19 @@ class SharedCounters:
         """(layout of the usages, the key updates) for one request; (0, []) for most pages."""
         fp = ctx.fingerprint
         if ctx.is_asset:
-            return ASSET, [(f"trait-fp:{fp}", self._fp, self._costs[False, True], ""),
-                           (f"trait-net:{ctx.network}", self._net, self._net_asset, "")]
+            return ASSET, [(f"trait-fp:{fp}", self._fp, self._costs[False, True], "")]
         if not ctx.record:
             return 0, []
         bare = is_bare(ctx)
-        keys: list[KeyUpdate] = [
-            (f"trait-fp:{fp}", self._fp, self._costs[bare, False], ctx.record),
-            (f"trait-fp-ip:{fp}", self._fp_clients, self._one, ctx.ip),
-        ]
+        keys: list[KeyUpdate] = [(f"trait-fp:{fp}", self._fp, self._costs[bare, False], ctx.record)]
         layout = READ
+        if ctx.route in self._pages:  # a browser fleet reads pages: count who reads them
+            layout |= PAGE
+            keys.append((f"trait-fp-ip:{fp}", self._fp_clients, self._one, ctx.ip))
         if bare:
             layout |= BARE
-            keys.append((f"trait-net:{ctx.network}", self._net, self._net_bare, ctx.record))
-        if ctx.account:
+            keys.append((f"trait-net:{ctx.network}", self._net, self._one, ctx.record))
+        if ctx.account and bare:  # an account reading straight, as farms on the API do
             layout |= ACCOUNT
             keys.append((f"acct-nets:{ctx.account}", self._networks, self._one, ctx.network))
             keys.append((f"acct-age:{ctx.account}", self._age, self._two, ctx.record))
@@ -109,16 +113,17 @@ class SharedCounters:
     def view(layout: int, usages: list[tuple[float, ...]]) -> tuple[float, ...]:
         """``ClientMemory.shared`` from the usages of the keys ``updates`` returned."""
         if layout == ASSET:
-            (_, fa, _), (nr, na) = usages
-            return (0.0, 0.0, fa, nr, na, 0.0, 0.0, 0.0, 0.0, 0.0)
-        (fb, fa, records), (clients,) = usages[0], usages[1]
-        nb = na = nets = reads = new = 0.0
-        rest = usages[2:]
+            return (0.0, 0.0, usages[0][1], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        fb, fa, records = usages[0]
+        clients = nb = nets = reads = new = 0.0
+        rest = usages[1:]
+        if layout & PAGE:
+            (clients,), rest = rest[0], rest[1:]
         if layout & BARE:
-            (nb, na), rest = rest[0], rest[1:]
+            (nb,), rest = rest[0], rest[1:]
         if layout & ACCOUNT:
             (nets,), (reads, new) = rest
-        return (float(layout & BARE == BARE), fb, fa, nb, na, nets, reads, new, records, clients)
+        return (float(layout & BARE == BARE), fb, fa, nb, 0.0, nets, reads, new, records, clients)
 
 
 # Positions in ``ClientMemory.shared``.
