@@ -27,7 +27,7 @@ _SEVERITY = {a.value: s for a, s in SEVERITY.items()}
 class Findings:
     clients: pl.DataFrame  # one row per client address
     campaigns: list[Campaign]
-    records: dict[str, set[str]]  # client → distinct records served to it
+    records: dict[str, set[str]]  # client → distinct records served to it (contained, members)
     records_allowed: dict[str, set[str]]  # client → those served on lines the shield allows
     routes_of: dict[str, frozenset[str]]  # record → routes it was served through
     categories: dict[str, tuple[str, ...]]  # route → personal fields
@@ -63,11 +63,6 @@ def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[
         ((pl.col("status") >= 200) & (pl.col("status") < 400) & (pl.col("record") != "")).alias("served"),
     )
     clients = _clients(d)
-    served = d.filter(pl.col("served"))
-    records = _record_sets(served)
-    records_allowed = _record_sets(served.filter(pl.col("action") == "allow"))
-    routes = served.group_by("record").agg(pl.col("route").unique())
-    routes_of = {r: frozenset(rs) for r, rs in routes.iter_rows()}
     grouper = CampaignGrouper(min_score=CAMPAIGN_MIN_SCORE)
     summaries = _summaries(d, clients)
     ip_of: dict[str, str] = {}
@@ -77,10 +72,20 @@ def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[
         ip_of[summary.client] = ip
     grouper.clients = {s.client: s for s in summaries.values()}
     grouper.observed = d.height
+    campaigns = grouper.campaigns()
+    # Records are sized for the clients a report shows: the contained and campaign members.
+    wanted = set(clients.filter(pl.col("contained_at").is_not_null())["client"].to_list())
+    for campaign in campaigns:
+        wanted.update(ip_of.get(m.client, m.client) for m in campaign.members)
+    served = d.filter(pl.col("served") & pl.col("client").is_in(pl.Series(list(wanted), dtype=pl.String)))
+    records = _record_sets(served)
+    records_allowed = _record_sets(served.filter(pl.col("action") == "allow"))
+    routes = served.group_by("record").agg(pl.col("route").unique())
+    routes_of = {r: frozenset(rs) for r, rs in routes.iter_rows()}
     counts = dict(d.group_by("action").len().iter_rows())
     return Findings(
         clients,
-        grouper.campaigns(),
+        campaigns,
         records,
         records_allowed,
         routes_of,
