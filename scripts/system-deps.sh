@@ -2,12 +2,19 @@
 # Installs the Debian packages the test suite and benchmarks run for real:
 # Chromium (browser tests), wrk (load generator), nginx and Caddy (the decision
 # service behind real edge proxies), Redis and PostgreSQL (state and storage for
-# many nodes; the tests start their own servers on free loopback ports). Idempotent.
+# many nodes; the tests start their own servers on free loopback ports), GoAccess and
+# fail2ban (log tools the replay benchmark compares with). Idempotent.
 set -eu
 need=""
 services=""
 command -v chromium >/dev/null 2>&1 || need="$need chromium chromium-driver"
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
+# Log tools the replay benchmark measures itself against (bench/replay.py).
+command -v goaccess >/dev/null 2>&1 || need="$need goaccess"
+if ! command -v fail2ban-regex >/dev/null 2>&1; then
+  need="$need fail2ban"
+  services="$services fail2ban"  # only its fail2ban-regex is used: the service is stopped again
+fi
 # Tesseract OCR: the legal reports' PDFs are rendered to PNG and read back in a test.
 command -v tesseract >/dev/null 2>&1 || need="$need tesseract-ocr tesseract-ocr-eng"
 # nginx lives in /usr/sbin, often not on a normal user's PATH.
