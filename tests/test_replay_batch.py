@@ -110,7 +110,14 @@ def test_batch_equals_engine_on_a_policy_using_every_reproduced_feature(mixed_lo
     assert {"rule:robots-and-assets-free", "rule:office-allow"} <= rules
     assert any(rule.startswith("limit:") for rule in rules)
     breached = set(",".join(batch["limits"].unique()).split(","))
-    assert {"ip-burst", "ip-minute", "ip-profiles-5m", "ip-pages-30m", "fp-5m", "browser-records-hour"} <= breached
+    assert {
+        "ip-burst",
+        "ip-minute",
+        "ip-profiles-5m",
+        "ip-pages-30m",
+        "fp-5m",
+        "browser-records-hour",
+    } <= breached
 
 
 def test_first_containment_per_client_is_the_same(mixed_log: Path) -> None:

@@ -22,7 +22,12 @@ CUSTOM = 'nginx:$request_time $remote_addr [$time_local] "$request" $status "$ht
 
 # file → (format, bad lines {number: reason}, contained clients, clients never refused)
 EXPECTED: dict[str, tuple[str | None, dict[int, str], set[str], set[str]]] = {
-    "combined.log": (None, {}, {"198.51.100.7", "198.51.100.8"}, {"203.0.113.10"}),
+    "combined.log": (
+        None,
+        {},
+        {"198.51.100.7", "198.51.100.8"},
+        {"203.0.113.10", "2001:db8::5", "2001:db8::6"},
+    ),
     "malformed.log": (
         None,
         {
@@ -98,7 +103,7 @@ def test_corrupt_gzip_and_missing_file_are_reported_not_raised(tmp_path: Path) -
     reasons = [p.reason for p in result.problems if p.line == 0]
     assert any("corrupt gzip" in r for r in reasons)
     assert any("cannot open" in r for r in reasons)
-    assert result.decided.filter(pl.col("file") == 2).height == 52
+    assert result.decided.filter(pl.col("file") == 2).height == 54
 
 
 def test_format_errors_say_what_is_wrong() -> None:
