@@ -27,11 +27,16 @@ Breach assessment (``scrapeshield.legal.breach``, ``.incident``, ``.rules``, ``.
     assess(incident, subjects, rules, aware_at: float, *, data_map: DataMap | None = None)
         -> Assessment   # .to_dict(): subjects, categories, residence, jurisdictions[...]
                         # with authority/individuals {status, test, reasoning, deadline}, notices
+    DataMap.from_policy(policy: CompiledPolicy | None) -> DataMap  # route → data categories
+    assessment_report.write_assessment(assessment, out_dir: Path) -> list[Path]
+        # assessment.json/.html/.pdf and notices/<jurisdiction>-<audience>.txt
+
 Incidents on record (``scrapeshield.legal.incidents``)::
 
     save_incident(db, assessment, created_by: str, now: float) -> str      # incident id
     list_incidents(db, now: float, limit: int = 100) -> list[dict]   # newest first, with
-        # "next_deadline" (epoch or None) and "seconds_left" for the countdown
+        # "next_deadline" (epoch or None), "seconds_left" for the countdown, and "deadlines":
+        # [{jurisdiction, audience, status, deadline, target, seconds_left}]
     get_incident(db, incident_id: str, now: float) -> dict | None    # includes "assessment"
 
 Compliance report (``scrapeshield.legal.report``)::
