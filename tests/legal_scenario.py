@@ -50,12 +50,14 @@ class Scenario:
     data_dir: Path
     clock: ManualClock = field(default_factory=lambda: ManualClock(START))
     decisions: list[tuple[RequestContext, Decision]] = field(default_factory=list)
+    pseudonymise_ips: bool = True
 
     def __post_init__(self) -> None:
         self.policy = load_policy(None)
         self.engine = Engine(self.policy, MemoryStore(), self.clock)
         self.pseudonymise = Pseudonymiser(b"k" * 32)
-        self.collector = WindowCollector(self.pseudonymise, window=300)
+        self.collector = WindowCollector(self.pseudonymise, window=300,
+                                         pseudonymise_ips=self.pseudonymise_ips)
         self.engine.listeners.append(self.collector)
         self.engine.listeners.append(lambda ctx, d: self.decisions.append((ctx, d)))
         self.key: Ed25519PrivateKey = keys.load_or_create(self.data_dir)
@@ -89,7 +91,7 @@ class Scenario:
 
     def add_campaign(self, cid: str, ips: tuple[str, ...]) -> None:
         now = self.clock.now()
-        clients = [self.pseudonymise(ip) for ip in ips]
+        clients = [self.pseudonymise(ip) if self.pseudonymise_ips else ip for ip in ips]
         with self.db.engine.begin() as conn:
             conn.execute(insert(CampaignRow).values(
                 id=cid, kind="fingerprint", key="chrome-126-json", label="Chrome 126 JSON walkers",

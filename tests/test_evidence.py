@@ -291,3 +291,14 @@ def test_pack_ends_at_the_first_signed_head_after_the_campaign(tmp_path: Path) -
     info = export_pack(s.db, CAMPAIGN, tmp_path / "p.zip", s.key, policy=s.policy, clock=s.clock)
     assert info["last_seq"] == signed < s.ledger.head()[0]  # type: ignore[index]
     assert verify_pack(tmp_path / "p.zip", s.key.public_key()).ok
+
+
+def test_a_platform_that_keeps_raw_addresses_gets_them_in_the_pack(tmp_path: Path) -> None:
+    s = Scenario(Database(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path, pseudonymise_ips=False)
+    s.run()
+    export_pack(s.db, CAMPAIGN, tmp_path / "raw.zip", s.key, policy=s.policy, clock=s.clock)
+    files = read(tmp_path / "raw.zip")
+    html = files["report.html"].decode()
+    assert "policy keeps raw addresses" in html and "100.65.1.0/24" in html
+    assert HUMAN not in files["ledger.jsonl"].decode()  # other clients stay withheld
+    assert verify_pack(tmp_path / "raw.zip", s.key.public_key()).ok

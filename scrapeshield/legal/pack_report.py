@@ -17,6 +17,16 @@ PSEUDONYMS = (
 )
 
 
+RAW = ("Client addresses appear as recorded: this platform's policy keeps raw addresses "
+       "(events.pseudonymise_ips: false). Networks are /24 (IPv4) or /48 (IPv6) prefixes; ASNs are "
+       "not recorded.")
+
+
+def _addresses(facts: dict[str, Any]) -> str:
+    raw = any(not str(n).startswith("p:") for n in facts["networks"])
+    return RAW if raw else PSEUDONYMS
+
+
 def _rows(counts: dict[str, Any], limit: int = 50) -> list[list[str]]:
     return [[str(k) or "(none)", number(v)] for k, v in list(counts.items())[:limit]]
 
@@ -46,7 +56,7 @@ def evidence_document(facts: dict[str, Any], pack: dict[str, Any]) -> Document:
         "chain can be checked without disclosing them. The head of the chain is signed.",
         "Records 'served' were answered with the real profile (decision allow). Requests that "
         "were throttled, challenged, blocked, tarpitted, degraded (personal fields removed) or "
-        "answered with decoy records handed over no real personal data.", PSEUDONYMS,
+        "answered with decoy records handed over no real personal data.", _addresses(facts),
         f"Campaign grouping: {c.get('kind', '')} - {c.get('key', '')}; status {c.get('status', '')}, "
         f"action {c.get('action') or 'none'}; reasons: {'; '.join(c.get('reasons') or [])}.",
     ]))
@@ -67,7 +77,7 @@ def evidence_document(facts: dict[str, Any], pack: dict[str, Any]) -> Document:
         "Distinct real records served, by the data categories of the fields each route exposes "
         "(the policy's data map)."],
         tables=[Table(["Category", "Records"], _rows(facts["categories"]))]))
-    doc.sections.append(Section("Addresses, networks and ASNs", [PSEUDONYMS], tables=[
+    doc.sections.append(Section("Addresses, networks and ASNs", [_addresses(facts)], tables=[
         Table(["Network (/24 or /48, pseudonym)", "Clients seen in it"], _rows(facts["networks"]))]))
     doc.sections.append(Section("User-agents and fingerprints", tables=[
         Table(["User-agent", "Requests"], _rows(facts["user_agents"], 25)),
