@@ -26,8 +26,9 @@ class Campaigns(_Strict):
     pass and no API token. People who land on a profile load its assets; a scraper
     spread over thousands of addresses does not. When the clients sharing a trait made
     ``bare_records`` bare reads of distinct records within ``window`` and loaded fewer than
-    ``assets_per_read`` assets per such read, every asset-less client with that trait is
-    scored as part of a campaign. A fleet of real browsers on rotating addresses is caught by
+    ``assets_per_read`` assets per such read, or read ``bare_share`` of all the distinct
+    records they read bare (people reach most profiles from the site's own pages), every
+    asset-less client with that trait is scored as part of a campaign. A fleet of real browsers on rotating addresses is caught by
     breadth instead: its fingerprint reads ``breadth_records`` distinct records within
     ``breadth_window`` from ``breadth_clients`` addresses or more, ``breadth_per_client`` per
     address or more (people who share a fingerprint read a handful each).
@@ -37,6 +38,7 @@ class Campaigns(_Strict):
     bare_records: Count = 40  # distinct records read bare by one fingerprint's clients
     network_bare_records: Count = 40  # distinct records read bare by one /24's clients
     assets_per_read: Annotated[float, Field(ge=0, le=100)] = 1.0  # fewer assets per bare read: a campaign
+    bare_share: Annotated[float, Field(gt=0, le=1)] = 0.5  # or this share of its records read bare
     breadth_window: Seconds = 3600  # the window of the fingerprint breadth counters
     breadth_records: Count = 100  # distinct records one fingerprint's clients read in it
     breadth_clients: Count = 5  # from at least this many addresses

@@ -40,6 +40,7 @@ class CampaignDetector:
              NET_READS, NET_ASSETS),
         )
         self._ratio = found.assets_per_read
+        self._share = found.bare_share
         self._breadth_weight = w["campaign.fingerprint-breadth"]
         self._breadth_records = found.breadth_records
         self._breadth_clients = found.breadth_clients
@@ -55,9 +56,11 @@ class CampaignDetector:
             self._breadth(ctx, shared, out)
         if not shared or not shared[IS_BARE] or memory.assets:
             return
+        every = shared[FP_RECORDS] if len(shared) > FP_RECORDS else 0.0
         for name, trait, weight, least, reads_at, assets_at in self._traits:
             reads, assets = shared[reads_at], shared[assets_at]
-            if reads >= least and assets < self._ratio * reads:
+            if reads >= least and (assets < self._ratio * reads
+                                   or trait == "fingerprint" and 0 < every <= reads / self._share):
                 out.append(Signal(
                     name, weight,
                     f"{trait} {getattr(ctx, trait)}: {int(reads)} profiles read bare by its "
