@@ -115,3 +115,38 @@ def test_format_errors_say_what_is_wrong() -> None:
         formats.resolve("w3c")
     with pytest.raises(formats.FormatError, match="unknown JSON field"):
         formats.resolve("json", json_fields={"colour": "c"})
+
+
+def test_json_times_read_alike_by_both_parsers(tmp_path: Path) -> None:
+    times = [
+        '"2023-11-14T22:13:20+00:00"',
+        '"2023-11-14T22:13:21Z"',
+        '"2023-11-14T22:13:22.250+01:00"',
+        '"2023-11-14T22:13:23"',
+        "1700000004",
+        '"1700000005.5"',
+        '"2023-11-14 22:13:26"',
+        '"2023-11-14T22:13:27.1234567Z"',
+        '"yesterday"',
+        '"nan"',
+        "null",
+    ]
+    lines = [
+        f'{{"time": {t}, "remote_addr": "203.0.113.20", "request": "GET /u/li.wei HTTP/1.1", '
+        f'"status": 200, "http_user_agent": "curl/8.5.0"}}'
+        for t in times
+    ]
+    log = tmp_path / "times.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    batch = replay([log], load_policy())
+    exact = replay([log], load_policy(), exact=True)
+    assert (
+        batch.decided.select("line", "ts")
+        .sort("line")
+        .equals(exact.decided.select("line", "ts").sort("line"))
+    )
+    assert [(p.line, p.reason) for p in batch.problems] == [(p.line, p.reason) for p in exact.problems]
+    assert {p.line for p in batch.problems} == {7, 8, 9, 10, 11}
+    got = dict(batch.decided.select("line", "ts").iter_rows())
+    assert got[1] == 1_700_000_000.0 and got[3] == 1_700_000_002.25 - 3600 and got[4] == 1_700_000_003.0
+    assert got[6] == 1_700_000_005.5

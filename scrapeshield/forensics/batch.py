@@ -59,11 +59,18 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
         kind: KeyOrder(df[column].to_numpy(), gen) for kind, column in KEY_COLUMNS.items() if kind in kinds
     }
     found = detect.detect(
-        orders["ip"], df["asset"].to_numpy(), df["mozilla"].to_numpy(), df["number"].to_numpy(),
-        df["trap"].to_numpy(), df["ts"].to_numpy(), df["fp_code"].to_numpy(),
+        orders["ip"],
+        df["asset"].to_numpy(),
+        df["mozilla"].to_numpy(),
+        df["number"].to_numpy(),
+        df["trap"].to_numpy(),
+        df["ts"].to_numpy(),
+        df["fp_code"].to_numpy(),
     )
     df = df.with_columns(
-        pl.Series("s_noassets", found.no_assets), pl.Series("run", found.run), pl.Series("s_trap", found.trapped)
+        pl.Series("s_noassets", found.no_assets),
+        pl.Series("run", found.run),
+        pl.Series("s_trap", found.trapped),
     )
     df = df.with_columns(pl.Series("breaches", _breaches(df, policy, orders)), *_rules(policy))
     return _decisions(df, policy)

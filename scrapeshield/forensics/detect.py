@@ -47,8 +47,13 @@ class _Groups:
 
 
 def detect(
-    order: KeyOrder, asset: np.ndarray, mozilla: np.ndarray, number: np.ndarray, trap: np.ndarray,
-    ts: np.ndarray, fp_code: np.ndarray,
+    order: KeyOrder,
+    asset: np.ndarray,
+    mozilla: np.ndarray,
+    number: np.ndarray,
+    trap: np.ndarray,
+    ts: np.ndarray,
+    fp_code: np.ndarray,
 ) -> Found:
     """Inputs in line order; outputs in line order."""
     o = order.order

@@ -77,7 +77,9 @@ def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[
     wanted = set(clients.filter(pl.col("contained_at").is_not_null())["client"].to_list())
     for campaign in campaigns:
         wanted.update(ip_of.get(m.client, m.client) for m in campaign.members)
-    served = d.filter(pl.col("served") & pl.col("client").is_in(pl.Series(list(wanted), dtype=pl.String)))
+    served = d.filter(
+        pl.col("served") & pl.col("client").is_in(pl.Series(list(wanted), dtype=pl.String).implode())
+    )
     records = _record_sets(served)
     records_allowed = _record_sets(served.filter(pl.col("action") == "allow"))
     routes = served.group_by("record").agg(pl.col("route").unique())

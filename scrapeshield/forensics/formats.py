@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 from scrapeshield.errors import ScrapeshieldError
 
 COMBINED_TIME = "%d/%b/%Y:%H:%M:%S %z"
+# Times both parsers accept, written out so that they accept the same ones: ISO 8601 with
+# seconds, up to microseconds, an offset or Z (none: UTC); epoch seconds.
+ISO_TIME = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})?$"
+)
+EPOCH_TIME = r"^[0-9]{1,12}(?:\.[0-9]{1,6})?$"
 _QUOTED = r'(?:[^"\\]|\\.)*'
 # nginx and Apache "combined" (and "common", whose referer and user-agent are absent).
 COMBINED = (

@@ -40,4 +40,4 @@ class AddressCheck:
         for ip in fresh:
             self._known[ip] = valid_ip(ip)
         good = [ip for ip in others if self._known.get(ip, False)]
-        return quick | ips.is_in(pl.Series(good, dtype=pl.String))
+        return quick | ips.is_in(pl.Series(good, dtype=pl.String).implode())

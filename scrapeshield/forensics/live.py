@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 import polars as pl
@@ -16,7 +17,7 @@ import polars as pl
 from scrapeshield.clock import ManualClock
 from scrapeshield.context import ContextBuilder
 from scrapeshield.engine import Engine
-from scrapeshield.forensics.formats import LogFormat
+from scrapeshield.forensics.formats import EPOCH_TIME, ISO_TIME, LogFormat
 from scrapeshield.forensics.ipcheck import valid_ip
 from scrapeshield.forensics.lookup import log_headers
 from scrapeshield.forensics.reader import Problem
@@ -24,6 +25,8 @@ from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.state.memory import MemoryStore
 
 _HAS_QUERY = "query" in inspect.signature(ContextBuilder.build).parameters
+_ISO = re.compile(ISO_TIME)
+_EPOCH = re.compile(EPOCH_TIME)
 
 
 class LogLine(NamedTuple):
@@ -49,9 +52,9 @@ class LineParser:
 
     def parse(self, text: str, file: int, number: int) -> LogLine | str:
         fields = self._fields(text.rstrip("\r"))
-        if fields is None or not fields.get("ip") or not fields.get("target") or not fields.get("time"):
+        if fields is None or not fields.get("ip") or not fields.get("target"):
             return "not a log line in this format"
-        ts = self._time(str(fields["time"]))
+        ts = self._time(str(fields["time"])) if fields.get("time") else None
         if ts is None:
             return "bad timestamp"
         ip = str(fields["ip"])
@@ -99,26 +102,26 @@ class LineParser:
     def _time(self, text: str) -> float | None:
         if text in self._times:
             return self._times[text]
-        value: float | None = None
-        fmt = self.fmt.time_format
-        try:
-            if fmt in ("iso", "auto"):
-                try:
-                    value = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-                except ValueError:
-                    if fmt == "iso":
-                        raise
-                    value = float(text)
-            elif fmt == "epoch":
-                value = float(text)
-            else:
-                value = datetime.strptime(text, fmt).timestamp()
-        except (ValueError, OverflowError):
-            value = None
         if len(self._times) > 100_000:
             self._times.clear()
-        self._times[text] = value
+        self._times[text] = value = _parse_time(text, self.fmt.time_format)
         return value
+
+
+def _parse_time(text: str, fmt: str) -> float | None:
+    """Epoch seconds; a time written without an offset is UTC (as the batch parser reads it)."""
+    try:
+        if fmt in ("iso", "auto") and _ISO.match(text):
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        elif fmt in ("epoch", "auto"):
+            return float(text) if _EPOCH.match(text) else None
+        elif fmt == "iso":
+            return None
+        else:
+            dt = datetime.strptime(text, fmt)
+        return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):
+        return None
 
 
 class LiveReplay:

@@ -11,7 +11,7 @@ import io
 
 import polars as pl
 
-from scrapeshield.forensics.formats import COMBINED_TIME, LogFormat
+from scrapeshield.forensics.formats import COMBINED_TIME, EPOCH_TIME, ISO_TIME, LogFormat
 from scrapeshield.forensics.ipcheck import AddressCheck
 from scrapeshield.forensics.reader import Chunk, Problem
 
@@ -69,7 +69,11 @@ def _numbered(frame: pl.DataFrame, chunk: Chunk) -> pl.DataFrame:
 
 
 def parse_chunk(
-    chunk: Chunk, file_index: int, fmt: LogFormat, problems: list[Problem], addresses: AddressCheck | None = None
+    chunk: Chunk,
+    file_index: int,
+    fmt: LogFormat,
+    problems: list[Problem],
+    addresses: AddressCheck | None = None,
 ) -> pl.DataFrame:
     raw = lines_frame(chunk)
     fields = _json_fields(fmt) if fmt.kind == "json" else _regex_fields(fmt)
@@ -144,19 +148,20 @@ def _json_fields(fmt: LogFormat) -> list[pl.Expr]:
 def _timestamp(fmt: LogFormat) -> pl.Expr:
     """Epoch seconds as float (µs precision), null when the time does not parse."""
     time = pl.col("time")
-    epoch = time.cast(pl.Float64, strict=False)
+    epoch = pl.when(time.str.contains(EPOCH_TIME)).then(time.cast(pl.Float64, strict=False))
     if fmt.time_format == "epoch":
         return epoch
     if fmt.time_format in ("iso", "auto"):
-        iso = _to_epoch(
-            time.str.replace(r"Z$", "+00:00").str.strptime(
-                pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False
-            )
-        )
+        text = pl.when(time.str.contains(ISO_TIME)).then(time.str.replace(r"Z$", "+00:00"))
+        dated = pl.Datetime("us", "UTC")
+        with_offset = text.str.strptime(dated, "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False)
+        naive = text.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
+        iso = _to_epoch(pl.coalesce(with_offset, naive.dt.replace_time_zone("UTC")))
         return pl.coalesce(iso, epoch) if fmt.time_format == "auto" else iso
-    return _to_epoch(
-        time.str.strptime(pl.Datetime("us", "UTC"), fmt.time_format or COMBINED_TIME, strict=False)
-    )
+    parsed = time.str.strptime(pl.Datetime("us"), fmt.time_format or COMBINED_TIME, strict=False)
+    if "%z" in (fmt.time_format or COMBINED_TIME):
+        return _to_epoch(time.str.strptime(pl.Datetime("us", "UTC"), fmt.time_format, strict=False))
+    return _to_epoch(parsed.dt.replace_time_zone("UTC"))  # a time without offset is UTC
 
 
 def _to_epoch(dt: pl.Expr) -> pl.Expr:
