@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from starlette.routing import BaseRoute, Mount
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from scrapeshield.console import (
@@ -30,6 +32,11 @@ def console_routes(shield: Shield, token: str) -> tuple[Console, list[BaseRoute]
     for module in (pages_auth, pages_overview, pages_drill, pages_cases, pages_alerts, pages_admin,
                    pages_legal):
         module.install(console)
+    async def home(request: Request) -> Response:
+        return RedirectResponse(f"{PREFIX}/", status_code=307)
+
+    home.public = True  # type: ignore[attr-defined] # a redirect to the (guarded) overview
+    entry = [Route("/", home), Route(PREFIX, home)]
     static = Mount(f"{PREFIX}/static", app=StaticFiles(directory=STATIC), name="console-static")
     static.public = True  # type: ignore[attr-defined] # stylesheet, script and the vendored chart library
-    return console, [*console.routes, static]
+    return console, [*entry, *console.routes, static]
