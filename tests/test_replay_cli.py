@@ -55,6 +55,11 @@ def test_replay_finds_the_known_scrapers_and_no_person(scene: tuple[Path, Truth,
             assert client["records_taken_under_shield"] < client["records_taken"]
     sizing = report["sizing"]
     assert sizing["records_taken_by_contained_clients"] > 1000
+    # Incidents are the contained clients grouped by campaign: together, every contained one.
+    assert sum(i["clients"] for i in report["incidents"]) == report["clients_contained"]
+    assert (
+        max(i["records_taken"] for i in report["incidents"]) <= sizing["records_taken_by_contained_clients"]
+    )
     assert {"phone", "email"} <= set(sizing["categories"])
 
 

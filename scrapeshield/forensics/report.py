@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
+
 from scrapeshield.forensics.findings import CAMPAIGN_MIN_SCORE, Findings
 from scrapeshield.forensics.replay import Replayed
 
@@ -93,12 +95,49 @@ def build(
         "contained": clients,
         "campaign_min_score": CAMPAIGN_MIN_SCORE,
         "campaigns": campaigns,
+        "incidents": incidents(found, contained, pseudonymise),
         "sizing": {
             "records_taken_by_contained_clients": len(all_taken),
             "records_taken_under_shield": len(found.taken(contained_ips, allowed_only=True)),
             "categories": found.fields_of(all_taken),
         },
     }
+
+
+def incidents(found: Findings, contained: pl.DataFrame, pseudonymise: Pseudonymise) -> list[dict[str, Any]]:
+    """The contained clients, grouped: those of one campaign form one incident, the rest one each.
+
+    Only contained clients count, so a campaign's bystanders (people who share a browser's
+    fingerprint with it, say) add nothing to what an incident says was taken.
+    """
+    rows = {r["client"]: r for r in contained.iter_rows(named=True)}
+    left = dict(rows)
+    groups: list[tuple[str, str, str, list[str]]] = []
+    for c in found.campaigns:
+        members = [ip for ip in found.member_ips(c) if ip in left]
+        if members:
+            groups.append(("campaign", c.id, c.label, members))
+            for ip in members:
+                del left[ip]
+    groups += [("client", pseudonymise(ip), f"client {pseudonymise(ip)}", [ip]) for ip in left]
+    out = []
+    for kind, ident, label, members in groups:
+        taken = found.taken(members)
+        out.append(
+            {
+                "kind": kind,
+                "id": ident,
+                "label": label,
+                "clients": len(members),
+                "start": min(rows[m]["first_seen"] for m in members),
+                "end": max(rows[m]["last_seen"] for m in members),
+                "records_taken": len(taken),
+                "records_taken_under_shield": len(found.taken(members, allowed_only=True)),
+                "categories": found.fields_of(taken),
+            }
+        )
+    out.sort(key=lambda i: (-i["records_taken"], i["id"]))
+    return out
 
 
 def text(report: dict[str, Any]) -> str:
@@ -132,6 +171,12 @@ def text(report: dict[str, Any]) -> str:
         add(
             f"  {c['id']}  {c['label'][:70]}  score {c['score']:g}, {c['clients']:,} clients, "
             f"{c['records_taken']:,} records taken, {_when(c['first_seen'])} → {_when(c['last_seen'])}"
+        )
+    add(f"Incidents (contained clients, grouped by campaign): {len(report['incidents'])}")
+    for i in report["incidents"][:20]:
+        add(
+            f"  {i['kind']} {i['id']}  {i['clients']:,} client(s), {i['records_taken']:,} records taken, "
+            f"{_when(i['start'])} → {_when(i['end'])}"
         )
     s = report["sizing"]
     add(
