@@ -212,3 +212,26 @@ def test_metrics_include_the_console_figures(shield: Shield) -> None:
     for name in ("scrapeshield_records_served_distinct_minute", "scrapeshield_alerts_raised_total",
                  "scrapeshield_alert_deliveries_total", "scrapeshield_alert_delivery_failures_total"):
         assert re.search(rf"^{name} ", text, re.M), name
+
+
+def test_the_legal_section_lists_incidents_with_deadlines(shield: Shield) -> None:
+    from scrapeshield.db.models import BreachIncidentRow
+
+    now = shield.clock.now()
+    assessment = {"jurisdictions": [
+        {"id": "uk", "authority": {"status": "required", "deadline": now + 36 * 3600, "target": None},
+         "individuals": {"status": "not-required", "deadline": None, "target": None}},
+        {"id": "au", "authority": {"status": "required", "deadline": None, "target": now + 30 * 86400},
+         "individuals": {"status": "required", "deadline": None, "target": None}},
+    ]}
+    with shield.db.engine.begin() as conn:
+        conn.execute(insert(BreachIncidentRow).values(
+            id="inc-1", source="campaign cmp-test1", start=now - 7200, end=now - 3600, aware_at=now - 3600,
+            created_at=now, created_by="dpo", subjects=4200, next_deadline=now + 36 * 3600,
+            assessment=json.dumps(assessment)))
+    with client(shield) as c:
+        sign_in(c, "legal1")
+        page = c.get("/console/legal").text
+    assert "inc-1" in page and "4200" in page
+    assert f'data-deadline="{now + 36 * 3600}"' in page  # counted down in the browser
+    assert "uk → authority (required)" in page and "au → individuals (required)" in page
