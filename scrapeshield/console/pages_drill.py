@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -55,18 +56,23 @@ def install(console: Console) -> None:
     def monitor() -> Any:
         return getattr(shield, "monitor", None)
 
+    def client_view(client: str) -> dict[str, Any] | None:
+        events = queries.client_events(engine, [client], queries.CLIENT_EVENTS)
+        if not events:
+            return None
+        summary = queries.profile(events)
+        return {"client": client, "summary": summary, "recent": events[:TIMELINE],
+                "campaigns": campaigns.of_clients(engine, [client]),
+                "cases": Cases(engine).for_refs([client]),
+                "targets": _targets(monitor(), client, summary), "ttls": list(TTLS)}
+
     @console.route(f"{PREFIX}/clients/{{client}}", "view")
     async def client_page(request: Request) -> Response:
         client = request.path_params["client"][:64]
-        events = queries.client_events(engine, [client], queries.CLIENT_EVENTS)
-        if not events:
+        view = await run_in_threadpool(client_view, client)  # off the loop the public port shares
+        if view is None:
             return console.error(request, 404, f"no recorded events for client {client}", True)
-        summary = queries.profile(events)
-        return console.render(
-            request, "client.html", client=client, summary=summary, recent=events[:TIMELINE],
-            campaigns=campaigns.of_clients(engine, [client]), cases=Cases(engine).for_refs([client]),
-            targets=_targets(monitor(), client, summary), ttls=list(TTLS),
-        )
+        return console.render(request, "client.html", **view)
 
     @console.route(f"{PREFIX}/clients/{{client}}/act", "act", methods=("POST",))
     async def client_act(request: Request) -> Response:
@@ -91,19 +97,22 @@ def install(console: Console) -> None:
         return console.render(request, "campaigns.html", campaigns=campaigns.recent(shield.db, status=status),
                               status=status)
 
+    def campaign_view(cid: str) -> dict[str, Any] | None:
+        campaign = campaigns.get(shield.db, cid)
+        if campaign is None:
+            return None
+        events = campaigns.events(shield.db, cid, queries.CLIENT_EVENTS)
+        return {"campaign": campaign, "members": campaigns.members(shield.db, cid, limit=200),
+                "summary": queries.profile(events), "recent": events[:TIMELINE],
+                "cases": Cases(engine).for_refs([cid]), "ttls": list(TTLS)}
+
     @console.route(f"{PREFIX}/campaigns/{{cid}}", "view")
     async def campaign_page(request: Request) -> Response:
         cid = request.path_params["cid"][:40]
-        campaign = campaigns.get(shield.db, cid)
-        if campaign is None:
+        view = await run_in_threadpool(campaign_view, cid)
+        if view is None:
             return console.error(request, 404, f"no campaign {cid}", True)
-        members = campaigns.members(shield.db, cid, limit=200)
-        events = campaigns.events(shield.db, cid, queries.CLIENT_EVENTS)
-        return console.render(
-            request, "campaign.html", campaign=campaign, members=members,
-            summary=queries.profile(events), recent=events[:TIMELINE],
-            cases=Cases(engine).for_refs([cid]), ttls=list(TTLS),
-        )
+        return console.render(request, "campaign.html", **view)
 
     @console.route(f"{PREFIX}/campaigns/{{cid}}/act", "act", methods=("POST",))
     async def campaign_act(request: Request) -> Response:

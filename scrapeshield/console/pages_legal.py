@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -43,14 +44,17 @@ def install(console: Console) -> None:
         from scrapeshield.legal.evidence import export_pack
         from scrapeshield.legal.keys import load_or_create
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"evidence-{cid}.zip"
-            try:
+        def pack() -> tuple[dict[str, Any], bytes]:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / f"evidence-{cid}.zip"
                 info = export_pack(shield.db, cid, path, load_or_create(shield.settings.data_dir),
                                    policy=shield.policy, clock=shield.clock)
-            except LegalError as exc:
-                return console.error(request, 409, str(exc), True)
-            data = path.read_bytes()
+                return info, path.read_bytes()
+
+        try:
+            info, data = await run_in_threadpool(pack)  # signing and zipping: off the shared loop
+        except LegalError as exc:
+            return console.error(request, 409, str(exc), True)
         console.audit(request, "export", {"campaign": cid, "entries": info.get("entries"),
                                           "head_hash": info.get("head_hash"),
                                           "manifest_sha256": info.get("files", {}).get("facts.json")})
