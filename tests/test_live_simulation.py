@@ -64,7 +64,7 @@ def test_tools_from_many_addresses_are_contained(live: tuple[Server, GroundTruth
     assert sum(results["httpx"].actions[a] for a in ("block", "challenge", "throttle")) >= 250
 
 
-def test_headless_chromium_passes_challenges_but_meets_the_data_budget(
+def test_headless_chromium_is_held_to_the_data_budget(
     live: tuple[Server, GroundTruth],
 ) -> None:
     wait_for_chromium()
@@ -78,5 +78,7 @@ def test_headless_chromium_passes_challenges_but_meets_the_data_budget(
                              pages_per_address=120)
     assert len(tally.addresses) == 1
     assert tally.requests >= 100, tally.as_dict()
-    assert 1 <= len(tally.profiles) <= 90, tally.as_dict()  # ip-profiles-10m (80) holds
-    assert len(tally.profiles) < tally.requests
+    assert len(tally.profiles) <= 90, tally.as_dict()  # at worst ip-profiles-10m (80) holds
+    # Only answers the shield let through unchanged can carry a real record: decoys and
+    # degraded pages the browser rendered are not counted.
+    assert len(tally.profiles) <= tally.actions["allow"]
