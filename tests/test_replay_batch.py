@@ -14,6 +14,9 @@ import polars as pl
 import pytest
 
 from scrapeshield.forensics.generate import generate
+from scrapeshield.forensics.live import LiveReplay
+from scrapeshield.forensics.lookup import log_headers
+from scrapeshield.forensics.policy import BATCH_SIGNALS, replay_policy
 from scrapeshield.forensics.replay import replay
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.policy.loader import default_policy_text, load_policy, parse_policy
@@ -77,7 +80,7 @@ def compare(log: Path, policy: CompiledPolicy) -> tuple[pl.DataFrame, pl.DataFra
     return batch, live
 
 
-def assert_same(batch: pl.DataFrame, live: pl.DataFrame) -> None:
+def assert_same(batch: pl.DataFrame, live: pl.DataFrame, min_outcomes: int = 3) -> None:
     """Per line: the action, what decided it, the score and every limit breached."""
     compared = ["action", "rule", "score", "limits"]
     joined = batch.select("file", "line", "client", *compared).join(
@@ -88,7 +91,7 @@ def assert_same(batch: pl.DataFrame, live: pl.DataFrame) -> None:
     differ = joined.filter(pl.any_horizontal([pl.col(c) != pl.col(f"live_{c}") for c in compared]))
     assert differ.height == 0, differ.head(20)
     # Several outcomes occurred, so the comparison is not between two all-allow runs.
-    assert batch["action"].n_unique() >= 3
+    assert batch["action"].n_unique() >= min_outcomes
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +160,50 @@ def test_lines_out_of_order_and_across_files_decide_as_if_sorted(mixed_log: Path
     # same second, whichever file or place in it a line came from.
     assert outcome(split) == outcome(whole)
     assert len(outcome(whole)) >= 8
+
+
+def fired(log: Path) -> set[str]:
+    """The signals the real engine raised (with a weight) on a log, line by line."""
+    policy = replay_policy(load_policy()).compiled
+    live = LiveReplay(policy)
+    lines = replay([log], policy).decided.sort("seq")
+    names: set[str] = set()
+    for ts, ip, path, ua in lines.select("ts", "client", "path", "ua").iter_rows():
+        live.clock.set(ts)
+        ctx = live.engine.contexts.build(ts, ip, "GET", path, log_headers(ua, ""))
+        for reason in live.engine.decide(ctx).reasons:
+            name, _, rest = reason.partition(" (+")
+            if rest and not rest.startswith("0)"):
+                names.add(name)
+    return names
+
+
+def test_the_generated_log_exercises_every_reproduced_signal(mixed_log: Path) -> None:
+    found = fired(mixed_log)
+    assert {
+        "enumeration.sequential",
+        "enumeration.strided",
+        "behaviour.no-assets",
+        "behaviour.breadth",
+        "behaviour.deep-pagination",
+        "behaviour.not-found",
+        "honeypot.hit",
+        "ua.http-library",
+        "ua.browser-automation",
+    } <= found
+    assert not found - BATCH_SIGNALS  # nothing else had a weight
+
+
+def test_a_client_awake_all_day_is_caught_alike(tmp_path: Path) -> None:
+    from scrapeshield.forensics.generate import BROWSERS, _Writer
+
+    w = _Writer()
+    events = [
+        w.line(1_700_000_000 + i * 2900.0, "203.0.113.77", f"/u/user{i}", BROWSERS[2]) for i in range(40)
+    ]
+    events += [w.line(1_700_000_100 + i * 40.0, "100.64.9.9", "/", BROWSERS[1]) for i in range(20)]
+    log = tmp_path / "day.log"
+    log.write_text("".join(text for _, text in sorted(events)))
+    assert "behaviour.never-sleeps" in fired(log)
+    batch, live = compare(log, load_policy())
+    assert_same(batch, live, min_outcomes=1)

@@ -20,7 +20,7 @@ from scrapeshield.forensics.lookup import ip_table, path_table, ua_table
 from scrapeshield.forensics.windows import KeyOrder, Timeline, distinct_usage, generations, request_usage
 from scrapeshield.policy.compiled import CompiledPolicy, CompiledRule
 from scrapeshield.score import score
-from scrapeshield.signals import enumeration
+from scrapeshield.signals import enumeration, pacing
 from scrapeshield.types import LimitBreach, Signal
 
 # Limit keys → the column that holds them; account, session and token are never in a log.
@@ -38,6 +38,9 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
     unknown = set(policy.limits_by_key) - set(KEY_COLUMNS) - ABSENT_KEYS
     if unknown:
         raise Unsupported(f"limits keyed by {', '.join(sorted(unknown))} are not reproduced in batch")
+    privacy = policy.source.detection.privacy
+    if privacy.default != "public" or privacy.route_levels:
+        raise Unsupported("privacy levels by route are not reproduced in batch")
     if lines.height == 0:
         return pl.DataFrame(schema=DECIDED_SCHEMA)
     builder = ContextBuilder(policy)
@@ -58,19 +61,22 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
     orders = {
         kind: KeyOrder(df[column].to_numpy(), gen) for kind, column in KEY_COLUMNS.items() if kind in kinds
     }
-    found = detect.detect(
-        orders["ip"],
-        df["asset"].to_numpy(),
-        df["mozilla"].to_numpy(),
-        df["number"].to_numpy(),
-        df["trap"].to_numpy(),
-        df["ts"].to_numpy(),
-        df["fp_code"].to_numpy(),
+    lines_in = detect.Lines(
+        asset=df["asset"].to_numpy(),
+        mozilla=df["mozilla"].to_numpy(),
+        number=df["number"].to_numpy(),
+        trap=df["trap"].to_numpy(),
+        ts=df["ts"].to_numpy(),
+        fp_code=df["fp_code"].to_numpy(),
+        record=(df["record_id"] >= 0).to_numpy(),
+        routed=(df["route"] != "").to_numpy(),
+        listed=df["route"].is_in(list(policy.paginated_routes)).to_numpy(),
+        path_id=df["path_id"].to_numpy(),
     )
+    found = detect.detect(orders["ip"], lines_in, bool(policy.routes))
     df = df.with_columns(
-        pl.Series("s_noassets", found.no_assets),
-        pl.Series("run", found.run),
-        pl.Series("s_trap", found.trapped),
+        *[pl.Series(name, values) for name, values in found.columns().items()],
+        pl.Series("s_never_sleeps", _sleepless(orders["ip"], lines_in.ts)),
     )
     df = df.with_columns(pl.Series("breaches", _breaches(df, policy, orders)), *_rules(policy))
     return _decisions(df, policy)
@@ -139,33 +145,53 @@ def _rule_match(policy: CompiledPolicy, i: int) -> pl.Expr:
     return ok
 
 
+# Boolean finding columns → the signal each stands for (weights from the policy).
+FLAGS = {
+    "s_no_assets": "behaviour.no-assets",
+    "s_trapped": "honeypot.hit",
+    "s_strided": "enumeration.strided",
+    "s_breadth": "behaviour.breadth",
+    "s_few_assets": "behaviour.few-assets",
+    "s_not_found": "behaviour.not-found",
+    "s_deep": "behaviour.deep-pagination",
+    "s_never_sleeps": "behaviour.never-sleeps",
+}
+
+
+def _sleepless(order: KeyOrder, ts: np.ndarray) -> np.ndarray:
+    """pacing: active in AWAKE_HOURS of the last 24 hours (distinct hours in a 24-hour window)."""
+    hours = np.floor_divide(ts, 3600.0)
+    ids = (hours - hours[0]).astype(np.int64)
+    awake = distinct_usage(order, Timeline(hours), ids, np.ones(len(ts), dtype=bool), 24.0, 1 << 40)
+    return awake >= pacing.AWAKE_HOURS
+
+
 def _decisions(df: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
     run_weight = detect.enumeration_weights(policy.weights["enumeration.sequential"])
-    df = df.with_columns(pl.col("run").clip(0, enumeration.FULL_RUN).alias("run"))
-    keys = ["ua_signal", "ua_weight", "s_noassets", "run", "s_trap", "weigh", "breaches", "terminal"]
+    df = df.with_columns(pl.col("s_run").clip(0, enumeration.FULL_RUN))
+    df = df.with_columns((pl.col("record_id") >= 0).alias("has_record"))
+    keys = ["ua_signal", "ua_weight", "s_run", *FLAGS, "weigh", "breaches", "terminal", "has_record"]
     combos = df.select(keys).unique()
     # The engine meets breaches key by key, in the order of limits_by_key; ties keep the first.
     ordered = [lim for limits in policy.limits_by_key.values() for lim in limits]
     actions, rules, scores, breached_names = [], [], [], []
-    for ua_signal, ua_weight, noassets, run, trapped, weigh, breaches, terminal in combos.iter_rows():
+    for combo in combos.iter_rows(named=True):
         signals: list[Signal] = []
         for index, rule in enumerate(policy.rules):
-            if weigh >> index & 1:
+            if combo["weigh"] >> index & 1:
                 signals.append(Signal(f"rule.{rule.name}", rule.weight, "policy rule"))
-        if ua_signal:
-            signals.append(Signal(ua_signal, ua_weight, ""))
-        if noassets:
-            signals.append(Signal("behaviour.no-assets", policy.weights["behaviour.no-assets"], ""))
-        if run_weight[run]:
-            signals.append(Signal("enumeration.sequential", run_weight[run], ""))
-        if trapped:
-            signals.append(Signal("honeypot.hit", policy.weights["honeypot.hit"], ""))
+        if combo["ua_signal"]:
+            signals.append(Signal(combo["ua_signal"], combo["ua_weight"], ""))
+        if run_weight[combo["s_run"]]:
+            signals.append(Signal("enumeration.sequential", run_weight[combo["s_run"]], ""))
+        signals += [Signal(name, policy.weights[name], "") for column, name in FLAGS.items() if combo[column]]
+        breaches, terminal = combo["breaches"], combo["terminal"]
         points, reasons = score(signals)
         breached = [
             LimitBreach(lim.name, lim.action, 0.0, "") for lim in ordered if breaches >> lim.index & 1
         ]
         chosen: CompiledRule | None = policy.rules[terminal] if terminal >= 0 else None
-        decision = decide(policy, "", points, reasons, breached, chosen, None)
+        decision = decide(policy, "", points, reasons, breached, chosen, None, combo["has_record"])
         actions.append(decision.action.value)
         rules.append(decision.rule)
         scores.append(decision.score)

@@ -19,7 +19,7 @@ from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.types import SEVERITY, Action
 
 CAMPAIGN_MIN_SCORE = 20.0  # as the campaigns job: below this, a crowd of ordinary browsers
-CONTAINED = SEVERITY[Action.THROTTLE]  # throttle or stronger means the shield stepped in
+CONTAINED = SEVERITY[Action.DEGRADE]  # anything but allow: the real record was not simply served
 _SEVERITY = {a.value: s for a, s in SEVERITY.items()}
 
 

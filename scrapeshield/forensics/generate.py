@@ -39,6 +39,9 @@ SCRAPERS = {
         True,
     ),
     "rotating-proxies": (BROWSERS[0], False),
+    "strided-walker": (BROWSERS[1], True),
+    "list-pager": ("okhttp/4.12.0", True),
+    "path-prober": ("Go-http-client/1.1", True),
 }
 Event = tuple[float, str]
 
@@ -175,6 +178,26 @@ def _scraper(
             t += r.uniform(0.5, 2.0)
             name = HONEYPOT_USERNAME if n == 40 else names[r.randrange(len(names))]
             yield w.line(t, ip, f"/u/{name}", ua, f"{SITE}/")
+    elif persona == "strided-walker":  # every 97th id: not sequential, one constant stride
+        user = r.randrange(1, 50)
+        for _ in range(1200):
+            t += r.uniform(1.0, 3.0)
+            user = user + 97 if user + 97 < users else r.randrange(1, 50)
+            yield w.line(t, ip, f"/api/v1/users/{user}", ua)
+    elif persona == "list-pager":  # one follower list, page after page
+        for n in range(600):
+            t += r.uniform(0.5, 2.0)
+            owner = 1 + (n // 40) * 13 % max(1, users - 1)
+            yield w.line(t, ip, f"/api/v1/users/{owner}/followers?cursor={n % 40 * 20}", ua)
+    elif persona == "path-prober":  # guesses: most paths do not exist
+        for n in range(900):
+            t += r.uniform(0.3, 1.5)
+            path = (
+                f"/api/v1/users/{r.randrange(1, users)}"
+                if n % 3 == 0
+                else f"/backup/{r.randrange(10**6)}.zip"
+            )
+            yield w.line(t, ip, path, ua, status=200 if n % 3 == 0 else 404)
     elif persona == "browser-impersonator":
         for _ in range(2500):
             t += r.uniform(1.0, 4.0)

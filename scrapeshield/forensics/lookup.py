@@ -64,6 +64,7 @@ def path_table(paths: list[str], policy: CompiledPolicy) -> pl.DataFrame:
         "route": routes,
         "record": records,
         "record_id": record_ids,
+        "path_id": list(range(len(paths))),
         "number": numbers,
         "asset": assets,
         "cost": costs,
@@ -71,7 +72,7 @@ def path_table(paths: list[str], policy: CompiledPolicy) -> pl.DataFrame:
     }
     for i, col in enumerate(rule_cols):
         data[f"rp{i}"] = col
-    overrides = {"number": pl.Int64, "cost": pl.Int64, "record_id": pl.Int64}
+    overrides = {"number": pl.Int64, "cost": pl.Int64, "record_id": pl.Int64, "path_id": pl.Int64}
     return pl.DataFrame(data, schema_overrides=overrides)
 
 

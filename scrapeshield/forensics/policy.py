@@ -25,6 +25,12 @@ BATCH_SIGNALS = frozenset(
         "behaviour.no-assets",
         "enumeration.sequential",
         "honeypot.hit",
+        "enumeration.strided",
+        "behaviour.breadth",
+        "behaviour.few-assets",
+        "behaviour.not-found",
+        "behaviour.deep-pagination",
+        "behaviour.never-sleeps",
     }
 )
 LOG_KEYS = frozenset({"ip", "subnet", "fingerprint", "account", "session", "token"})
@@ -50,4 +56,6 @@ def replay_policy(policy: CompiledPolicy) -> ReplayPolicy:
 def _why(name: str) -> str:
     if name.startswith(("headers.", "tls.", "h2.")):
         return "needs request headers a log does not record"
+    if name == "behaviour.no-referer-chain":
+        return "needs the Host header a log does not record"
     return "not reproduced by the batch path yet"

@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from scrapeshield.clock import monotonic
-from scrapeshield.forensics.batch import decide_lines
+from scrapeshield.forensics.batch import Unsupported, decide_lines
 from scrapeshield.forensics.formats import LogFormat, combined, json_lines
 from scrapeshield.forensics.ipcheck import AddressCheck
 from scrapeshield.forensics.live import LiveReplay, LogLine, parse_text_lines
@@ -92,7 +92,12 @@ def replay(
         decided = LiveReplay(plan.compiled).decide_lines(good)
     else:
         lines, total = load(paths, fmt, problems)
-        decided = decide_lines(lines, plan.compiled)
+        try:
+            decided = decide_lines(lines, plan.compiled)
+        except Unsupported as exc:  # the policy needs the engine itself: decide line by line
+            result = replay(paths, policy, fmt, exact=True)
+            result.problems.insert(0, Problem("", 0, f"{exc}: the exact path decided instead"))
+            return result
     problems.sort(key=lambda p: (p.file, p.line))
     return Replayed(
         decided,
