@@ -17,6 +17,7 @@ from scrapeshield.errors import ScrapeshieldError
 from scrapeshield.forensics import detect
 from scrapeshield.forensics.live import LIVE_SCHEMA as DECIDED_SCHEMA
 from scrapeshield.forensics.lookup import ip_table, path_table, ua_table
+from scrapeshield.forensics.rules import rule_columns
 from scrapeshield.forensics.windows import KeyOrder, Timeline, distinct_usage, generations, request_usage
 from scrapeshield.policy.compiled import CompiledPolicy, CompiledRule
 from scrapeshield.score import score
@@ -78,7 +79,7 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
         *[pl.Series(name, values) for name, values in found.columns().items()],
         pl.Series("s_never_sleeps", _sleepless(orders["ip"], lines_in.ts)),
     )
-    df = df.with_columns(pl.Series("breaches", _breaches(df, policy, orders)), *_rules(policy))
+    df = df.with_columns(pl.Series("breaches", _breaches(df, policy, orders)), *rule_columns(policy))
     return _decisions(df, policy)
 
 
@@ -108,41 +109,6 @@ def _breaches(df: pl.DataFrame, policy: CompiledPolicy, orders: dict[str, KeyOrd
                 over = (usage > lim.limit) & (cost != 0)
             bits[over] |= np.int64(1) << lim.index
     return bits
-
-
-def _rules(policy: CompiledPolicy) -> list[pl.Expr]:
-    """``terminal``: index of the first terminal rule that matched (-1 none); ``weigh``: bits."""
-    if not policy.rules:
-        return [pl.lit(-1).alias("terminal"), pl.lit(0, pl.Int64).alias("weigh")]
-    matched = [_rule_match(policy, i) for i in range(len(policy.rules))]
-    terminal: pl.Expr = pl.lit(-1)
-    for i in reversed(range(len(policy.rules))):
-        if policy.rules[i].action is not None:
-            terminal = pl.when(matched[i]).then(pl.lit(i)).otherwise(terminal)
-    weigh: pl.Expr = pl.lit(0, pl.Int64)
-    for i, rule in enumerate(policy.rules):
-        if rule.action is None:
-            before = (terminal == -1) | (terminal > i)
-            weigh = weigh + pl.when(matched[i] & before).then(pl.lit(1 << i, pl.Int64)).otherwise(0)
-    return [terminal.alias("terminal"), weigh.alias("weigh")]
-
-
-def _rule_match(policy: CompiledPolicy, i: int) -> pl.Expr:
-    match = policy.source.rules[i].match
-    ok = pl.col(f"rp{i}") & pl.col(f"ru{i}") & pl.col(f"ri{i}")
-    if match.method:
-        ok = ok & pl.col("method").is_in([m.upper() for m in match.method])
-    present = {"user-agent": pl.col("ua") != "", "referer": pl.col("referer") != ""}
-    values = {"user-agent": pl.col("ua"), "referer": pl.col("referer")}
-    if match.header_present:
-        any_of: pl.Expr = pl.lit(False)
-        for name in match.header_present:
-            any_of = any_of | present.get(name.lower(), pl.lit(False))
-        ok = ok & any_of
-    for name, value in match.header_equals.items():
-        key = name.lower()
-        ok = ok & (present[key] & (values[key] == value) if key in present else pl.lit(False))
-    return ok
 
 
 # Boolean finding columns → the signal each stands for (weights from the policy).

@@ -20,7 +20,7 @@ from scrapeshield.forensics.batch import Unsupported, decide_lines
 from scrapeshield.forensics.formats import LogFormat, combined, json_lines
 from scrapeshield.forensics.ipcheck import AddressCheck
 from scrapeshield.forensics.live import LiveReplay, LogLine, parse_text_lines
-from scrapeshield.forensics.parse import parse_chunk
+from scrapeshield.forensics.parse import empty, parse_chunk
 from scrapeshield.forensics.policy import replay_policy
 from scrapeshield.forensics.reader import Problem, read_chunks
 from scrapeshield.policy.compiled import CompiledPolicy
@@ -68,8 +68,6 @@ def load(
             total += chunk.lines
             frames.append(parse_chunk(chunk, index, use, problems, addresses))
     if not frames:
-        from scrapeshield.forensics.parse import empty
-
         return empty(), total
     lines = pl.concat(frames, rechunk=True)
     return lines.sort("ts", "file", "line", maintain_order=True), total
