@@ -181,7 +181,7 @@ def test_watch_find_and_block_a_distributed_scraper(server: Server, browser: Bro
         refused = again.get("/api/v1/users/1501")
     assert refused.status_code == 403 and refused.headers["x-scrapeshield-action"] == "block"
     with server.admin() as admin:
-        latest = admin.get("/api/decisions", params={"limit": 5}).json()["decisions"]
+        latest = admin.get("/api/decisions", params={"limit": 100}).json()["decisions"]
     mine = next(d for d in latest if d["path"] == "/api/v1/users/1501")
     assert mine["rule"] == "list" and any("browser test" in r for r in mine["reasons"]), mine
     if "fingerprint" in page.locator("p.muted").first.inner_text():
