@@ -197,3 +197,17 @@ def test_acting_on_a_fingerprint_campaign_blocks_its_new_ips_too(db: Database) -
         act_on_campaign(db, "cmp-missing", now=T0)
     with pytest.raises(CampaignActionError):
         act_on_campaign(db, cid, action="nuke", now=T0)
+
+
+def test_with_ips_kept_acting_on_a_subnet_campaign_lists_the_subnet_and_its_ips(db: Database) -> None:
+    events = [ev(T0 + i, f"198.51.100.{10 + i % 6}", f"user:{i}", network="198.51.100.0/24",
+                 fingerprint=f"fp-{i % 6}", action="challenge", score=70.0) for i in range(60)]
+    save(db, grouped(events).campaigns(), now=T0)
+    cid = campaign_id("network", "198.51.100.0/24")
+    engine = Engine(load_policy(), MemoryStore(), ManualClock(T0))
+    result = act_on_campaign(db, cid, action="block", ttl=600, reason="subnet", now=T0, lists=engine.lists)
+    assert {(e.kind, e.value) for e in result.entries} >= {("network", "198.51.100.0/24"),
+                                                           ("ip", "198.51.100.10")}
+    assert result.skipped_pseudonyms == 0
+    other = engine.decide(engine.contexts.build(T0 + 1, "198.51.100.200", "GET", "/", []))
+    assert other.action is Action.BLOCK and other.rule == "list"
