@@ -63,6 +63,7 @@ def test_sample(name: str, exact: bool) -> None:
     assert set(result.decided["client"].unique()) >= people
     blank = sum(1 for ln in (SAMPLES / name).read_bytes().split(b"\n")[:-1] if not ln.strip())
     assert result.decided.height == result.lines - len(bad) - blank
+    assert (result.bad_lines, result.blank_lines) == (len(bad), blank)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

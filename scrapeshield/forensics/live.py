@@ -20,7 +20,8 @@ from scrapeshield.engine import Engine
 from scrapeshield.forensics.formats import EPOCH_TIME, ISO_TIME, LogFormat
 from scrapeshield.forensics.ipcheck import valid_ip
 from scrapeshield.forensics.lookup import log_headers
-from scrapeshield.forensics.reader import Problem
+from scrapeshield.forensics.parse import MAX_REPORTED
+from scrapeshield.forensics.reader import Problem, Problems
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.state.memory import MemoryStore
 
@@ -198,7 +199,7 @@ def _limits(reasons: tuple[str, ...]) -> str:
 
 
 def parse_text_lines(
-    texts: list[tuple[int, int, str]], fmt: LogFormat, names: list[str], problems: list[Problem]
+    texts: list[tuple[int, int, str]], fmt: LogFormat, names: list[str], problems: Problems
 ) -> list[LogLine]:
     """(file index, line number, text) → good lines; bad ones are reported by number."""
     parser = LineParser(fmt)
@@ -207,7 +208,9 @@ def parse_text_lines(
         parsed = parser.parse(text, file, number)
         if isinstance(parsed, str):
             if text.strip():
-                problems.append(Problem(names[file], number, parsed))
+                problems.bad_lines += 1
+                if problems.bad_lines <= MAX_REPORTED:
+                    problems.append(Problem(names[file], number, parsed))
         else:
             good.append(parsed)
     return good

@@ -13,7 +13,7 @@ import polars as pl
 
 from scrapeshield.forensics.formats import COMBINED_TIME, EPOCH_TIME, ISO_TIME, LogFormat
 from scrapeshield.forensics.ipcheck import AddressCheck
-from scrapeshield.forensics.reader import Chunk, Problem
+from scrapeshield.forensics.reader import Chunk, Problem, Problems
 
 SCHEMA = {
     "file": pl.UInt16,
@@ -72,7 +72,7 @@ def parse_chunk(
     chunk: Chunk,
     file_index: int,
     fmt: LogFormat,
-    problems: list[Problem],
+    problems: Problems,
     addresses: AddressCheck | None = None,
 ) -> pl.DataFrame:
     raw = lines_frame(chunk)
@@ -101,6 +101,7 @@ def parse_chunk(
         .alias("bad")
     )
     bad = frame.filter(pl.col("bad").is_not_null() & (pl.col("text").str.strip_chars() != ""))
+    problems.bad_lines += bad.height
     _report(bad, chunk.file, problems)
     good = frame.filter(pl.col("bad").is_null())
     return good.select(

@@ -25,6 +25,14 @@ class Problem:
     reason: str
 
 
+class Problems(list[Problem]):
+    """What went wrong, listed (bounded by the parsers), and how many lines were bad in all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad_lines = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """Whole lines of one file; ``first_line`` is the 1-based number of the first."""

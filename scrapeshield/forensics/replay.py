@@ -22,14 +22,14 @@ from scrapeshield.forensics.ipcheck import AddressCheck
 from scrapeshield.forensics.live import LiveReplay, LogLine, parse_text_lines
 from scrapeshield.forensics.parse import empty, parse_chunk
 from scrapeshield.forensics.policy import replay_policy
-from scrapeshield.forensics.reader import Problem, read_chunks
+from scrapeshield.forensics.reader import Problem, Problems, read_chunks
 from scrapeshield.policy.compiled import CompiledPolicy
 
 
 @dataclass
 class Replayed:
     decided: pl.DataFrame  # one row per good line, in the engine's order, with its decision
-    problems: list[Problem]
+    problems: Problems
     files: list[str]
     lines: int  # lines read, good and bad
     mode: str  # "batch" | "exact"
@@ -38,7 +38,11 @@ class Replayed:
 
     @property
     def bad_lines(self) -> int:
-        return self.lines - self.decided.height
+        return self.problems.bad_lines
+
+    @property
+    def blank_lines(self) -> int:
+        return self.lines - self.decided.height - self.bad_lines
 
 
 def sniff(path: str | Path) -> LogFormat:
@@ -55,9 +59,7 @@ def sniff(path: str | Path) -> LogFormat:
     return json_lines() if first.lstrip().startswith(b"{") else combined()
 
 
-def load(
-    paths: Sequence[str | Path], fmt: LogFormat | None, problems: list[Problem]
-) -> tuple[pl.DataFrame, int]:
+def load(paths: Sequence[str | Path], fmt: LogFormat | None, problems: Problems) -> tuple[pl.DataFrame, int]:
     """Every good line of every file, in time order (batch parser); and how many lines were read."""
     frames = []
     total = 0
@@ -77,7 +79,7 @@ def replay(
     paths: Sequence[str | Path], policy: CompiledPolicy, fmt: LogFormat | None = None, *, exact: bool = False
 ) -> Replayed:
     started = monotonic()
-    problems: list[Problem] = []
+    problems = Problems()
     plan = replay_policy(policy)
     if exact:
         texts, total = _texts(paths, problems)
@@ -108,7 +110,7 @@ def replay(
     )
 
 
-def _texts(paths: Sequence[str | Path], problems: list[Problem]) -> tuple[list[tuple[int, int, str]], int]:
+def _texts(paths: Sequence[str | Path], problems: Problems) -> tuple[list[tuple[int, int, str]], int]:
     out: list[tuple[int, int, str]] = []
     for index, path in enumerate(paths):
         for chunk in read_chunks(path, problems):

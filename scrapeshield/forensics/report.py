@@ -81,6 +81,7 @@ def build(
         "lines": run.lines,
         "good_lines": decided.height,
         "bad_lines": run.bad_lines,
+        "blank_lines": run.blank_lines,
         "problems": [{"file": p.file, "line": p.line, "reason": p.reason} for p in run.problems],
         "seconds": round(seconds, 3),
         "lines_per_second": round(run.lines / seconds) if seconds > 0 else None,
