@@ -3,7 +3,8 @@
 A verified crawler's class becomes ``verified-search-engine`` (so a policy rule can admit
 it) and its unverified-claim weight is cancelled; a claim from an address the crawler does
 not use adds ``goodbot.spoofed`` (a spoofed Googlebot ends up with more than a plain
-scraper, never less). Record reads from hosting networks add the weak ``network.hosting``.
+scraper, never less). Bare record reads (``signals.shared``) from hosting networks add the
+weak ``network.hosting``.
 Run by the engine before the rules, since rules may match on the verified class.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from scrapeshield.goodbots.hosting import Hosting
 from scrapeshield.goodbots.verify import GoodBots, Status
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.shared import is_bare
 from scrapeshield.types import RequestContext, Signal, UAClass
 
 VERIFIED_CLASS = "verified-search-engine"
@@ -30,7 +32,7 @@ class AddressChecks:
 
     def inspect(self, ctx: RequestContext, ua_class: UAClass, out: list[Signal]) -> str:
         """The user-agent class as rules see it; appends what the address says."""
-        if ctx.record and self._weighs_hosting and ctx.ip in self._hosting:
+        if ctx.record and self._weighs_hosting and is_bare(ctx) and ctx.ip in self._hosting:
             out.append(self._hosted)
         if ua_class is not UAClass.SEARCH_ENGINE or self._bots is None:
             return ua_class.value

@@ -18,9 +18,9 @@ records_new, fp_records, fp_clients)``, zeros where the request touched no such 
   costs nothing extra): the distinct /24 networks it used within
   ``networks_window``, its record reads over 30 days, and the distinct records it read
   within ``new_account_window``;
-- per fingerprint, for every record read: the distinct records its clients read, and for
-  record pages (routes with an HTML field map) the distinct addresses that read them,
-  within ``breadth_window`` (a fleet of browsers on
+- per fingerprint, for record pages (routes with an HTML field map) and bare reads: the
+  distinct records its clients read, and for pages the distinct addresses that read
+  them, within ``breadth_window`` (a fleet of browsers on
   rotating addresses reads far more per address than the people who share a fingerprint).
 
 Other requests touch no shared key (most page views of people cost nothing extra).
@@ -95,9 +95,12 @@ class SharedCounters:
         if not ctx.record:
             return 0, []
         bare = is_bare(ctx)
+        page = ctx.route in self._pages
+        if not (bare or page):
+            return 0, []  # a warm API read: nothing a campaign detector needs
         keys: list[KeyUpdate] = [(f"trait-fp:{fp}", self._fp, self._costs[bare, False], ctx.record)]
         layout = READ
-        if ctx.route in self._pages:  # a browser fleet reads pages: count who reads them
+        if page:  # a browser fleet reads pages: count who reads them
             layout |= PAGE
             keys.append((f"trait-fp-ip:{fp}", self._fp_clients, self._one, ctx.ip))
         if bare:
