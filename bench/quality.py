@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scrapeshield.demo.population import Population  # noqa: E402
 from scrapeshield.simulate.personas import PERSONAS  # noqa: E402
 from scrapeshield.simulate.policies import LEVELS, policy_for  # noqa: E402
-from scrapeshield.simulate.replay import Result, simulate  # noqa: E402
+from scrapeshield.simulate.replay import simulate  # noqa: E402
 from scrapeshield.simulate.report import table  # noqa: E402
+from scrapeshield.simulate.results import Result  # noqa: E402
 
 # Issue #3's targets for the default policy, one simulated day of a 10,000-user site.
 PROFILE_TARGETS = {

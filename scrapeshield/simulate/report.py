@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from scrapeshield.simulate.replay import START, Result
+from scrapeshield.simulate.replay import START
+from scrapeshield.simulate.results import Result
 
 ACTIONS = ("allow", "throttle", "challenge", "block", "tarpit", "degrade", "decoy")
 

@@ -1,0 +1,130 @@
+"""What the grouper keeps per client, and a campaign as it hands it out."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from scrapeshield.context import short_hash
+
+MAX_RECORDS_PER_CLIENT = 64  # records kept per client for the target-list trait
+MAX_ACCOUNTS_PER_CLIENT = 16
+THIN_REQUESTS = 5  # a client this small, reading records only, is a distributed scraper's hop
+
+
+@dataclass(slots=True)
+class ClientSummary:
+    """What one client did, in bounded memory."""
+
+    client: str
+    network: str
+    fingerprint: str
+    user_agent: str
+    first_seen: float
+    last_seen: float
+    requests: int = 0
+    record_requests: int = 0
+    refused: int = 0  # non-allow decisions
+    score_sum: float = 0.0
+    gaps: int = 0
+    log_gap_sum: float = 0.0
+    log_gap_sq: float = 0.0
+    records: set[str] = field(default_factory=set)
+    records_seen: int = 0  # distinct records, also past the kept sample
+    accounts: set[str] = field(default_factory=set)
+    routes: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, event: dict[str, Any]) -> None:
+        ts = float(event.get("ts") or 0.0)
+        if self.requests:
+            gap = ts - self.last_seen
+            if gap > 0:
+                lg = math.log2(gap)
+                self.gaps += 1
+                self.log_gap_sum += lg
+                self.log_gap_sq += lg * lg
+        self.first_seen = min(self.first_seen, ts)
+        self.last_seen = max(self.last_seen, ts)
+        self.requests += 1
+        record = str(event.get("record") or "")
+        if record:
+            self.record_requests += 1
+            if record not in self.records:
+                self.records_seen += 1
+                if len(self.records) < MAX_RECORDS_PER_CLIENT:
+                    self.records.add(record)
+        account = str(event.get("account") or "")
+        if account and len(self.accounts) < MAX_ACCOUNTS_PER_CLIENT:
+            self.accounts.add(account)
+        if len(self.routes) < 32 or event.get("route") in self.routes:
+            self.routes[str(event.get("route") or "")] += 1
+        if str(event.get("action") or "allow") != "allow":
+            self.refused += 1
+        self.score_sum += float(event.get("score") or 0.0)
+        for reason in _reasons(event.get("reasons"))[:4]:
+            if len(self.reasons) < 16 or reason in self.reasons:
+                self.reasons[reason] += 1
+
+    @property
+    def thin(self) -> bool:
+        """A hop of a distributed scraper: a few requests, every one for a personal record."""
+        return self.requests <= THIN_REQUESTS and self.record_requests == self.requests
+
+    def pacing_key(self) -> str:
+        """Main route and typical gap (power of two) of a machine-regular client, else "".
+
+        People's think times spread over orders of magnitude; a scheduler's gaps do not.
+        """
+        if self.gaps < 4:
+            return ""
+        mean = self.log_gap_sum / self.gaps
+        spread = math.sqrt(max(0.0, self.log_gap_sq / self.gaps - mean * mean))
+        if spread >= 0.7:
+            return ""
+        route = self.routes.most_common(1)[0][0] if self.routes else ""
+        return f"{route}|~2^{round(mean)}s"
+
+    def target_key(self) -> str:
+        """A min-hash of the records read: clients with overlapping target lists share it."""
+        if len(self.records) < 3:
+            return ""
+        return "|".join(sorted(self.records, key=short_hash)[:2])
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    id: str
+    kind: str
+    key: str
+    label: str
+    first_seen: float
+    last_seen: float
+    clients: int
+    requests: int
+    records: int
+    score: float
+    reasons: tuple[str, ...]
+    members: tuple[ClientSummary, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "key": self.key, "label": self.label,
+            "first_seen": self.first_seen, "last_seen": self.last_seen, "clients": self.clients,
+            "requests": self.requests, "records": self.records, "score": self.score,
+            "reasons": list(self.reasons),
+        }
+
+
+def _reasons(raw: object) -> list[str]:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return [str(raw)] if raw else []
+    if isinstance(raw, (list, tuple)):
+        return [str(r) for r in raw]
+    return []
