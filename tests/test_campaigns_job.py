@@ -16,7 +16,7 @@ from scrapeshield.cli import main
 from scrapeshield.clock import ManualClock, SystemClock
 from scrapeshield.runtime import Shield
 from scrapeshield.settings import Settings
-from scrapeshield.simulate.tools import browser_mix
+from scrapeshield.simulate.clients import browser_mix
 from scrapeshield.types import Action
 
 T0 = SystemClock().now()  # the CLI acts at wall time; the shield's clock starts there

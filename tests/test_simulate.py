@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from scrapeshield.cli import main
 from scrapeshield.demo.population import Population
+from scrapeshield.simulate.clients import CURL_CFFI, SCRAPY, browser_mix
 from scrapeshield.simulate.personas import BY_NAME, PERSONAS
 from scrapeshield.simulate.policies import policy_for
 from scrapeshield.simulate.replay import simulate
-from scrapeshield.simulate.tools import CURL_CFFI, SCRAPY, browser_mix
 
 SOME = tuple(BY_NAME[n] for n in ("naive crawler", "rotating proxies", "people browsing", "mobile app"))
 

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 import pytest
 from browser import launch_chromium
 
-from scrapeshield.simulate.tools import CURL_CFFI, HEADLESS, HTTPX, REQUESTS, SCRAPY, Tool
+from scrapeshield.simulate.clients import CURL_CFFI, HEADLESS, HTTPX, REQUESTS, SCRAPY
+from scrapeshield.simulate.tools import Tool
 
 CONNECTION_LEVEL = {"host", "connection", "upgrade", "http2-settings", "priority", "cache-control"}
 

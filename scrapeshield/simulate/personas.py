@@ -6,9 +6,10 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scrapeshield.simulate import network, people, scrapers
+from scrapeshield.simulate import fleets, network, people, scrapers
+from scrapeshield.simulate.clients import APP_ANDROID, APP_IOS, BINGBOT, GOOGLEBOT, browser_mix
 from scrapeshield.simulate.model import DAY, Actor, World
-from scrapeshield.simulate.tools import APP_ANDROID, APP_IOS, BINGBOT, GOOGLEBOT, Tool, browser_mix
+from scrapeshield.simulate.tools import Tool
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +107,17 @@ PERSONAS: tuple[Persona, ...] = (
             "Scrapy defaults, follows feed and follower links, obeys robots.txt"),
     Persona("browser impersonator", "scraper", _one(scrapers.browser_impersonator),
             "curl_cffi as Chrome 152 (headers and JA4), one IP, steady, no assets"),
-    Persona("rotating proxies", "scraper", _one(scrapers.rotating_proxies),
+    Persona("rotating proxies", "scraper", _one(fleets.rotating_proxies),
             "the impersonator over thousands of residential IPs, 1-5 requests each"),
-    Persona("headless browser", "scraper", _one(scrapers.headless_browser),
+    Persona("headless browser", "scraper", _one(fleets.headless_browser),
             "Chromium under Playwright, assets, solves challenges, human pace, never sleeps"),
-    Persona("account farm", "scraper", _one(scrapers.account_farm),
+    Persona("account farm", "scraper", _one(fleets.account_farm),
             "40 signed-in accounts on the JSON API, each under its hourly budget"),
-    Persona("low and slow", "scraper", _one(scrapers.low_and_slow),
+    Persona("low and slow", "scraper", _one(fleets.low_and_slow),
             "10,000 residential IPs, one request each every several minutes, all day"),
     Persona("search harvester", "scraper", _one(scrapers.search_harvester),
             "dictionary queries on the search API, then each profile found"),
-    Persona("rotating fingerprints", "scraper", _one(scrapers.rotating_fingerprints),
+    Persona("rotating fingerprints", "scraper", _one(fleets.rotating_fingerprints),
             "rotating proxies with a different impersonated browser per address"),
     Persona("fake googlebot", "scraper", _one(scrapers.fake_googlebot),
             "Googlebot's user-agent from hosting addresses"),
