@@ -23,7 +23,7 @@ from scrapeshield.db.store import Database  # noqa: E402
 from scrapeshield.demo.population import Population, export_dataset  # noqa: E402
 from scrapeshield.legal import keys  # noqa: E402
 from scrapeshield.legal.assessment_report import write_assessment  # noqa: E402
-from scrapeshield.legal.breach import DataMap, assess  # noqa: E402
+from scrapeshield.legal.breach import DataMap, Incident, assess  # noqa: E402
 from scrapeshield.legal.evidence import export_pack  # noqa: E402
 from scrapeshield.legal.incident import incident_from_campaign  # noqa: E402
 from scrapeshield.legal.incidents import save_incident  # noqa: E402
@@ -58,6 +58,18 @@ def main() -> None:
             shutil.copy(out / name, OUT / f"breach-{name}")
         notices = sorted((out / "notices").iterdir())
         (OUT / "breach-notices.txt").write_text("\n\n".join(p.read_text() for p in notices))
+        # An illustration at scale: 12,000 profiles taken through the JSON API before the shield
+        # was in front of the site (the kind of incident a replay of old logs finds).
+        big_users = tmp / "big-users.jsonl"
+        export_dataset(Population.generate(12_000, seed=1), big_users)
+        population = Subjects.load(big_users)
+        taken = {f"user:{n}": frozenset({"profile-api"}) for n in range(1, 12_001)}
+        big = Incident("inc-before-shield", "12,000 profiles taken before the shield was deployed",
+                       START - 30 * 86400, START - 29 * 86400, taken, source="illustration")
+        big_result = assess(big, population, Rules.load(), START, data_map=DataMap.from_policy(s.policy))
+        write_assessment(big_result, tmp / "big")
+        for name in ("assessment.html", "assessment.pdf"):
+            shutil.copy(tmp / "big" / name, OUT / f"breach-large-{name}")
         facts = build_report(s.db, START - 86400, START + 86400, policy=s.policy)
         write_report(facts, OUT / "compliance-report")
         s.db.close()
