@@ -9,6 +9,8 @@ need=""
 services=""
 command -v chromium >/dev/null 2>&1 || need="$need chromium chromium-driver"
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
+# Firefox: the simulator's Firefox headers are checked against a real one (test_simulate_tools).
+command -v firefox-esr >/dev/null 2>&1 || need="$need firefox-esr"
 # Log tools the replay benchmark measures itself against (bench/replay.py).
 command -v goaccess >/dev/null 2>&1 || need="$need goaccess"
 if ! command -v fail2ban-regex >/dev/null 2>&1; then

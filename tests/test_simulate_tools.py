@@ -7,17 +7,20 @@ HTTP/2 upgrade, Priority, which only HTTP/2 carries) are left out of the compari
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from browser import launch_chromium
 
-from scrapeshield.simulate.clients import CURL_CFFI, HEADLESS, HTTPX, REQUESTS, SCRAPY
+from scrapeshield.simulate.clients import CURL_CFFI, FIREFOX_LINUX, HEADLESS, HTTPX, REQUESTS, SCRAPY
 from scrapeshield.simulate.tools import Tool
 
 CONNECTION_LEVEL = {"host", "connection", "upgrade", "http2-settings", "priority", "cache-control"}
@@ -112,3 +115,19 @@ def test_headless_chromium(recorder: Recorder) -> None:
         finally:
             browser.close()
     _same(HEADLESS, recorder.heads["/chromium"], site="none")
+
+
+def test_firefox(recorder: Recorder, tmp_path: Path) -> None:
+    """Debian's Firefox ESR loads the page headless (a screenshot run: a navigation typed in,
+    so no Sec-Fetch-User, which a click adds)."""
+    firefox = shutil.which("firefox-esr") or shutil.which("firefox")
+    assert firefox, "firefox-esr missing (make system-deps)"
+    env = {**os.environ, "HOME": str(tmp_path), "MOZ_HEADLESS": "1"}
+    subprocess.run([firefox, "--headless", "--no-remote", "--profile", str(tmp_path), "--screenshot",
+                    str(tmp_path / "shot.png"), recorder.url + "/firefox"],
+                   env=env, capture_output=True, timeout=120, check=False)
+    sent = [(n, v) for n, v in recorder.heads["/firefox"] if n != "sec-fetch-user"]
+    simulated = [(n, v) for n, v in FIREFOX_LINUX.page("h", site="none") if n != "sec-fetch-user"]
+    assert _names(simulated) == _names(sent)
+    assert dict(sent)["accept-language"] == dict(simulated)["accept-language"]
+    assert dict(sent)["accept"] == dict(simulated)["accept"]

@@ -42,9 +42,8 @@ def browser_mix() -> list[tuple[float, Tool]]:
                 (0.20 * share * vs, _chrome(version, ANDROID, '"Android"', lang, mobile=True)),
             ]
         mix += [
-            (0.10 * share, Tool("firefox-150", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:150.0) "
-                                "Gecko/20100101 Firefox/150.0", JA4_FIREFOX, "firefox",
-                                lang.replace("q=0.9", "q=0.5"))),
+            (0.10 * share, Tool("firefox-153", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:153.0) "
+                                "Gecko/20100101 Firefox/153.0", JA4_FIREFOX, "firefox", lang)),
             (0.28 * share, Tool("safari-ios-26", "Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) "
                                 "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/26.1 Mobile/15E148 "
                                 "Safari/604.1", JA4_SAFARI, "safari", lang, mobile=True)),
@@ -88,6 +87,10 @@ GOOGLEBOT = Tool(
     "+http://www.google.com/bot.html) Chrome/152.0.7444.59 Safari/537.36",
     JA4_GOOGLEBOT, "crawler",
 )
+# Debian's Firefox ESR on Linux, as test_simulate_tools drives it.
+FIREFOX_LINUX = Tool("firefox-153-linux",
+                     "Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Gecko/20100101 Firefox/153.0",
+                     JA4_FIREFOX, "firefox")
 BINGBOT = Tool(
     "bingbot",
     "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; "
