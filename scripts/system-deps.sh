@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs the Debian packages the test suite and benchmarks run for real:
 # Chromium (browser tests), Firefox (the simulator's headers checked), wrk (load
-# generator), nginx and Caddy (the decision service behind real edge proxies), Redis and PostgreSQL (state and storage for
-# many nodes; the tests start their own servers on free loopback ports), GoAccess and
-# fail2ban (log tools the replay benchmark compares with). Idempotent.
+# generator), nginx and Caddy (the decision service behind real edge proxies), Redis
+# and PostgreSQL (state and storage for many nodes; the tests start their own servers
+# on free loopback ports), GoAccess and fail2ban (log tools the replay benchmark
+# compares with). Idempotent.
 set -eu
 need=""
 services=""
