@@ -54,7 +54,9 @@ class Recorder:
                 path = lines[0].split(" ")[1] if lines and " " in lines[0] else ""
                 self.heads[path] = [(k.strip().lower(), v.strip()) for k, _, v in
                                     (line.partition(":") for line in lines[1:])]
-                body = b"<html><body>ok</body></html>"
+                name = path.strip("/").encode() or b"index"  # sub-resources per page: no mix-ups
+                body = (b'<html><head><link rel="stylesheet" href="/' + name + b'.css"></head>'
+                        b'<body><img src="/' + name + b'.png">ok</body></html>')
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
                              b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
@@ -115,6 +117,11 @@ def test_headless_chromium(recorder: Recorder) -> None:
         finally:
             browser.close()
     _same(HEADLESS, recorder.heads["/chromium"], site="none")
+    referer = recorder.url + "/chromium"
+    for path, dest in (("/chromium.css", "style"), ("/chromium.png", "image")):
+        simulated = HEADLESS.asset("h", dest, referer)
+        assert _names(simulated) == _names(recorder.heads[path]), dest
+        assert dict(simulated)["accept"] == dict(recorder.heads[path])["accept"], dest
 
 
 def test_firefox(recorder: Recorder, tmp_path: Path) -> None:
@@ -131,3 +138,8 @@ def test_firefox(recorder: Recorder, tmp_path: Path) -> None:
     assert _names(simulated) == _names(sent)
     assert dict(sent)["accept-language"] == dict(simulated)["accept-language"]
     assert dict(sent)["accept"] == dict(simulated)["accept"]
+    for path, dest in (("/firefox.css", "style"), ("/firefox.png", "image")):
+        asset = FIREFOX_LINUX.asset("h", dest, recorder.url + "/firefox")
+        assert [n for n, _ in asset] == [n for n, _ in recorder.heads[path]], dest
+        for name in ("accept", "priority", "sec-fetch-mode"):
+            assert dict(asset)[name] == dict(recorder.heads[path])[name], (dest, name)

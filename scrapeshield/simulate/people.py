@@ -96,8 +96,8 @@ def drive(b: Browser, path: str, target: int = 0, assets: tuple[tuple[str, str],
 
 def page_assets(b: Browser, avatars: list[int]) -> tuple[tuple[str, str], ...]:
     subs: list[tuple[str, str]] = []
-    if not b.cached:
-        subs += [("/static/app.css", "style"), ("/static/app.js", "script")]
+    if not b.cached:  # the first page: stylesheet, script and the browser's own favicon fetch
+        subs += [("/static/app.css", "style"), ("/static/app.js", "script"), ("/favicon.ico", "image")]
         b.cached = True
     subs += [(f"/static/avatars/{uid}.svg", "image") for uid in avatars]
     return tuple(subs)

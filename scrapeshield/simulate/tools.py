@@ -32,6 +32,10 @@ ASSET_ACCEPT = {
 }
 
 
+FF_ASSET_ACCEPT = {"image": "image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"}
+FF_PRIORITY = {"style": "u=2", "script": "u=2", "image": "u=5, i"}
+
+
 @dataclass(frozen=True, slots=True)
 class Tool:
     """One client program: how it builds a page request and (for browsers) a sub-resource."""
@@ -59,23 +63,31 @@ class Tool:
     def asset(self, host: str, dest: str, referer: str, cookie: str = "") -> Headers:
         accept = ASSET_ACCEPT.get(dest, "*/*")
         mode = "cors" if dest == "fetch" else "no-cors"
-        if self.kind == "chrome":
+        if self.kind == "chrome":  # sub-resources: platform hint first, then UA, then brands
+            if dest == "image" and "image/jxl" in self.nav_accept:
+                accept = "image/jxl," + accept
+            hints = dict(_client_hints(self))
             h = [("host", host), ("connection", "keep-alive")]
-            h += _client_hints(self)
-            h += [("user-agent", self.user_agent), ("accept", accept), ("sec-fetch-site", "same-origin"),
+            if hints:
+                h.append(("sec-ch-ua-platform", hints["sec-ch-ua-platform"]))
+            h.append(("user-agent", self.user_agent))
+            if hints:
+                h += [("sec-ch-ua", hints["sec-ch-ua"]), ("sec-ch-ua-mobile", hints["sec-ch-ua-mobile"])]
+            h += [("accept", accept), ("sec-fetch-site", "same-origin"),
                   ("sec-fetch-mode", mode), ("sec-fetch-dest", dest), ("referer", referer),
                   ("accept-encoding", "gzip, deflate, br, zstd"), ("accept-language", self.language)]
             if cookie:
                 h.append(("cookie", cookie))
             return h
         if self.kind == "firefox":
+            accept = FF_ASSET_ACCEPT.get(dest, accept)
             h = [("host", host), ("user-agent", self.user_agent), ("accept", accept),
                  ("accept-language", self.language), ("accept-encoding", "gzip, deflate, br, zstd"),
                  ("connection", "keep-alive"), ("referer", referer)]
             if cookie:
                 h.append(("cookie", cookie))
             return h + [("sec-fetch-dest", dest), ("sec-fetch-mode", mode),
-                        ("sec-fetch-site", "same-origin")]
+                        ("sec-fetch-site", "same-origin"), ("priority", FF_PRIORITY.get(dest, "u=4"))]
         h = [("host", host), ("accept", accept), ("sec-fetch-site", "same-origin")]
         if cookie:
             h.append(("cookie", cookie))
