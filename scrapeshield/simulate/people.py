@@ -55,12 +55,9 @@ class Browser:
         return Req(self.t, self.ip, path, headers, self.tool.ja4, method, target, self.session)
 
 
-def _visit(b: Browser, path: str, target: int = 0, assets: tuple[tuple[str, str], ...] = ()) -> Iterator[
-        Req | None]:
-    """A page view: the document, then its sub-resources. Yields requests; the caller sends them.
-
-    Written as a plain generator of requests that is driven by ``_drive`` so that every
-    persona handles challenges and refusals the same way."""
+def _visit(b: Browser, path: str, target: int = 0,
+           assets: tuple[tuple[str, str], ...] = ()) -> Iterator[Req]:
+    """A page view: the document, then its sub-resources a moment apart."""
     yield b.request(path, target=target)
     for sub, dest in assets:
         b.t += b.world.rng.uniform(0.02, 0.3)
@@ -72,7 +69,6 @@ def drive(b: Browser, path: str, target: int = 0, assets: tuple[tuple[str, str],
     """Send a page view and react to the decisions; sets ``b.gave_up`` when refused."""
     first = True
     for req in _visit(b, path, target, assets):
-        assert req is not None
         outcome: Outcome = yield req
         if not first:
             continue
