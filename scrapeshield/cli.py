@@ -76,6 +76,8 @@ def _shield(settings: Settings):  # type: ignore[no-untyped-def]
     except (SQLAlchemyError, ImportError) as exc:  # a bad --db URL, a missing driver, no server
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise click.ClickException(f"cannot open the database: {first}") from exc
+    except ScrapeshieldError as exc:  # e.g. an unreadable evidence signing key in the data dir
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()

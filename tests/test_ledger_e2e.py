@@ -56,3 +56,11 @@ def test_demo_process_ledger_survives_shutdown_and_verifies(tmp_path: Path) -> N
     bad = subprocess.run([sys.executable, "-m", "scrapeshield", "evidence", "pseudonym", "not-an-ip",
                           "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "is not an IP address" in bad.stderr
+
+
+def test_an_unreadable_signing_key_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / keys.KEY_FILE).write_text("not a key\n")
+    done = subprocess.run([sys.executable, "-m", "scrapeshield", "demo", "--data-dir", str(tmp_path),
+                           "--port", "0", "--admin-port", "0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "cannot read the signing key" in done.stderr and "Traceback" not in done.stderr
