@@ -270,3 +270,30 @@ def test_windows_wait_while_the_database_is_down(tmp_path: Path) -> None:
     down.run()
     assert not down.pending
     assert sum(e.body["requests"] for e in s.ledger.entries(kind="totals")) == 5
+
+
+def test_the_ledger_follows_a_reloaded_pseudonymisation_setting(tmp_path: Path) -> None:
+    from legal_scenario import CHROME
+
+    from scrapeshield.policy.loader import default_policy_text
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(default_policy_text())
+    clock = ManualClock(1_793_700_000.0)
+    shield = Shield(Settings.resolve(str(tmp_path), policy_path=str(policy)), clock)
+    try:
+        def visit() -> None:
+            shield.engine.decide(shield.engine.contexts.build(clock.now(), "192.0.2.9", "GET",
+                                                               "/api/v1/users/5", CHROME))
+        visit()
+        clock.advance(400)
+        shield.ledger_feeder.run()
+        policy.write_text(default_policy_text().replace("pseudonymise_ips: true", "pseudonymise_ips: false"))
+        assert shield.reload() == []
+        visit()
+    finally:
+        shield.close()
+    db = Database(f"sqlite:///{tmp_path / 'scrapeshield.db'}")
+    subjects = [e.subject for e in Ledger(db).entries(kind="window")]
+    db.close()
+    assert subjects[0].startswith("p:") and subjects[1] == "192.0.2.9"

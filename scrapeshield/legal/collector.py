@@ -113,10 +113,11 @@ class WindowCollector:
     """An engine listener (``engine.listeners``): cheap, thread-safe, bounded."""
 
     def __init__(self, pseudonymise: Callable[[str], str], *, window: float = 300.0,
-                 pseudonymise_ips: bool = True, max_clients: int = 50_000,
+                 pseudonymise_ips: bool | Callable[[], bool] = True, max_clients: int = 50_000,
                  max_records: int = 20_000, node: str = "") -> None:
         self.window = window
         self.pseudonymise = pseudonymise
+        # A callable is asked at each write: the running policy's setting, reloads included.
         self.pseudonymise_ips = pseudonymise_ips
         self.max_clients = max_clients
         self.max_records = max_records
@@ -170,4 +171,5 @@ class WindowCollector:
 
 
     def _name(self, address: str) -> str:
-        return self.pseudonymise(address) if self.pseudonymise_ips else address
+        wanted = self.pseudonymise_ips() if callable(self.pseudonymise_ips) else self.pseudonymise_ips
+        return self.pseudonymise(address) if wanted else address

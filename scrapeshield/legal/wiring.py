@@ -23,7 +23,7 @@ CHECKPOINT_EVERY = 600.0  # a signed head at least this often while the ledger g
 def attach_ledger(shield: Shield) -> LedgerFeeder:
     collector = WindowCollector(
         shield.pseudonymise, window=WINDOW,
-        pseudonymise_ips=shield.policy.source.events.pseudonymise_ips, node=shield.recorder.node,
+        pseudonymise_ips=lambda: shield.policy.source.events.pseudonymise_ips, node=shield.recorder.node,
     )
     shield.engine.listeners.append(collector)
     feeder = LedgerFeeder(Ledger(shield.db), collector, keys.load_or_create(shield.settings.data_dir),
