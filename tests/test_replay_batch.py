@@ -101,9 +101,13 @@ def mixed_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_batch_equals_engine_on_default_policy(mixed_log: Path) -> None:
-    batch, live = compare(mixed_log, load_policy())
-    assert_same(batch, live)
+@pytest.fixture(scope="module")
+def default_run(mixed_log: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return compare(mixed_log, load_policy())
+
+
+def test_batch_equals_engine_on_default_policy(default_run: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    assert_same(*default_run)
 
 
 def test_batch_equals_engine_on_a_policy_using_every_reproduced_feature(mixed_log: Path) -> None:
@@ -123,8 +127,8 @@ def test_batch_equals_engine_on_a_policy_using_every_reproduced_feature(mixed_lo
     } <= breached
 
 
-def test_first_containment_per_client_is_the_same(mixed_log: Path) -> None:
-    batch, live = compare(mixed_log, load_policy())
+def test_first_containment_per_client_is_the_same(default_run: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    batch, live = default_run
 
     def first(d: pl.DataFrame) -> dict[str, float]:
         hit = d.filter(pl.col("action") != "allow").group_by("client").agg(pl.col("ts").min())
