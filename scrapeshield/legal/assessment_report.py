@@ -33,7 +33,8 @@ def assessment_document(result: Assessment) -> Document:
         "degraded, throttled, challenged and blocked answers are excluded. "
         f"{number(d['records_unmatched'])} requested records matched no user and are not counted.",
         *d["notes"]], tables=[
-        Table(["Data category", "Subjects"], [[k, number(v)] for k, v in d["categories"].items()]),
+        Table(["Data category", "Subjects"], [[f"{k}: {d['category_labels'].get(k, k)}", number(v)]
+                                              for k, v in d["categories"].items()]),
         Table(["Residence", "Subjects"], [[k, number(v)] for k, v in d["residence"].items()]),
     ]))
     rows = []

@@ -90,6 +90,7 @@ class Assessment:
     notices: list[dict[str, str]] = field(default_factory=list)
     rules_path: str = ""
     rules_about: str = ""
+    category_labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def next_deadline(self) -> float | None:
@@ -104,7 +105,8 @@ class Assessment:
             "id": inc.id, "title": inc.title, "source": inc.source, "start": inc.start, "end": inc.end,
             "notes": list(inc.notes), "aware_at": self.aware_at, "subjects": self.subjects,
             "records_taken": self.records_taken, "records_unmatched": self.records_unmatched,
-            "categories": self.categories, "residence": self.residence,
+            "categories": self.categories, "category_labels": self.category_labels,
+            "residence": self.residence,
             "jurisdictions": self.jurisdictions, "not_modelled": self.not_modelled,
             "notices": self.notices, "next_deadline": self.next_deadline,
             "rules": {"path": self.rules_path, "about": self.rules_about},
@@ -140,7 +142,7 @@ def assess(incident: Incident, subjects: Subjects, rules: Rules, aware_at: float
     result = Assessment(incident, aware_at, len(people), len(incident.taken), unmatched,
                         dict(categories.most_common()), dict(residents.most_common()),
                         not_modelled=dict(not_modelled.most_common()), rules_path=rules.display,
-                        rules_about=rules.about)
+                        rules_about=rules.about, category_labels={c: rules.label(c) for c in categories})
     for jid in sorted(by_jurisdiction, key=lambda j: (-len(by_jurisdiction[j]), j)):
         result.jurisdictions.append(_jurisdiction(rules, jid, by_jurisdiction[jid], aware_at))
     result.notices = draft_notices(result, rules)
