@@ -297,3 +297,17 @@ def test_the_ledger_follows_a_reloaded_pseudonymisation_setting(tmp_path: Path) 
     subjects = [e.subject for e in Ledger(db).entries(kind="window")]
     db.close()
     assert subjects[0].startswith("p:") and subjects[1] == "192.0.2.9"
+
+
+def test_an_undrained_collector_stays_bounded(tmp_path: Path) -> None:
+    from legal_scenario import CHROME
+
+    from scrapeshield.legal.collector import MAX_WINDOWS
+
+    s = Scenario(Database(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path)
+    collector = WindowCollector(Pseudonymiser(b"k" * 32), window=300)
+    allow = Decision(Action.ALLOW, 0, (), "score")
+    for n in range(MAX_WINDOWS + 10):
+        collector(s.engine.contexts.build(s.clock.now() + n * 300, "192.0.2.1", "GET", "/", CHROME), allow)
+    assert collector.dropped_windows == 10
+    assert len([e for e in collector.drain(None) if e.kind == "totals"]) == MAX_WINDOWS

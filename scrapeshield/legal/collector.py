@@ -24,6 +24,7 @@ from scrapeshield.types import Action, Decision, RequestContext
 log = logging.getLogger("scrapeshield.legal")
 
 _SMALL = 20  # distinct user-agents / fingerprints kept per client and window
+MAX_WINDOWS = 48  # undrained windows kept (4 hours of 5-minute windows) before the oldest go
 
 
 class ClientWindow:
@@ -125,6 +126,7 @@ class WindowCollector:
         self.overflow: Counter[float] = Counter()  # requests of clients beyond max_clients, per window
         self.totals: dict[float, Counter[str]] = {}  # every request of a window, by decision
         self._windows: dict[float, dict[str, ClientWindow]] = {}
+        self.dropped_windows = 0
         self._lock = threading.Lock()
 
     def __call__(self, ctx: RequestContext, decision: Decision) -> None:
@@ -137,6 +139,11 @@ class WindowCollector:
             if clients is None:
                 clients = self._windows[start] = {}
                 self.totals[start] = Counter()
+                if len(self._windows) > MAX_WINDOWS:  # nobody drains (jobs not started): stay bounded
+                    oldest = min(self._windows)
+                    self.dropped_windows += 1
+                    del self._windows[oldest], self.totals[oldest]
+                    self.overflow.pop(oldest, None)
             self.totals[start][value] += 1
             stats = clients.get(ctx.ip)
             if stats is None:
