@@ -311,3 +311,18 @@ def test_an_undrained_collector_stays_bounded(tmp_path: Path) -> None:
         collector(s.engine.contexts.build(s.clock.now() + n * 300, "192.0.2.1", "GET", "/", CHROME), allow)
     assert collector.dropped_windows == 10
     assert len([e for e in collector.drain(None) if e.kind == "totals"]) == MAX_WINDOWS
+
+
+def test_workers_starting_together_share_one_key(tmp_path: Path) -> None:
+    found: list[str] = []
+
+    def start() -> None:
+        found.append(keys.key_id(keys.load_or_create(tmp_path).public_key()))
+
+    threads = [threading.Thread(target=start) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(found) == 16 and len(set(found)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [keys.KEY_FILE]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -28,18 +29,24 @@ def key_id(public: Ed25519PublicKey) -> str:
 def load_or_create(data_dir: Path) -> Ed25519PrivateKey:
     """The data directory's signing key, made (0600) the first time it is needed."""
     path = Path(data_dir) / KEY_FILE
-    if not path.exists():
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first: use theirs
-            return load_private(path)
+    if path.exists():
+        return load_private(path)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    # Written whole under a private name, then linked into place: another process (workers
+    # starting together) sees either no key file or a complete one, never a half-written one.
+    tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(pem)
-        return key
-    return load_private(path)
+        os.link(tmp, path)
+    except FileExistsError:  # another process made it first: use theirs
+        return load_private(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return key
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:
