@@ -205,3 +205,12 @@ def test_text_from_traffic_is_shown_escaped(shield: Shield) -> None:
         assert client_id in pages[1]  # found by the user-agent fragment
         # and the page forbids inline script anyway
         assert "script-src 'self'" in c.get("/console/").headers["content-security-policy"]
+
+
+def test_only_the_consoles_own_messages_are_shown_after_a_change(shield: Shield) -> None:
+    with client(shield) as c:
+        assert sign_in(c, "analyst1").status_code == 303
+        forged = c.get("/console/cases", params={"done": "Session expired: call +1 555 0100", "sig": "00"})
+        assert "call +1 555 0100" not in forged.text
+        opened = c.post("/console/cases/open", data={"csrf": csrf_of(c), "title": "x"})
+        assert opened.status_code == 200 and '<div class="flash">case opened</div>' in opened.text

@@ -8,7 +8,6 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scrapeshield.console.pages_drill import _back
 from scrapeshield.console.roles import Role
 from scrapeshield.console.users import UserError
 from scrapeshield.console.web import PREFIX, Console
@@ -31,7 +30,7 @@ def install(console: Console) -> None:
         except UserError as exc:
             return console.error(request, 400, str(exc), True)
         console.audit(request, "user.add", {"user": user.username, "role": user.role.value})
-        return _back(f"{PREFIX}/users", f"user {user.username} added")
+        return console.back(f"{PREFIX}/users", f"user {user.username} added")
 
     @console.route(f"{PREFIX}/users/{{username}}/update", "admin", methods=("POST",))
     async def users_update(request: Request) -> Response:
@@ -53,7 +52,7 @@ def install(console: Console) -> None:
         if len(detail) > 1:
             console.sessions.end_all(name)  # a changed role, password or access signs them out
             console.audit(request, "user.update", detail)
-        return _back(f"{PREFIX}/users", f"user {name} updated")
+        return console.back(f"{PREFIX}/users", f"user {name} updated")
 
     @console.route(f"{PREFIX}/policy", "admin")
     async def policy_page(request: Request) -> Response:
@@ -67,7 +66,7 @@ def install(console: Console) -> None:
         console.audit(request, "policy.reload", {"ok": not problems, "problems": problems[:20]})
         if problems:
             return console.error(request, 422, "policy not reloaded: " + "; ".join(problems), True)
-        return _back(f"{PREFIX}/policy", "policy reloaded")
+        return console.back(f"{PREFIX}/policy", "policy reloaded")
 
     @console.route(f"{PREFIX}/lists", "view")
     async def lists_page(request: Request) -> Response:
@@ -82,7 +81,7 @@ def install(console: Console) -> None:
         removed = shield.engine.lists.remove(kind, value)
         shield.db.remove_list_entry(kind, value, console.now())
         console.audit(request, "list.remove", {"kind": kind, "value": value[:200], "removed": removed})
-        return _back(f"{PREFIX}/lists", "entry removed" if removed else "no such live entry")
+        return console.back(f"{PREFIX}/lists", "entry removed" if removed else "no such live entry")
 
     @console.route(f"{PREFIX}/audit", "audit")
     async def audit_page(request: Request) -> Response:

@@ -6,7 +6,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scrapeshield.console.alerts.store import CHANNEL_KINDS, RULE_KINDS, AlertConfigError, AlertStore
-from scrapeshield.console.pages_drill import _back
 from scrapeshield.console.web import PREFIX, Console
 
 
@@ -33,7 +32,7 @@ def install(console: Console) -> None:
                              _number(form.get("window", "300"), "window"),
                              request.state.session.username, console.now())
         console.audit(request, "alert.rule.add", {"rule": rid, "kind": str(form.get("kind"))})
-        return _back(f"{PREFIX}/alerts", "rule added")
+        return console.back(f"{PREFIX}/alerts", "rule added")
 
     @console.route(f"{PREFIX}/alerts/channels", "admin", methods=("POST",))
     async def add_channel(request: Request) -> Response:
@@ -41,7 +40,7 @@ def install(console: Console) -> None:
         cid = store.add_channel(str(form.get("name", "")), str(form.get("kind", "")),
                                 str(form.get("target", "")), console.now())
         console.audit(request, "alert.channel.add", {"channel": cid, "kind": str(form.get("kind"))})
-        return _back(f"{PREFIX}/alerts", "channel added")
+        return console.back(f"{PREFIX}/alerts", "channel added")
 
     @console.route(f"{PREFIX}/alerts/toggle", "admin", methods=("POST",))
     async def toggle(request: Request) -> Response:
@@ -51,4 +50,4 @@ def install(console: Console) -> None:
         if not store.set_enabled(table, row_id, enabled):
             return console.error(request, 404, f"no {table} {row_id}", True)
         console.audit(request, f"alert.{table}.{'enable' if enabled else 'disable'}", {"id": row_id})
-        return _back(f"{PREFIX}/alerts", "saved")
+        return console.back(f"{PREFIX}/alerts", "saved")

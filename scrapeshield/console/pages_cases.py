@@ -6,7 +6,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scrapeshield.console.cases import LINK_KINDS, STATUSES, Cases
-from scrapeshield.console.pages_drill import _back
 from scrapeshield.console.web import PREFIX, Console
 
 
@@ -43,7 +42,7 @@ def install(console: Console) -> None:
                                assignee=str(form["assignee"]) if "assignee" in form else None)
         changed.pop("updated_at", None)
         console.audit(request, "case.update", {"case": cid, **changed})
-        return _back(f"{PREFIX}/cases/{cid}", "case updated")
+        return console.back(f"{PREFIX}/cases/{cid}", "case updated")
 
     @console.route(f"{PREFIX}/cases/{{case}}/note", "note", methods=("POST",))
     async def case_note(request: Request) -> Response:
@@ -52,7 +51,7 @@ def install(console: Console) -> None:
         text = str(form.get("text", ""))
         store.note(cid, request.state.session.username, text, console.now())
         console.audit(request, "case.note", {"case": cid, "chars": len(text.strip())})
-        return _back(f"{PREFIX}/cases/{cid}", "note added")
+        return console.back(f"{PREFIX}/cases/{cid}", "note added")
 
     @console.route(f"{PREFIX}/cases/{{case}}/link", "case", methods=("POST",))
     async def case_link(request: Request) -> Response:
@@ -62,11 +61,11 @@ def install(console: Console) -> None:
         added = store.link(cid, kind, ref)
         if added:
             console.audit(request, "case.link", {"case": cid, "kind": kind, "ref": ref.strip()[:64]})
-        return _back(f"{PREFIX}/cases/{cid}", "linked" if added else "already linked")
+        return console.back(f"{PREFIX}/cases/{cid}", "linked" if added else "already linked")
 
     @console.route(f"{PREFIX}/cases/{{case}}/handoff", "case", methods=("POST",))
     async def case_handoff(request: Request) -> Response:
         cid = case_id(request)
         store.hand_to_legal(cid, console.now())
         console.audit(request, "case.handoff", {"case": cid})
-        return _back(f"{PREFIX}/cases/{cid}", "handed to legal")
+        return console.back(f"{PREFIX}/cases/{cid}", "handed to legal")

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from scrapeshield.campaigns.act import CampaignActionError, act_on_campaign
 from scrapeshield.campaigns.store import set_campaign_action
@@ -23,12 +23,6 @@ def ttl_of(form: Any) -> float:
     if value not in TTLS:
         raise enforce.EnforceError(f"expiry must be one of {', '.join(TTLS)}")
     return TTLS[value]
-
-
-def _back(path: str, message: str) -> Response:
-    from urllib.parse import quote
-
-    return RedirectResponse(f"{path}?done={quote(message)}", status_code=303)
 
 
 def _targets(monitor: Any, client: str, summary: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -89,7 +83,7 @@ def install(console: Console) -> None:
         console.audit(request, "list.add", {"kind": entry.kind, "target": target.label, "client": client,
                                             "action": entry.action.value, "expires": entry.expires,
                                             "reason": entry.reason})
-        return _back(f"{PREFIX}/clients/{client}", f"{entry.action.value} on {kind} {target.label}")
+        return console.back(f"{PREFIX}/clients/{client}", f"{entry.action.value} on {kind} {target.label}")
 
     @console.route(f"{PREFIX}/campaigns", "view")
     async def campaign_list(request: Request) -> Response:
@@ -153,7 +147,7 @@ def install(console: Console) -> None:
                                 console.now())
         if not listed and not extra:
             return console.error(request, 409, problem or "nothing to list for this campaign", True)
-        return _back(f"{PREFIX}/campaigns/{cid}", f"{action}: {listed + len(extra)} list entries "
+        return console.back(f"{PREFIX}/campaigns/{cid}", f"{action}: {listed + len(extra)} list entries "
                                                   "for the campaign")
 
     @console.route(f"{PREFIX}/cases/open", "case", methods=("POST",))
@@ -166,4 +160,4 @@ def install(console: Console) -> None:
         cid = Cases(engine).open(str(form.get("title", "")), request.state.session.username, console.now(),
                                  assignee=str(form.get("assignee", "")), links=tuple(links))
         console.audit(request, "case.open", {"case": cid, "links": links})
-        return _back(f"{PREFIX}/cases/{cid}", "case opened")
+        return console.back(f"{PREFIX}/cases/{cid}", "case opened")

@@ -9,6 +9,7 @@ that a new route cannot be added without one. The admin API's bearer token acts 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -60,6 +61,7 @@ class Console:
         )
         self.templates.filters.update(_FILTERS)
         self.routes: list[Route] = []
+        self._flash_key = shield.settings.derived_key("console-flash")
 
     def now(self) -> float:
         return self.shield.clock.now()
@@ -131,8 +133,21 @@ class Console:
         session: Session | None = getattr(request.state, "session", None)
         html = self.templates.get_template(template).render(
             session=session, prefix=PREFIX, path=request.url.path, can=_can(session),
-            flash=request.query_params.get("done", "")[:200], **values)
+            flash=self._flash(request), **values)
         return secure(HTMLResponse(html, status_code=http_status))
+
+    def back(self, path: str, message: str) -> Response:
+        """Redirect after a change, with a message the next page shows. The message is signed,
+        so a crafted link cannot make the console display text of someone else's choosing."""
+        return RedirectResponse(f"{path}?done={quote(message)}&sig={self._sign(message)}", status_code=303)
+
+    def _sign(self, message: str) -> str:
+        return hmac.new(self._flash_key, message.encode(), hashlib.sha256).hexdigest()[:20]
+
+    def _flash(self, request: Request) -> str:
+        message = request.query_params.get("done", "")[:300]
+        given = request.query_params.get("sig", "")
+        return message if message and hmac.compare_digest(given, self._sign(message)) else ""
 
     def error(self, request: Request, status: int, message: str, page: bool) -> Response:
         if page and "text/html" in request.headers.get("accept", ""):
