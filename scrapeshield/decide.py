@@ -51,17 +51,15 @@ def decide(
     return Decision(action, score, reasons, decided_by, retry_after, client)
 
 
-def honour_pass(decision: Decision, decoy_at: float | None = None, record: bool = False) -> Decision:
+def honour_pass(decision: Decision) -> Decision:
     """The decision for a client that holds a valid challenge pass.
 
-    A pass proves a browser, not a person: a headless browser solves the puzzle too. So on a
-    record route, a pass holder that still scores as a scraper gets decoys when the policy
-    serves them (``thresholds.decoy``), not the real record."""
+    A pass proves a browser, not a person (a headless browser solves the puzzle too): what
+    stops a browser fleet is the evidence that reaches the block threshold or a decoy band
+    (``campaign.fingerprint-breadth``), which a pass does not wash away."""
     if decision.action is not Action.CHALLENGE:
         return decision
     reasons = (*decision.reasons, "holds a valid challenge pass")
-    if record and decoy_at is not None and decision.score >= decoy_at and decision.rule == "score":
-        return Decision(Action.DECOY, decision.score, reasons, "score+pass", 0.0, decision.client)
     if decision.rule.startswith("limit:"):
         return Decision(
             Action.THROTTLE, decision.score, reasons, decision.rule,

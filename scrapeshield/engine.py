@@ -196,7 +196,9 @@ class Engine:
         protected_reads = usages[-1][0] if pending.rank == 2 else 0.0
         if len(usages) > len(pending.applied):
             count = len(pending.applied)
-            if pending.layout:
+            # On a local fallback (Redis down) the shared counts are this node's few minutes and
+            # the client's memory is fresh: too little to call anyone part of a campaign.
+            if pending.layout and getattr(self.store, "up", True):
                 memory.shared = SharedCounters.view(
                     pending.layout, usages[count : len(usages) - (pending.rank == 2)])
             usages = usages[:count]
@@ -222,7 +224,7 @@ class Engine:
         if decision.action is Action.CHALLENGE and ctx.pass_cookie and self.challenge is not None:
             check = self.challenge.check_pass(ctx.pass_cookie, ctx.ip, ctx.user_agent)
             if check.valid:
-                decision = honour_pass(decision, pending.policy.decoy_at, bool(ctx.record))
+                decision = honour_pass(decision)
         if pending.privacy is not None:
             decision = pending.privacy.apply(ctx, decision, pending.rank, protected_reads)
         return decision

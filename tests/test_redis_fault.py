@@ -21,12 +21,14 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import yaml
 from redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
 from servers import Server, chrome_headers, start_cli
 
 from scrapeshield.clock import ManualClock
 from scrapeshield.errors import StateError
 from scrapeshield.policy.loader import default_policy_text
+from scrapeshield.signals.catalog import SIGNALS
 from scrapeshield.state.base import KeyUpdate
 from scrapeshield.state.memory import MemoryStore
 from scrapeshield.state.redis import RedisStore
@@ -119,7 +121,12 @@ class Reply:
 
 def node(redis: RedisServer, tmp: pytest.TempPathFactory, fail_mode: str) -> Server:
     policy = tmp.mktemp("policy") / "policy.yaml"
-    policy.write_text(default_policy_text().replace("fail_mode: open", f"fail_mode: {fail_mode}"))
+    # About the state's fail modes: the behaviour and campaign detectors are weighed 0 so that
+    # the limits alone (local ones during the outage) decide the fast client.
+    data = yaml.safe_load(default_policy_text())
+    data["fail_mode"] = fail_mode
+    data["weights"] = {n: 0 for n in SIGNALS if n.startswith(("behaviour.", "campaign.", "enumeration."))}
+    policy.write_text(yaml.safe_dump(data))
     url = f"{redis.url}?timeout=0.05&failures=3&reset=0.5"
     return start_cli(["demo", "--users", "2000", "--seed", "7", "--policy", str(policy), "--state", url],
                      tmp.mktemp(f"fault-{fail_mode}"))
@@ -141,7 +148,10 @@ def load(server: Server, total: int, seconds: float, events: list[tuple[float, s
 
     def browse(sources: list[str], count: int, greedy: bool) -> None:
         rng = random.Random(sources[0])
-        clients = {s: httpx.Client(base_url=server.url, headers=BROWSER, timeout=10,  # plain HTTP:
+        # People's browsers name the site's page they came from (the shield's campaign
+        # counters tell people from a proxy pool's bare reads by that).
+        headers = {**BROWSER, "referer": f"{server.url}/"}
+        clients = {s: httpx.Client(base_url=server.url, headers=headers, timeout=10,  # plain HTTP:
                                    transport=httpx.HTTPTransport(local_address=s, verify=False))
                    for s in sources}  # no TLS context to build, so every client starts at once
         try:

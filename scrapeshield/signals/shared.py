@@ -28,6 +28,9 @@ Other requests touch no shared key (most page views of people cost nothing extra
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.state.base import CounterSpec, KeyUpdate
 from scrapeshield.types import RequestContext
@@ -56,6 +59,17 @@ def from_site(ctx: RequestContext) -> bool:
 def is_bare(ctx: RequestContext) -> bool:
     """A record read that did not come from the site, holds no pass and no API token."""
     return bool(ctx.record) and not ctx.pass_cookie and not ctx.token and not from_site(ctx)
+
+
+_NO_NETWORK: KeyUpdate = ("trait-net:private", (), (), "")  # counts nothing, answers ()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _public(network: str) -> bool:
+    try:
+        return ipaddress.ip_network(network, strict=False).is_global
+    except ValueError:
+        return False
 
 
 class SharedCounters:
@@ -105,7 +119,10 @@ class SharedCounters:
             keys.append((f"trait-fp-ip:{fp}", self._fp_clients, self._one, ctx.ip))
         if bare:
             layout |= BARE
-            keys.append((f"trait-net:{ctx.network}", self._net, self._one, ctx.record))
+            if _public(ctx.network):  # a private /24 is the site's own proxies, not a rented block
+                keys.append((f"trait-net:{ctx.network}", self._net, self._one, ctx.record))
+            else:
+                keys.append(_NO_NETWORK)
         if ctx.account and bare:  # an account reading straight, as farms on the API do
             layout |= ACCOUNT
             keys.append((f"acct-nets:{ctx.account}", self._networks, self._one, ctx.network))
@@ -123,7 +140,7 @@ class SharedCounters:
         if layout & PAGE:
             (clients,), rest = rest[0], rest[1:]
         if layout & BARE:
-            (nb,), rest = rest[0], rest[1:]
+            nb, rest = (rest[0] or (0.0,))[0], rest[1:]
         if layout & ACCOUNT:
             (nets,), (reads, new) = rest
         return (float(layout & BARE == BARE), fb, fa, nb, 0.0, nets, reads, new, records, clients)
