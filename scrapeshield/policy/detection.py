@@ -29,8 +29,8 @@ class Campaigns(_Strict):
     ``assets_per_read`` assets per such read, or read ``bare_share`` of all the distinct
     records they read bare (people reach most profiles from the site's own pages), every
     asset-less client with that trait is scored as part of a campaign. A fleet of real
-    browsers on rotating addresses is caught by breadth instead: its fingerprint reads ``breadth_records`` distinct records within
-    ``breadth_window`` from ``breadth_clients`` addresses or more, ``breadth_per_client`` per
+    browsers on rotating addresses is caught by breadth instead: its fingerprint reads
+    ``breadth_records`` distinct records within ``breadth_window`` from ``breadth_clients`` addresses or more, ``breadth_per_client`` per
     address or more (people who share a fingerprint read a handful each).
     """
 
