@@ -22,6 +22,7 @@ def overview_data(console: Console) -> dict[str, Any]:
     shield = console.shield
     now = console.now()
     engine = shield.db.engine  # the event writer flushes every 0.5 s: no flush on each poll
+    floor = queries.recent_floor(engine)
     monitor = getattr(shield, "monitor", None)
     series = monitor.series(now) if monitor is not None else {}
     totals = monitor.requests_since(now - WINDOW) if monitor is not None else {}
@@ -30,8 +31,8 @@ def overview_data(console: Console) -> dict[str, Any]:
         "window": WINDOW,
         "series": series,
         "totals": totals,
-        "top_clients": queries.top_clients(engine, now - WINDOW),
-        "top_routes": queries.top_routes(engine, now - WINDOW),
+        "top_clients": queries.top_clients(engine, now - WINDOW, floor=floor),
+        "top_routes": queries.top_routes(engine, now - WINDOW, floor=floor),
         "top_campaigns": [
             {k: c[k] for k in ("id", "label", "kind", "clients", "requests", "records", "score",
                                "status", "action", "last_seen")}

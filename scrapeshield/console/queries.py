@@ -21,26 +21,34 @@ from scrapeshield.db.models import EventRow
 CLIENT = EventRow.client.concat("")
 
 CLIENT_EVENTS = 3000
+TOP_SCAN = 100_000  # top lists look at no more than the latest this many events (a flood)
 SEARCH_SCAN = 200_000
 SEARCH_LIMIT = 50
 
 
-def top_clients(engine: Engine, since: float, limit: int = 10) -> list[dict[str, Any]]:
+def recent_floor(engine: Engine) -> int:
+    """The id below which the top lists do not look: they stay fast in a flood."""
+    with engine.connect() as conn:
+        newest = conn.execute(select(func.max(EventRow.id))).scalar() or 0
+    return int(newest) - TOP_SCAN
+
+
+def top_clients(engine: Engine, since: float, limit: int = 10, floor: int = 0) -> list[dict[str, Any]]:
     query = (
         select(CLIENT.label("client"), func.count().label("events"),
                func.max(EventRow.score).label("score"), func.max(EventRow.ts).label("last_seen"))
-        .where(EventRow.ts >= since).group_by(CLIENT)
+        .where(EventRow.ts >= since, EventRow.id > floor).group_by(CLIENT)
         .order_by(func.count().desc(), CLIENT).limit(limit)
     )
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def top_routes(engine: Engine, since: float, limit: int = 10) -> list[dict[str, Any]]:
+def top_routes(engine: Engine, since: float, limit: int = 10, floor: int = 0) -> list[dict[str, Any]]:
     query = (
         select(EventRow.route, func.count().label("events"),
                func.count(func.distinct(EventRow.client)).label("clients"))
-        .where(EventRow.ts >= since).group_by(EventRow.route)
+        .where(EventRow.ts >= since, EventRow.id > floor).group_by(EventRow.route)
         .order_by(func.count().desc(), EventRow.route).limit(limit)
     )
     with engine.connect() as conn:
