@@ -30,8 +30,9 @@ class Campaigns(_Strict):
     records they read bare (people reach most profiles from the site's own pages), every
     asset-less client with that trait is scored as part of a campaign. A fleet of real
     browsers on rotating addresses is caught by breadth instead: its fingerprint reads
-    ``breadth_records`` distinct records within ``breadth_window`` from ``breadth_clients`` addresses or more, ``breadth_per_client`` per
-    address or more (people who share a fingerprint read a handful each).
+    ``breadth_records`` distinct records within ``breadth_window`` from ``breadth_clients``
+    addresses or more, ``breadth_per_client`` per address or more (people who share a
+    fingerprint read a handful each).
     """
 
     window: Seconds = 600  # the window of the shared counters
