@@ -26,7 +26,9 @@ def decide(
     record: bool = False,
 ) -> Decision:
     if listed is not None:
-        why = f"{listed.kind} {listed.value} on the {listed.action.value} list: {listed.reason}"
+        # Reasons are stored with the event: an address stays out of them (events hold pseudonyms).
+        named = listed.kind if listed.kind in ("ip", "network") else f"{listed.kind} {listed.value}"
+        why = f"{named} on the {listed.action.value} list: {listed.reason}"
         return Decision(listed.action, score, (why, *reasons), "list", 0.0, client)
     if rule is not None and rule.action is not None:
         why = f"policy rule {rule.name!r}"

@@ -189,3 +189,13 @@ def test_detector_protocol_is_satisfied() -> None:
     policy = load_policy()
     detectors: list[Detector] = [f(policy) for f in DETECTORS]
     assert len({d.name for d in detectors}) == len(detectors)
+
+
+def test_a_listed_address_is_not_written_into_the_decision_reasons() -> None:
+    """Reasons are stored with events, which hold pseudonyms: the raw address stays out."""
+    engine, clock = make_engine()
+    engine.lists.add(ListEntry("ip", "198.51.100.20", Action.BLOCK, 0, "scraper"))
+    decision = ask(engine, clock, "/", CHROME)
+    assert decision.action is Action.BLOCK and decision.rule == "list"
+    assert decision.reasons[0] == "ip on the block list: scraper"
+    assert not any("198.51.100.20" in reason for reason in decision.reasons)
