@@ -41,9 +41,15 @@ class BoundProxy:
         self._ready.set()
         self._loop.run_forever()
         self._server.close()
+        # Connections still open are cancelled and closed here, not left to the garbage collector.
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_writer: asyncio.StreamWriter | None = None
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
             if len(head) > MAX_HEAD:
@@ -69,8 +75,9 @@ class BoundProxy:
             while chunk := await up_reader.read(65536):
                 writer.write(chunk)
                 await writer.drain()
-            up_writer.close()
         except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
+            if up_writer is not None:
+                up_writer.close()
             writer.close()
