@@ -158,6 +158,7 @@ def limits_plan(requests: list[dict[str, Any]]) -> list[list[tuple[RateLimitItem
     fields: dict[str, Callable[[RequestContext], str]] = {
         "ip": lambda c: c.ip, "subnet": lambda c: c.network, "account": lambda c: c.account,
         "session": lambda c: c.session, "token": lambda c: c.token, "fingerprint": lambda c: c.fingerprint,
+        "client": lambda c: f"{c.ip}|{c.fingerprint}",  # as engine._client_key
     }
     plan = []
     for scope in requests:

@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 import threading
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -44,8 +44,17 @@ Entry = tuple[Any, Any]  # (id, fields or None when trimmed)
 
 def redis_client(url: str, *, block_ms: int = 1000) -> redis.Redis:
     """A client whose timeouts suit both sides: fail fast, but outlast a blocking read."""
+    timeout = max(5.0, 2 * block_ms / 1000)
+    if url.split("://", 1)[0].endswith("+cluster"):  # the stream is one key: any cluster client works
+        from redis.cluster import RedisCluster
+
+        from scrapeshield.state.cluster import plain_url
+
+        # The publisher and consumer use only commands both clients share (XADD, XREADGROUP, ...).
+        return cast("redis.Redis", RedisCluster.from_url(
+            plain_url(url), socket_connect_timeout=2, socket_timeout=timeout))
     return redis.Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=max(5.0, 2 * block_ms / 1000), health_check_interval=30
+        url, socket_connect_timeout=2, socket_timeout=timeout, health_check_interval=30
     )
 
 

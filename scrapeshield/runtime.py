@@ -154,11 +154,13 @@ class Shield:
         redis_state = self.settings.redis_state()
         if redis_state is None:
             return local
-        from scrapeshield.state.redis import RedisStore  # redis-py: the [redis] extra
+        from scrapeshield.state.cluster import ClusterStore, is_cluster_url  # the [redis] extra
+        from scrapeshield.state.redis import RedisStore
         from scrapeshield.state.resilient import ResilientStore
 
-        primary = RedisStore(redis_state.url, prefix=redis_state.prefix, idle_ttl=state.idle_ttl,
-                             timeout=redis_state.timeout)
+        kind = ClusterStore if is_cluster_url(redis_state.url) else RedisStore
+        primary = kind(redis_state.url, prefix=redis_state.prefix, idle_ttl=state.idle_ttl,
+                       timeout=redis_state.timeout)
         return ResilientStore(
             primary, local, fail_mode=lambda: self.engine.policy.source.fail_mode, clock=self.clock,
             failures=redis_state.failures, reset_after=redis_state.reset,

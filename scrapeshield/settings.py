@@ -16,7 +16,8 @@ from scrapeshield.errors import ConfigError
 DATA_DIR_ENV = "SCRAPESHIELD_DATA_DIR"
 ADMIN_TOKEN_ENV = "SCRAPESHIELD_ADMIN_TOKEN"
 DEFAULT_DATA_DIR = "scrapeshield-data"
-STATE_SCHEMES = ("redis", "rediss", "valkey", "valkeys")
+STATE_SCHEMES = ("redis", "rediss", "valkey", "valkeys",
+                 "redis+cluster", "rediss+cluster", "valkey+cluster", "valkeys+cluster")
 # Query keys of a --state URL that redis-py does not own: ours.
 _STATE_KEYS = {"prefix": str, "timeout": float, "failures": int, "reset": float}
 # Query keys passed on to redis-py (connection details, never its time-outs or retries).
@@ -30,7 +31,9 @@ class RedisState:
 
     ``timeout``: seconds a call to Redis may take (connect included) before it counts
     as failed; ``failures`` in a row open the circuit for ``reset`` seconds (then one
-    call probes); ``prefix`` starts every key. ``valkey://`` is the same protocol.
+    call probes); ``prefix`` starts every key. ``valkey://`` is the same protocol;
+    ``redis+cluster://`` (or ``valkey+cluster://``, ``rediss+cluster://``) names one node of
+    a Redis Cluster, whose other nodes are found from it (database 0 only).
     """
 
     url: str  # for redis-py, without our own query keys
@@ -55,6 +58,8 @@ class RedisState:
         path = parts.path.strip("/")
         if path and not path.isdigit():
             raise ConfigError(f"--state {url!r}: the path must be a database number, not {path!r}")
+        if parts.scheme.endswith("+cluster") and path not in ("", "0"):
+            raise ConfigError(f"--state {url!r}: a Redis Cluster has database 0 only")
         ours: dict[str, object] = {}
         theirs: list[tuple[str, str]] = []
         for key, value in parse_qsl(parts.query, keep_blank_values=True):

@@ -1,4 +1,5 @@
-"""Every state backend runs the same contract (scrapeshield.testing.state): memory and real Redis."""
+"""Every state backend runs the same contract (scrapeshield.testing.state): memory, real Redis,
+real Valkey, and a real three-master Redis Cluster."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
+from redis_server import (  # noqa: F401 - the fixtures
+    RedisCluster,
+    RedisServer,
+    redis_cluster,
+    redis_server,
+    valkey_server,
+)
 
 from scrapeshield.state.base import StateStore
+from scrapeshield.state.cluster import ClusterStore
 from scrapeshield.state.memory import MemoryStore
 from scrapeshield.state.redis import RedisStore
 from scrapeshield.testing.state import CHECKS
@@ -21,23 +29,29 @@ def _memory(request: pytest.FixtureRequest) -> Iterator[Callable[[], StateStore]
     yield MemoryStore
 
 
-def _redis(request: pytest.FixtureRequest) -> Iterator[Callable[[], StateStore]]:
-    server: RedisServer = request.getfixturevalue("redis_server")
-    made: list[RedisStore] = []
+def _server(fixture: str) -> Callable[[pytest.FixtureRequest], Iterator[Callable[[], StateStore]]]:
+    def backend(request: pytest.FixtureRequest) -> Iterator[Callable[[], StateStore]]:
+        server: RedisServer | RedisCluster = request.getfixturevalue(fixture)
+        kind = ClusterStore if isinstance(server, RedisCluster) else RedisStore
+        made: list[RedisStore | ClusterStore] = []
 
-    def fresh() -> StateStore:  # a store of its own: a key prefix nobody else used
-        store = RedisStore(server.url, prefix=f"c{next(_prefixes)}", timeout=5)
-        made.append(store)
-        return store
+        def fresh() -> StateStore:  # a store of its own: a key prefix nobody else used
+            store = kind(server.url, prefix=f"c{next(_prefixes)}", timeout=5)
+            made.append(store)
+            return store
 
-    yield fresh
-    for store in made:
-        store.close()
+        yield fresh
+        for store in made:
+            store.close()
+
+    return backend
 
 
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Iterator[Callable[[], StateStore]]]] = {
     "memory": _memory,
-    "redis": _redis,
+    "redis": _server("redis_server"),
+    "valkey": _server("valkey_server"),
+    "redis-cluster": _server("redis_cluster"),
 }
 
 

@@ -1,5 +1,6 @@
 """The Redis backend beyond the shared contract: script loading, round trips, TTLs, key layout,
-memory writes across nodes, time-outs, and agreement with the in-memory reference."""
+memory writes across nodes, time-outs, and agreement with the in-memory reference; each
+against a real Redis and a real Valkey."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
-from redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
+from redis_server import RedisServer, redis_server, valkey_server  # noqa: F401 - the fixtures
 
 from scrapeshield.errors import ConfigError, StateError
 from scrapeshield.policy.loader import default_policy_text
@@ -40,12 +41,18 @@ def request(n: int, ip: str = "10.0.0.1") -> list[KeyUpdate]:
             ("account:42", ACCOUNT, (1, 1), record)]
 
 
+@pytest.fixture(scope="module", params=["redis", "valkey"])
+def any_server(request: pytest.FixtureRequest) -> RedisServer:
+    server: RedisServer = request.getfixturevalue(f"{request.param}_server")
+    return server
+
+
 @pytest.fixture
-def server(redis_server: RedisServer) -> Iterator[RedisServer]:  # noqa: F811
-    redis_server.client().flushall()
-    redis_server.client().script_flush()
-    redis_server.client().config_resetstat()
-    yield redis_server
+def server(any_server: RedisServer) -> Iterator[RedisServer]:
+    any_server.client().flushall()
+    any_server.client().script_flush()
+    any_server.client().config_resetstat()
+    yield any_server
 
 
 @pytest.fixture
@@ -113,7 +120,7 @@ def test_asyncio_one_round_trip_and_memory_visible_at_once(
     server: RedisServer, stores: list[RedisStore]
 ) -> None:
     store, other = new_store(server, stores), new_store(server, stores)
-    other._prefix = store._prefix  # noqa: SLF001 - two nodes, one keyspace
+    other._layout = store._layout  # noqa: SLF001 - two nodes, one keyspace
 
     async def run() -> None:
         for n in range(20):
@@ -137,7 +144,7 @@ def test_memory_written_by_one_node_is_read_by_the_next(
     write as soon as Redis has read it (here: a moment; between real nodes a whole HTTP round
     trip passes). On one node, reads always follow its own writes (one connection, in order)."""
     a = new_store(server, stores)
-    b = new_store(server, stores, prefix=a._prefix.decode()[:-2])  # noqa: SLF001
+    b = new_store(server, stores, prefix=a._layout.prefix.decode()[:-2])  # noqa: SLF001
     for n in range(1, 20):
         node, other = (a, b) if n % 2 else (b, a)
         _, memory = node.update([], "ip:10.0.0.9", float(n))
@@ -210,11 +217,11 @@ def test_time_out_when_redis_hangs(server: RedisServer, stores: list[RedisStore]
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40), st.integers(0, 400)), min_size=1,
                 max_size=60))
 def test_same_answers_as_the_memory_store(
-    redis_server: RedisServer, steps: list[tuple[int, int, int]]  # noqa: F811
+    any_server: RedisServer, steps: list[tuple[int, int, int]]
 ) -> None:
     """The Lua script is memory.py's arithmetic: same usages for any sequence of requests."""
     specs = ((10.0, False, 50), (60.0, False, 50), (30.0, True, 5), (120.0, True, 20))
-    reference, store = MemoryStore(), RedisStore(redis_server.url, prefix=f"h{next(_prefixes)}", timeout=5)
+    reference, store = MemoryStore(), RedisStore(any_server.url, prefix=f"h{next(_prefixes)}", timeout=5)
     now = 10_000.0
     try:
         for who, record, gap in steps:

@@ -68,9 +68,68 @@ _LOAD = _pack((b"SCRIPT", b"LOAD", SCRIPT))
 
 def _bytes(text: str, limit: int) -> bytes:
     raw = text.encode("utf-8", "surrogatepass")
-    if len(raw) <= limit:
+    if 0 < len(raw) <= limit and raw[0] != 0x7D:  # "}" first would leave the hash tag empty
         return raw
-    return raw[:16] + b"~" + hashlib.blake2b(raw, digest_size=16).hexdigest().encode()
+    return raw[:16].replace(b"}", b")") + b"~" + hashlib.blake2b(raw, digest_size=16).hexdigest().encode()
+
+
+class Layout:
+    """Key names and script arguments under one prefix (shared with the Cluster store)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix.encode() + b":{"
+        self._shapes: dict[tuple[int, int], tuple[Any, Any, bytes, tuple[bytes, ...]]] = {}
+
+    def memory_key(self, client: str) -> bytes:
+        return self.prefix + _bytes(client, _MAX_KEY) + b"}:m"
+
+    def script_args(
+        self, updates: Sequence[KeyUpdate], memory_key: bytes | None, now: float
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The script's KEYS and ARGV for these entities (and the client's memory, if given)."""
+        prefix = self.prefix
+        keys: list[bytes] = []
+        argv = [repr(float(now)).encode(), b"%d" % len(updates)]
+        for key, specs, costs, record in updates:
+            spec, sets = self._shape(specs, costs)
+            base = prefix + _bytes(key, _MAX_KEY) + b"}:"
+            keys.append(base + b"w")
+            for suffix in sets:
+                keys.append(base + suffix)
+            argv.append(spec)
+            argv.append(_bytes(record, _MAX_RECORD) if record else b"")
+        if memory_key is not None:
+            keys.append(memory_key)
+        return keys, argv
+
+    def _shape(
+        self, specs: tuple[CounterSpec, ...], costs: tuple[int, ...]
+    ) -> tuple[bytes, tuple[bytes, ...]]:
+        """The script's description of a key's counters, and its record-set key suffixes (cached)."""
+        ident = (id(specs), id(costs))
+        got = self._shapes.get(ident)
+        if got is None or got[0] is not specs or got[1] is not costs:
+            spec = " ".join(f"{float(w)!r} {int(d)} {int(lim)} {int(c)}"
+                            for (w, d, lim), c in zip(specs, costs, strict=True))
+            sets = tuple(b"d%d" % i for i, (_, d, _) in enumerate(specs) if d)
+            if len(self._shapes) > 10_000:
+                self._shapes.clear()
+            got = self._shapes[ident] = (specs, costs, spec.encode(), sets)
+        return got[2], got[3]
+
+
+def memory_value(memory: ClientMemory) -> bytes:
+    return ",".join(map(repr, memory.values)).encode()
+
+
+def decode(reply: bytes, count: int, now: float) -> _Result:
+    """The script's reply: per entity its usages, then the client's memory."""
+    if not isinstance(reply, bytes):
+        raise StateError(f"redis: unexpected reply {reply!r:.80}")
+    parts = reply.split(b"|", count)
+    if len(parts) != count + 1:
+        raise StateError(f"redis: unexpected reply {reply[:80]!r}")
+    return [tuple(map(float, p.split())) for p in parts[:count]], _memory(parts[count], now)
 
 
 def _memory(raw: bytes, now: float) -> ClientMemory:
@@ -94,7 +153,7 @@ class RedisStore:
         url = url.replace("valkey", "redis", 1) if url.startswith("valkey") else url
         self.timeout = timeout
         self.idle_ttl = b"%d" % max(1, round(idle_ttl))
-        self._prefix = prefix.encode() + b":{"
+        self._layout = Layout(prefix)
         self._pool = redis.ConnectionPool.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._apool: Any = aioredis.ConnectionPool.from_url(  # time-outs: asyncio.timeout per call
@@ -107,7 +166,6 @@ class RedisStore:
         self._outbox: list[bytes] = []  # asyncio memory writes waiting for a connection
         self._lock = threading.Lock()
         self._flush: asyncio.Task[None] | None = None  # sending the outbox
-        self._shapes: dict[tuple[int, int], tuple[Any, Any, bytes, tuple[bytes, ...]]] = {}
         self.round_trips = 0  # waits for Redis (update/aupdate calls)
         self.write_errors = 0  # memory writes that could not be sent
 
@@ -157,9 +215,8 @@ class RedisStore:
         return self._decode(reply, len(updates), now)
 
     def keep(self, client: str, memory: ClientMemory) -> None:
-        value = ",".join(map(repr, memory.values)).encode()
-        key = self._prefix + _bytes(client, _MAX_KEY) + b"}:m"
-        command = _SKIP + _pack((b"SET", key, value, b"EX", self.idle_ttl))
+        key = self._layout.memory_key(client)
+        command = _SKIP + _pack((b"SET", key, memory_value(memory), b"EX", self.idle_ttl))
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -202,41 +259,12 @@ class RedisStore:
             await conn.disconnect()
 
     def _command(self, updates: Sequence[KeyUpdate], client: str, now: float) -> bytes:
-        prefix = self._prefix
-        keys: list[bytes] = []
-        argv = [repr(float(now)).encode(), b"%d" % len(updates)]
-        for key, specs, costs, record in updates:
-            spec, sets = self._shape(specs, costs)
-            base = prefix + _bytes(key, _MAX_KEY) + b"}:"
-            keys.append(base + b"w")
-            for suffix in sets:
-                keys.append(base + suffix)
-            argv.append(spec)
-            argv.append(_bytes(record, _MAX_RECORD) if record else b"")
-        keys.append(prefix + _bytes(client, _MAX_KEY) + b"}:m")
+        keys, argv = self._layout.script_args(updates, self._layout.memory_key(client), now)
         return _pack((b"EVALSHA", SHA, b"%d" % len(keys), *keys, *argv))
-
-    def _shape(
-        self, specs: tuple[CounterSpec, ...], costs: tuple[int, ...]
-    ) -> tuple[bytes, tuple[bytes, ...]]:
-        """The script's description of a key's counters, and its record-set key suffixes (cached)."""
-        ident = (id(specs), id(costs))
-        got = self._shapes.get(ident)
-        if got is None or got[0] is not specs or got[1] is not costs:
-            spec = " ".join(f"{float(w)!r} {int(d)} {int(lim)} {int(c)}"
-                            for (w, d, lim), c in zip(specs, costs, strict=True))
-            sets = tuple(b"d%d" % i for i, (_, d, _) in enumerate(specs) if d)
-            if len(self._shapes) > 10_000:
-                self._shapes.clear()
-            got = self._shapes[ident] = (specs, costs, spec.encode(), sets)
-        return got[2], got[3]
 
     @staticmethod
     def _decode(reply: bytes, count: int, now: float) -> _Result:
-        parts = reply.split(b"|", count)
-        if len(parts) != count + 1:
-            raise StateError(f"redis: unexpected reply {reply[:80]!r}")
-        return [tuple(map(float, p.split())) for p in parts[:count]], _memory(parts[count], now)
+        return decode(reply, count, now)
 
     def _send(self, command: bytes) -> None:
         """Write a command that has no reply (CLIENT REPLY SKIP), without waiting."""
