@@ -23,7 +23,7 @@ from scrapeshield.errors import ConfigError, StateError
 from scrapeshield.policy.loader import default_policy_text
 from scrapeshield.runtime import Shield
 from scrapeshield.settings import RedisState, Settings
-from scrapeshield.state.base import KeyUpdate
+from scrapeshield.state.base import MEMORY_SIZE, KeyUpdate
 from scrapeshield.state.memory import MemoryStore
 from scrapeshield.state.redis import RedisStore
 from scrapeshield.state.resilient import ResilientStore
@@ -135,6 +135,43 @@ def test_asyncio_one_round_trip_and_memory_visible_at_once(
 
     asyncio.run(run())
     assert store.round_trips == 20
+
+
+def test_asyncio_decisions_waiting_together_share_one_round_trip(
+    server: RedisServer, stores: list[RedisStore]
+) -> None:
+    """Decisions that wait at the same moment go out in one write and come back in order:
+    one round trip for all of them, each still its own atomic script call."""
+    store, reference = new_store(server, stores), MemoryStore()
+    calls = [(request(n, f"10.0.1.{n}"), f"ip:10.0.1.{n}", 1000.0 + n) for n in range(17)]
+
+    async def run() -> tuple[list[Any], int]:
+        await store.aupdate(*calls[0])  # loads the script
+        before = store.round_trips
+        got = await asyncio.gather(*(store.aupdate(*call) for call in calls[1:]))
+        trips = store.round_trips - before
+        await store.aclose()
+        return [usages for usages, _ in got], trips
+
+    got, trips = asyncio.run(run())
+    want = [reference.update(*call)[0] for call in calls][1:]
+    assert got == want, "each decision gets its own answer, in the order they were asked"
+    assert trips == 1
+    assert server.commandstats()["evalsha"] == 18  # the first one's NOSCRIPT included
+
+
+def test_memory_in_the_older_decimal_form_is_still_read(
+    server: RedisServer, stores: list[RedisStore]
+) -> None:
+    store = new_store(server, stores, prefix="old")
+    values = [5.0, 7.5, 3.0] + [0.0] * (MEMORY_SIZE - 3)
+    server.client().set("old:{ip:10.0.0.3}:m", ",".join(map(repr, values)))
+    _, memory = store.update([], "ip:10.0.0.3", 10.0)
+    assert memory.values == values
+    memory.requests = 4
+    store.keep("ip:10.0.0.3", memory)
+    assert store.update([], "ip:10.0.0.3", 11.0)[1].values == [5.0, 7.5, 4.0] + [0.0] * (MEMORY_SIZE - 3)
+    assert len(server.client().get("old:{ip:10.0.0.3}:m") or b"") == 1 + 8 * MEMORY_SIZE, "written packed"
 
 
 def test_memory_written_by_one_node_is_read_by_the_next(

@@ -31,7 +31,7 @@ from redis.retry import Retry
 
 from scrapeshield.errors import StateError
 from scrapeshield.state.base import ClientMemory, KeyUpdate
-from scrapeshield.state.redis import _SKIP, SCRIPT, SHA, Layout, _pack, decode, memory_value
+from scrapeshield.state.layout import SCRIPT, SHA, SKIP, Layout, decode, memory_value, pack
 
 _Result = tuple[list[tuple[float, ...]], ClientMemory]
 # Per call: the indices of the updates it carries, whether it reads the memory, its arguments.
@@ -196,7 +196,7 @@ class ClusterStore:
             self.write_errors += 1
             return
         try:
-            conn.send_packed_command((_SKIP + _pack((b"SET", key, value, b"EX", self.idle_ttl)),),
+            conn.send_packed_command((SKIP + pack((b"SET", key, value, b"EX", self.idle_ttl)),),
                                      check_health=False)
         except (redis.RedisError, OSError):
             conn.disconnect()

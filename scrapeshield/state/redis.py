@@ -9,16 +9,23 @@ Keys (``ss`` is the prefix): ``ss:{ip:1.2.3.4}:w`` (window counters), ``ss:{ip:1
 memory). The hash tag is the entity, never the client: ``ss:{subnet:1.2.3.0/24}:w`` is
 one key for every address in that subnet, as it must be, and the client's memory shares
 its IP's tag. So on Redis Cluster each entity is one slot, and the script (which takes
-any number of entities) runs once per entity, the calls sent to their nodes all at once:
-still one round trip of waiting. This client talks to one server (Redis 7, Valkey 7.2+:
-the same commands), where one call covers all the entities of a request.
+any number of entities) runs once per slot, the calls sent to their nodes all at once:
+still one round trip of waiting (``cluster.py``). This store talks to one server (Redis 7,
+Valkey 7.2+: the same commands; both tested), where one call covers all the entities of a
+request.
+
+Under asyncio, the decisions that wait at the same moment share a round trip: each turn
+of the event loop's calls leave in one write on one connection and their replies come
+back in order (auto-pipelining). Each is still its own atomic script call; 16 concurrent
+decisions cost about one round trip, not 16.
 
 ``keep`` waits for nothing: it writes ``CLIENT REPLY SKIP`` + ``SET … EX idle_ttl`` (which
 Redis does not answer) on the idle connection the next call will use, and returns. Redis
 has the client's memory before this node's response leaves, so whichever node the client
 comes to next reads it; only two nodes serving one client at the same instant race (the
 last write wins). Cost: a socket write, no wait. (Under asyncio, when every connection is
-busy, the write leaves with this node's next call or on the loop's next turn.)
+busy, the write leaves with this node's next call or on the loop's next turn.) The memory
+is stored as packed doubles; a value in the older decimal form is still read.
 
 The hot path bypasses redis-py's command layer (its pool, retries and response
 callbacks cost more than the round trip) but uses its connections: AUTH, TLS, SELECT
@@ -30,11 +37,9 @@ failure means for the decision.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import threading
 from collections.abc import Sequence
-from importlib.resources import files
 from typing import Any
 
 import redis
@@ -42,106 +47,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from scrapeshield.errors import StateError
-from scrapeshield.state.base import ClientMemory, CounterSpec, KeyUpdate
+from scrapeshield.state.base import ClientMemory, KeyUpdate
+from scrapeshield.state.layout import LOAD, SHA, SKIP, Layout, Result, decode, memory_value, pack
 
-SCRIPT = (files("scrapeshield.state") / "lua" / "update.lua").read_bytes()
-SHA = hashlib.sha1(SCRIPT).hexdigest().encode()
-_MEMORY_SIZE = len(ClientMemory().values)
-_MAX_KEY = 200  # longer key values and records are stored as a digest
-_MAX_RECORD = 100
 _IDLE_LINKS = 64
 _MAX_OUTBOX = 10_000
-_SKIP = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n"  # no reply to the next command
-_Result = tuple[list[tuple[float, ...]], ClientMemory]
-
-
-def _pack(args: Sequence[bytes]) -> bytes:
-    """One command in RESP."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(parts)
-
-
-_LOAD = _pack((b"SCRIPT", b"LOAD", SCRIPT))
-
-
-def _bytes(text: str, limit: int) -> bytes:
-    raw = text.encode("utf-8", "surrogatepass")
-    if 0 < len(raw) <= limit and raw[0] != 0x7D:  # "}" first would leave the hash tag empty
-        return raw
-    return raw[:16].replace(b"}", b")") + b"~" + hashlib.blake2b(raw, digest_size=16).hexdigest().encode()
-
-
-class Layout:
-    """Key names and script arguments under one prefix (shared with the Cluster store)."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix.encode() + b":{"
-        self._shapes: dict[tuple[int, int], tuple[Any, Any, bytes, tuple[bytes, ...]]] = {}
-
-    def memory_key(self, client: str) -> bytes:
-        return self.prefix + _bytes(client, _MAX_KEY) + b"}:m"
-
-    def script_args(
-        self, updates: Sequence[KeyUpdate], memory_key: bytes | None, now: float
-    ) -> tuple[list[bytes], list[bytes]]:
-        """The script's KEYS and ARGV for these entities (and the client's memory, if given)."""
-        prefix = self.prefix
-        keys: list[bytes] = []
-        argv = [repr(float(now)).encode(), b"%d" % len(updates)]
-        for key, specs, costs, record in updates:
-            spec, sets = self._shape(specs, costs)
-            base = prefix + _bytes(key, _MAX_KEY) + b"}:"
-            keys.append(base + b"w")
-            for suffix in sets:
-                keys.append(base + suffix)
-            argv.append(spec)
-            argv.append(_bytes(record, _MAX_RECORD) if record else b"")
-        if memory_key is not None:
-            keys.append(memory_key)
-        return keys, argv
-
-    def _shape(
-        self, specs: tuple[CounterSpec, ...], costs: tuple[int, ...]
-    ) -> tuple[bytes, tuple[bytes, ...]]:
-        """The script's description of a key's counters, and its record-set key suffixes (cached)."""
-        ident = (id(specs), id(costs))
-        got = self._shapes.get(ident)
-        if got is None or got[0] is not specs or got[1] is not costs:
-            spec = " ".join(f"{float(w)!r} {int(d)} {int(lim)} {int(c)}"
-                            for (w, d, lim), c in zip(specs, costs, strict=True))
-            sets = tuple(b"d%d" % i for i, (_, d, _) in enumerate(specs) if d)
-            if len(self._shapes) > 10_000:
-                self._shapes.clear()
-            got = self._shapes[ident] = (specs, costs, spec.encode(), sets)
-        return got[2], got[3]
-
-
-def memory_value(memory: ClientMemory) -> bytes:
-    return ",".join(map(repr, memory.values)).encode()
-
-
-def decode(reply: bytes, count: int, now: float) -> _Result:
-    """The script's reply: per entity its usages, then the client's memory."""
-    if not isinstance(reply, bytes):
-        raise StateError(f"redis: unexpected reply {reply!r:.80}")
-    parts = reply.split(b"|", count)
-    if len(parts) != count + 1:
-        raise StateError(f"redis: unexpected reply {reply[:80]!r}")
-    return [tuple(map(float, p.split())) for p in parts[:count]], _memory(parts[count], now)
-
-
-def _memory(raw: bytes, now: float) -> ClientMemory:
-    if raw:
-        try:
-            values = [float(x) for x in raw.split(b",")]
-        except ValueError:
-            values = []
-        if len(values) == _MEMORY_SIZE:
-            return ClientMemory(values=values)
-    return ClientMemory(now)
-
 
 class RedisStore:
     does_io = True
@@ -166,12 +76,15 @@ class RedisStore:
         self._outbox: list[bytes] = []  # asyncio memory writes waiting for a connection
         self._lock = threading.Lock()
         self._flush: asyncio.Task[None] | None = None  # sending the outbox
+        # asyncio decisions waiting for this turn's batch, and the batches in flight
+        self._queue: list[tuple[bytes, asyncio.Future[bytes]]] = []
+        self._batches: set[asyncio.Task[None]] = set()
         self.round_trips = 0  # waits for Redis (update/aupdate calls)
         self.write_errors = 0  # memory writes that could not be sent
 
     # -- the protocol ------------------------------------------------------------------
 
-    def update(self, updates: Sequence[KeyUpdate], client: str, now: float) -> _Result:
+    def update(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         command = self._command(updates, client, now)
         self.round_trips += 1
         conn = self._take()
@@ -180,7 +93,7 @@ class RedisStore:
             try:
                 reply = conn.read_response()
             except NoScriptError:  # a restarted or flushed server: load, then run again
-                conn.send_packed_command((_LOAD + command,), check_health=False)
+                conn.send_packed_command((LOAD + command,), check_health=False)
                 conn.read_response()
                 reply = conn.read_response()
         except (redis.RedisError, OSError) as exc:
@@ -190,33 +103,75 @@ class RedisStore:
             raise StateError(f"redis: {exc or type(exc).__name__}") from exc
         if len(self._links) < _IDLE_LINKS:
             self._links.append(conn)
-        return self._decode(reply, len(updates), now)
+        return decode(reply, len(updates), now)
 
-    async def aupdate(self, updates: Sequence[KeyUpdate], client: str, now: float) -> _Result:
+    async def aupdate(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         command = self._command(updates, client, now)
+        loop = asyncio.get_running_loop()
+        self._atake_loop(loop)
+        waiter: asyncio.Future[bytes] = loop.create_future()
+        self._queue.append((command, waiter))
+        if len(self._queue) == 1:  # the first this turn: the batch leaves at the turn's end
+            loop.call_soon(self._dispatch)
+        return decode(await waiter, len(updates), now)
+
+    def _dispatch(self) -> None:
+        """Send every decision queued during this turn of the event loop in one write."""
+        batch, self._queue = self._queue, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._exchange(batch))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _exchange(self, batch: list[tuple[bytes, asyncio.Future[bytes]]]) -> None:
+        """One round trip for a batch: its commands in one write, then their replies in order."""
         self.round_trips += 1
         conn = self._atake()
+        replies: list[Any] = []
         try:
             async with asyncio.timeout(self.timeout):
-                await conn.send_packed_command(self._drain() + command, check_health=False)
-                try:
-                    reply = await conn.read_response()
-                except NoScriptError:
-                    await conn.send_packed_command(_LOAD + command, check_health=False)
+                await conn.send_packed_command(
+                    self._drain() + b"".join(c for c, _ in batch), check_health=False)
+                replies = [await self._reply(conn) for _ in batch]
+                missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+                if missing:  # a restarted or flushed server: load, then run those again
+                    await conn.send_packed_command(
+                        LOAD + b"".join(batch[i][0] for i in missing), check_health=False)
                     await conn.read_response()
-                    reply = await conn.read_response()
-        except (redis.RedisError, OSError) as exc:  # TimeoutError is an OSError
-            self._alinks, idle = [], self._alinks
+                    for i in missing:
+                        replies[i] = await self._reply(conn)
+        except (redis.RedisError, OSError, asyncio.CancelledError) as exc:  # TimeoutError: OSError
+            self._alinks, idle = [], self._alinks  # after a failure the idle ones are suspect too
             for dead in (conn, *idle):
                 await dead.disconnect(nowait=True)
-            raise StateError(f"redis: {exc or type(exc).__name__}") from exc
+            failure = StateError(f"redis: {exc or type(exc).__name__}")
+            for _, waiter in batch:
+                if not waiter.done():
+                    waiter.set_exception(failure)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
         if len(self._alinks) < _IDLE_LINKS:
             self._alinks.append(conn)
-        return self._decode(reply, len(updates), now)
+        for (_, waiter), reply in zip(batch, replies, strict=True):
+            if waiter.done():  # its caller went away
+                continue
+            if isinstance(reply, Exception):
+                waiter.set_exception(StateError(f"redis: {reply}"))
+            else:
+                waiter.set_result(reply)
+
+    @staticmethod
+    async def _reply(conn: Any) -> Any:
+        """One reply; an error reply is returned (it concerns one decision), not raised."""
+        try:
+            return await conn.read_response()
+        except redis.ResponseError as exc:
+            return exc
 
     def keep(self, client: str, memory: ClientMemory) -> None:
         key = self._layout.memory_key(client)
-        command = _SKIP + _pack((b"SET", key, memory_value(memory), b"EX", self.idle_ttl))
+        command = SKIP + pack((b"SET", key, memory_value(memory), b"EX", self.idle_ttl))
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -252,6 +207,8 @@ class RedisStore:
 
     async def aclose(self) -> None:
         """Send queued writes and close the asyncio connections (on the loop that used them)."""
+        if self._batches:
+            await asyncio.gather(*self._batches, return_exceptions=True)
         if self._flush is not None:
             await self._flush
         links, self._alinks = self._alinks, []
@@ -260,11 +217,7 @@ class RedisStore:
 
     def _command(self, updates: Sequence[KeyUpdate], client: str, now: float) -> bytes:
         keys, argv = self._layout.script_args(updates, self._layout.memory_key(client), now)
-        return _pack((b"EVALSHA", SHA, b"%d" % len(keys), *keys, *argv))
-
-    @staticmethod
-    def _decode(reply: bytes, count: int, now: float) -> _Result:
-        return decode(reply, count, now)
+        return pack((b"EVALSHA", SHA, b"%d" % len(keys), *keys, *argv))
 
     def _send(self, command: bytes) -> None:
         """Write a command that has no reply (CLIENT REPLY SKIP), without waiting."""
@@ -287,7 +240,7 @@ class RedisStore:
 
     def _atake_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if loop is not self._aloop:  # connections belong to the loop that made them
-            self._aloop, self._alinks, self._flush = loop, [], None
+            self._aloop, self._alinks, self._flush, self._queue = loop, [], None, []
 
     def _atake(self) -> Any:
         self._atake_loop(asyncio.get_running_loop())
