@@ -33,6 +33,26 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int, what: str, seconds:
     raise RuntimeError(f"{what} did not start")
 
 
+def wait_answering(proc: subprocess.Popen[bytes], port: int, what: str, seconds: float = 60) -> None:
+    """Until a GET / is answered: a pre-fork server (gunicorn) listens before its worker has
+    loaded the app, and a warm-up that lands in that gap measures nothing."""
+    wait_listening(proc, port, what, seconds)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                if sock.recv(16).startswith(b"HTTP/"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{what} never answered")
+
+
 def wrk(port: int, seconds: int, connections: int = 32) -> dict[str, float]:
     """One wrk run on core 1 spreading requests over 100,000 clients (wrk-clients.lua)."""
     out = subprocess.run(

@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Flask
 
-from bench.load import ROOT, free_port, wait_listening, wrk
+from bench.load import ROOT, free_port, wait_answering, wrk
 
 POLICY = Path(__file__).with_name("bench-policy.yaml")
 VARIANTS = ("bare", "shielded")
@@ -70,7 +70,7 @@ def _start(variant: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
     ]
     env = {**os.environ, "BENCH_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    wait_listening(proc, port, variant, seconds=30)
+    wait_answering(proc, port, variant)
     return proc
 
 

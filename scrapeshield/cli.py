@@ -172,7 +172,8 @@ def serve_decisions(host: str, port: int, admin_port: int, policy_path: str | No
     """Answer nginx auth_request, Caddy forward_auth and Traefik ForwardAuth (see deploy/).
 
     Only the proxy may reach --host/--port: it is believed about each request's URI."""
-    from scrapeshield.hosts.auth_request import DecisionService
+    from scrapeshield.hosts.auth_request import MAX_VERIFY_BODY, DecisionService
+    from scrapeshield.hosts.edge_server import EdgeServer
 
     settings = _settings(data_dir, db_url, state, policy_path)
     shield = _shield(settings)
@@ -180,7 +181,8 @@ def serve_decisions(host: str, port: int, admin_port: int, policy_path: str | No
         click.echo("warning: the policy's trusted_proxies is empty, so the proxy's X-Forwarded-For "
                    "is ignored and every request counts as coming from the proxy; list the proxy's "
                    "address (deploy/policy-edge.yaml trusts 127.0.0.1)", err=True)
-    _run(shield, DecisionService(shield), host, port, admin_port, settings,
+    service = DecisionService(shield)
+    _run(shield, EdgeServer(service.answer, MAX_VERIFY_BODY), host, port, admin_port, settings,
          "decision service for edge proxies", protect=False)
 
 

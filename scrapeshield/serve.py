@@ -14,6 +14,7 @@ import uvicorn
 
 from scrapeshield.errors import ConfigError
 from scrapeshield.hosts.asgi import ASGIApp
+from scrapeshield.hosts.edge_server import EdgeServer
 from scrapeshield.runtime import Shield
 
 log = logging.getLogger("scrapeshield.serve")
@@ -36,7 +37,7 @@ def _config(
 
 def serve_pair(
     shield: Shield,
-    public: ASGIApp,
+    public: ASGIApp | EdgeServer,
     admin: ASGIApp,
     host: str,
     port: int,
@@ -55,10 +56,12 @@ def serve_pair(
             sock.close()
         shield.close()
         raise
-    servers = [
-        _Server(_config(public, host, port, "auto")),
-        _Server(_config(admin, admin_host, admin_port, "off")),
-    ]
+    # The decision service has its own lean server (hosts/edge_server.py); it runs on uvloop
+    # when installed (uvicorn[standard] brings it), as uvicorn itself would choose.
+    lean = isinstance(public, EdgeServer)
+    first = public if isinstance(public, EdgeServer) else _Server(_config(public, host, port, "auto"))
+    servers: list[EdgeServer | uvicorn.Server] = [
+        first, _Server(_config(admin, admin_host, admin_port, "off"))]
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -91,11 +94,20 @@ def serve_pair(
         await asyncio.gather(*tasks, return_exceptions=True)
 
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=_fast_loop() if lean else None) as runner:
+            runner.run(main())
     finally:
         for sock in sockets:
             sock.close()
         shield.close()
+
+
+def _fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _bind(host: str, port: int) -> socket.socket:

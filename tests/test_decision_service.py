@@ -22,6 +22,8 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
+from redis_server import redis_server  # noqa: F401 - the fixture
+from servers import start_cli
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -484,3 +486,30 @@ def test_serve_decisions_warns_when_no_proxy_is_trusted(tmp_path: Path) -> None:
     assert "trusted_proxies is empty" in default.output and "cannot listen" in default.output
     assert "trusted_proxies is empty" not in edge.output and "cannot listen" in edge.output
 
+
+
+@pytest.mark.parametrize("state", ["memory", "redis"])
+def test_serve_decisions_over_http_contains_a_crawler_and_passes_a_browser(
+    tmp_path: Path, state: str, request: pytest.FixtureRequest
+) -> None:
+    """The command's own server on a real socket, with keep-alive as nginx uses it; with Redis
+    state every decision is awaited (the server's task path), in memory none is."""
+    args = ["serve-decisions", "--policy", str(EDGE_POLICY)]
+    if state == "redis":
+        args += ["--state", request.getfixturevalue("redis_server").url]
+    server = start_cli(args, tmp_path)
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            browser = client.get(AUTH, headers=dict(original("/", CHROME, "198.51.100.7")))
+            assert browser.status_code == 200 and "x-scrapeshield-action" not in browser.headers
+            crawled = [client.get(AUTH, headers=dict(original(f"/api/v1/users/{i}", CURL,
+                                                              "198.51.100.8")))
+                       for i in range(1, 300)]
+            refused = [r for r in crawled if r.status_code != 200]
+            assert refused and {r.status_code for r in refused} <= {401, 403}
+            assert refused[-1].headers["x-scrapeshield-action"] in ("throttle", "block", "challenge")
+            page = client.get(PAGE, headers={**dict(original("/api/v1/users/1", CURL, "198.51.100.8")),
+                                             "x-scrapeshield-action": "block"})
+            assert page.status_code == 403 and page.headers["x-scrapeshield-action"] == "block"
+    finally:
+        server.stop()

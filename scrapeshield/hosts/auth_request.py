@@ -26,6 +26,7 @@ import asyncio
 import ipaddress
 import logging
 import math
+from collections.abc import Awaitable
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from scrapeshield.actions.challenge import VERIFY_PATH
@@ -58,6 +59,7 @@ _NO_STORE = ("cache-control", "no-store")
 _DENY_STATUS = {Action.CHALLENGE: 401}  # auth_request: 401 and 403 deny, anything else is a 500
 _MAX_NOTED = 1024
 _METHODS = {m.encode(): m for m in "GET HEAD POST PUT PATCH DELETE OPTIONS".split()}
+_ALLOWED = Reply(200, (), b"")
 
 
 class DecisionService:
@@ -74,31 +76,56 @@ class DecisionService:
             return
         if scope["type"] != "http":
             return
+        body: bytes | None = b""
+        if scope["path"] == VERIFY_PATH and scope.get("method") == "POST":
+            body = await _read_body(receive, MAX_VERIFY_BODY)
+        answer = self.answer(scope, body)
+        await _send_reply(send, answer if isinstance(answer, Reply) else await answer)
+
+    def answer(self, scope: Scope, body: bytes | None) -> Reply | Awaitable[Reply]:
+        """The reply to one request (``body``: the request's, None when over MAX_VERIFY_BODY).
+
+        A reply that needs no waiting comes back at once, so a lean server answers in the same
+        event-loop step (hosts/edge_server.py); one that must wait (a networked state store, a
+        tarpit's delay) comes back as an awaitable. Neither raises: failures get the fail mode."""
         path = scope["path"]
         try:
             if path == AUTH_REQUEST_PATH:
-                reply = await self._auth_request(scope)
-            elif path == FORWARD_AUTH_PATH:
-                reply = await self._forward_auth(scope)
-            elif path == PAGE_PATH:
-                reply = await self._page(scope)
-            elif path == VERIFY_PATH:
-                reply = await self._verify(scope, receive)
-            else:
-                reply = Reply(404, (("content-type", "text/plain"),), b"not found")
+                return self._auth_request(scope)
+            if path == FORWARD_AUTH_PATH:
+                return self._forward_auth(scope)
+            if path == PAGE_PATH:
+                return self._page(scope)
+            if path == VERIFY_PATH:
+                return self._verify(scope, body)
+            return Reply(404, (("content-type", "text/plain"),), b"not found")
         except Exception:
             log.exception("decision service failed on %s; applying fail mode", path)
-            reply = self._failed(path)
-        await _send_reply(send, reply)
+            return self._failed(path)
+
+    async def _later(self, path: str, pending: Awaitable[Reply]) -> Reply:
+        try:
+            return await pending
+        except Exception:
+            log.exception("decision service failed on %s; applying fail mode", path)
+            return self._failed(path)
 
     # -- endpoints ----------------------------------------------------------------------------
 
-    async def _auth_request(self, scope: Scope) -> Reply:
+    def _auth_request(self, scope: Scope) -> Reply | Awaitable[Reply]:
         ctx, uri, _ = self._original(scope, _NGINX, False)
-        decision = await self._decide(ctx)
+        engine = self.shield.engine
+        if engine.needs_await:
+            return self._later(AUTH_REQUEST_PATH, self._auth_request_async(ctx, uri))
+        return self._auth_reply(ctx, uri, engine.decide(ctx))
+
+    async def _auth_request_async(self, ctx: RequestContext, uri: str) -> Reply:
+        return self._auth_reply(ctx, uri, await self.shield.engine.adecide(ctx))
+
+    def _auth_reply(self, ctx: RequestContext, uri: str, decision: Decision) -> Reply:
         action = decision.action
         if action is Action.ALLOW:
-            return Reply(200, self._debug(decision), b"")
+            return self._allowed(decision)
         headers = [(ACTION_HEADER, action.value), _NO_STORE]
         if action in (Action.THROTTLE, Action.TARPIT):
             headers.append(("retry-after", _seconds(decision.retry_after)))
@@ -107,14 +134,24 @@ class DecisionService:
             headers.append((CHALLENGE_HEADER, f"{PAGE_PATH}?return_to={quote(target, safe='')}"))
         return Reply(_DENY_STATUS.get(action, 403), tuple(headers), b"")
 
-    async def _forward_auth(self, scope: Scope) -> Reply:
+    def _forward_auth(self, scope: Scope) -> Reply | Awaitable[Reply]:
         ctx, uri, _ = self._original(scope, _FORWARD, True)
-        decision = await self._decide(ctx)
-        if decision.action is Action.ALLOW:
-            return Reply(200, self._debug(decision), b"")
-        return await self._respond(ctx, decision, uri)
+        engine = self.shield.engine
+        if engine.needs_await:
+            return self._later(FORWARD_AUTH_PATH, self._forward_auth_async(ctx, uri))
+        return self._forward_reply(ctx, uri, engine.decide(ctx))
 
-    async def _page(self, scope: Scope) -> Reply:
+    async def _forward_auth_async(self, ctx: RequestContext, uri: str) -> Reply:
+        decision = await self.shield.engine.adecide(ctx)
+        answer = self._forward_reply(ctx, uri, decision)
+        return answer if isinstance(answer, Reply) else await answer
+
+    def _forward_reply(self, ctx: RequestContext, uri: str, decision: Decision) -> Reply | Awaitable[Reply]:
+        if decision.action is Action.ALLOW:
+            return self._allowed(decision)
+        return self._respond(FORWARD_AUTH_PATH, ctx, decision, uri)
+
+    def _page(self, scope: Scope) -> Reply | Awaitable[Reply]:
         """The answer nginx shows for a decision its auth request got; nothing is counted again.
 
         Without X-Scrapeshield-Action: the challenge page for ``?return_to=`` (the URL that
@@ -131,13 +168,12 @@ class DecisionService:
             return Reply(403, (("content-type", "text/plain"), _NO_STORE), b"forbidden")
         retry = _float(control.get(RETRY_HEADER.encode(), b"").decode("latin-1"))
         decision = Decision(action, 0.0, (), "edge", retry, ctx.ip)
-        return await self._respond(ctx, decision, return_to or uri)
+        return self._respond(PAGE_PATH, ctx, decision, return_to or uri)
 
-    async def _verify(self, scope: Scope, receive: Receive) -> Reply:
+    def _verify(self, scope: Scope, body: bytes | None) -> Reply:
         """POST of a solved challenge: set the pass cookie and send the browser back."""
         if scope.get("method") != "POST":
             return Reply(405, (("allow", "POST"),), b"method not allowed")
-        body = await _read_body(receive, MAX_VERIFY_BODY)
         if body is None:
             return Reply(413, (), b"too large")
         ctx, _, _ = self._original(scope, (), False)
@@ -145,18 +181,22 @@ class DecisionService:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    async def _decide(self, ctx: RequestContext) -> Decision:
-        engine = self.shield.engine
-        return await engine.adecide(ctx) if engine.needs_await else engine.decide(ctx)
+    def _allowed(self, decision: Decision) -> Reply:
+        if not self.shield.policy.source.debug_headers:
+            return _ALLOWED
+        return Reply(200, self._debug(decision), b"")
 
-    async def _respond(self, ctx: RequestContext, decision: Decision, uri: str) -> Reply:
+    def _respond(
+        self, path: str, ctx: RequestContext, decision: Decision, uri: str
+    ) -> Reply | Awaitable[Reply]:
         """What the in-process middleware would answer for ``decision``."""
         if decision.action is Action.CHALLENGE:
             page = self.shield.challenge.page(ctx.ip, ctx.user_agent, _return_to(ctx.method, uri))
             return challenge_reply(page)
+        reply = refusal(decision, wants_json(ctx.headers, ctx.path))
         if decision.action is Action.TARPIT:
-            await asyncio.sleep(self.shield.policy.source.tarpit.delay)
-        return refusal(decision, wants_json(ctx.headers, ctx.path))
+            return self._later(path, _delayed(self.shield.policy.source.tarpit.delay, reply))
+        return reply
 
     def _original(
         self, scope: Scope, control: tuple[bytes, ...], forwarded_host: bool
@@ -280,6 +320,11 @@ def _float(text: str) -> float:
         return max(1.0, min(86400.0, float(text)))
     except ValueError:
         return 1.0
+
+
+async def _delayed(seconds: float, reply: Reply) -> Reply:
+    await asyncio.sleep(seconds)
+    return reply
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

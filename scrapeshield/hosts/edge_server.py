@@ -1,0 +1,323 @@
+"""A lean HTTP/1.1 server for the decision service: one asyncio protocol over httptools.
+
+Why not uvicorn here: an edge proxy asks about every request it serves, over connections it
+keeps open, and wants a status and a few headers back. uvicorn's ASGI machinery (a task, a
+scope and two message dicts per request) cost as much CPU as the decision itself. Here a
+reply the service has at once (the engine on in-memory state) is written from
+``data_received``, with no task; a reply that must wait (a networked state store, a tarpit's
+delay) is awaited in a task, and requests pipelined behind it wait their turn.
+
+What it speaks is what proxies send: HTTP/1.1 and 1.0, keep-alive, pipelining, bodies by
+length or chunked. It refuses upgrades (the request is answered, then the connection
+closed), request heads over MAX_HEAD bytes or MAX_HEADERS headers (431) and garbage (400);
+a body beyond ``max_body`` is discarded and the service told (None). A connection with
+nothing to do closes after IDLE_TIMEOUT, longer than nginx's 60 s upstream keepalive_timeout
+so that nginx, not this side, ends idle connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import deque
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any, cast
+from urllib.parse import unquote
+
+import httptools
+
+from scrapeshield.actions.responses import Reply
+
+log = logging.getLogger("scrapeshield.edge")
+
+Answerer = Callable[[dict[str, Any], "bytes | None"], "Reply | Awaitable[Reply]"]
+
+MAX_HEAD = 65536  # request line and headers, bytes
+MAX_HEADERS = 128
+MAX_PIPELINED = 32  # queued requests before reading pauses
+IDLE_TIMEOUT = 75.0
+GRACE = 5.0  # seconds busy connections get to finish at shutdown
+_STATUS = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
+_BARE = {s: line + b"content-length: 0\r\n\r\n" for s, line in _STATUS.items()}
+
+
+def _status_line(status: int) -> bytes:
+    return _STATUS.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()
+
+
+def encode(reply: Reply, keep_alive: bool, head: bool) -> bytes:
+    """The response bytes; ``head``: the headers only (a HEAD request)."""
+    if not reply.headers and not reply.body and keep_alive:
+        bare = _BARE.get(reply.status)
+        if bare is not None:
+            return bare
+    parts = [_status_line(reply.status)]
+    sized = False
+    for name, value in reply.headers:
+        if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+            log.error("dropped response header %r: it holds a line break", name)
+            continue
+        sized = sized or name.lower() == "content-length"
+        parts.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+    if not sized:
+        parts.append(b"content-length: %d\r\n" % len(reply.body))
+    if not keep_alive:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    if not head:
+        parts.append(reply.body)
+    return b"".join(parts)
+
+
+class _Request:
+    __slots__ = ("body", "body_size", "head", "head_size", "headers", "keep_alive", "method",
+                 "refuse", "url")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_size = 0
+        self.refuse = 0  # 431: the head is too large
+        self.body: list[bytes] | None = []  # None: over max_body, discarded
+        self.body_size = 0
+        self.method = "GET"
+        self.head = False
+        self.keep_alive = True
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: EdgeServer) -> None:
+        self.server = server
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client: tuple[str, int] | None = None
+        self.request = _Request()
+        self.queue: deque[tuple[dict[str, Any], bytes | None, bool, bool]] = deque()
+        self.waiting: asyncio.Task[None] | None = None
+        self.refused = 0  # the status that ends this connection once the queue is answered
+        self.closing = False
+        self.paused_queue = self.paused_write = False
+        self.last = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = (str(peer[0]), int(peer[1]))
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:  # answers are small: never wait on Nagle
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self.server.connections.add(self)
+        self.last = self.loop.time()
+        self.timer = self.loop.call_later(IDLE_TIMEOUT / 3, self._tick)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.server.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.waiting is not None:
+            self.waiting.cancel()
+        self.queue.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing or self.refused:
+            return  # what follows a refused request is not read
+        self.last = self.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.refused = 400  # what was asked is answered, then the connection closed
+        except httptools.HttpParserError:
+            self.refused = 400
+        if self.request.refuse:
+            self.refused = self.request.refuse
+        if self.waiting is None:
+            self._drain()
+
+    def pause_writing(self) -> None:
+        self.paused_write = True
+        self._reading()
+
+    def resume_writing(self) -> None:
+        self.paused_write = False
+        self._reading()
+
+    # -- httptools callbacks (they must not raise: they only record) ----------------------
+
+    def on_message_begin(self) -> None:
+        self.request = _Request()
+
+    def on_url(self, url: bytes) -> None:
+        request = self.request
+        request.head_size += len(url)
+        if request.head_size > MAX_HEAD:
+            request.refuse = request.refuse or 414
+        else:
+            request.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        request = self.request
+        request.head_size += len(name) + len(value) + 4
+        if request.refuse:
+            return
+        if request.head_size > MAX_HEAD or len(request.headers) >= MAX_HEADERS:
+            request.refuse = 431
+        else:
+            request.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        request, parser = self.request, self.parser
+        request.method = parser.get_method().decode("ascii", "replace")
+        request.head = request.method == "HEAD"
+        request.keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
+
+    def on_body(self, chunk: bytes) -> None:
+        request = self.request
+        if request.body is None:
+            return
+        request.body_size += len(chunk)
+        if request.body_size > self.server.max_body:
+            request.body = None
+        else:
+            request.body.append(chunk)
+
+    def on_message_complete(self) -> None:
+        request = self.request
+        if request.refuse or self.refused or self.closing:
+            return
+        try:
+            parsed = httptools.parse_url(request.url)
+        except httptools.HttpParserInvalidURLError:
+            self.refused = 400
+            return
+        raw_path = parsed.path or b"/"
+        path = raw_path.decode("latin-1")
+        if b"%" in raw_path:
+            path = unquote(path, encoding="utf-8", errors="replace")
+        scope = {"type": "http", "method": request.method, "path": path,
+                 "query_string": parsed.query or b"", "headers": request.headers,
+                 "client": self.client, "scheme": "http"}
+        body = None if request.body is None else b"".join(request.body)
+        self.queue.append((scope, body, request.keep_alive, request.head))
+        if len(self.queue) >= MAX_PIPELINED:
+            self.paused_queue = True
+            self._reading()
+
+    # -- answering -------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Answer queued requests in order until one must wait (a task takes over)."""
+        answer = self.server.answer
+        while self.queue and not self.closing:
+            scope, body, keep_alive, head = self.queue.popleft()
+            try:
+                reply = answer(scope, body)
+            except Exception:  # the service promises not to raise; never trust that with a socket
+                log.exception("the decision service raised")
+                reply = Reply(500, (), b"")
+            if not isinstance(reply, Reply):
+                self.waiting = self.loop.create_task(self._finish(reply, keep_alive, head))
+                return
+            self._send(reply, keep_alive, head)
+        if self.paused_queue and not self.queue:
+            self.paused_queue = False
+            self._reading()
+        if self.refused and not self.closing:
+            phrase = HTTPStatus(self.refused).phrase.lower().encode()
+            self._send(Reply(self.refused, (("content-type", "text/plain"),), phrase), False, False)
+
+    async def _finish(self, pending: Awaitable[Reply], keep_alive: bool, head: bool) -> None:
+        try:
+            reply = await pending
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the decision service raised")
+            reply = Reply(500, (), b"")
+        self.waiting = None
+        if not self.closing:
+            self._send(reply, keep_alive, head)
+            self._drain()
+
+    def _send(self, reply: Reply, keep_alive: bool, head: bool) -> None:
+        transport = self.transport
+        if transport is None or self.closing:
+            return
+        keep_alive = keep_alive and not self.server.stopping
+        transport.write(encode(reply, keep_alive, head))
+        self.last = self.loop.time()
+        if not keep_alive:
+            self.closing = True
+            self.queue.clear()
+            transport.close()
+
+    def _reading(self) -> None:
+        transport = self.transport
+        if transport is None or self.closing:
+            return
+        if self.paused_queue or self.paused_write:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+
+    def _tick(self) -> None:
+        if self.closing:
+            return
+        if self.waiting is None and not self.queue and self.loop.time() - self.last > IDLE_TIMEOUT:
+            self.close()
+            return
+        self.timer = self.loop.call_later(IDLE_TIMEOUT / 3, self._tick)
+
+    def idle(self) -> bool:
+        return self.waiting is None and not self.queue
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class EdgeServer:
+    """``serve([socket])`` until ``should_exit``; ``started`` once listening (uvicorn's shape,
+    so serve.serve_pair runs it next to the admin app's uvicorn)."""
+
+    def __init__(self, answer: Answerer, max_body: int = 8192) -> None:
+        self.answer = answer
+        self.max_body = max_body
+        self.started = False
+        self.should_exit = False
+        self.stopping = False
+        self.connections: set[_Connection] = set()
+
+    async def serve(self, sockets: list[socket.socket]) -> None:
+        loop = asyncio.get_running_loop()
+        servers = [await loop.create_server(lambda: _Connection(self), sock=sock)
+                   for sock in sockets]
+        self.started = True
+        try:
+            while not self.should_exit:
+                await asyncio.sleep(0.1)
+        finally:
+            self.stopping = True
+            for server in servers:
+                server.close()
+            for conn in list(self.connections):
+                if conn.idle():
+                    conn.close()
+            deadline = loop.time() + GRACE
+            while any(not c.idle() for c in self.connections) and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            for conn in list(self.connections):
+                conn.close()
+            for server in servers:
+                await server.wait_closed()

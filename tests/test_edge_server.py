@@ -1,0 +1,189 @@
+"""The decision service's own HTTP/1.1 server (hosts/edge_server.py) over real loopback sockets:
+keep-alive, pipelining in order (also behind an answer that must wait), limits, bad input,
+bodies, and shutdown. The decision service itself runs in it in test_e2e_nginx.py."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Awaitable, Iterator
+from typing import Any
+
+import pytest
+
+from scrapeshield.actions.responses import Reply
+from scrapeshield.hosts.edge_server import MAX_HEAD, EdgeServer
+
+
+def answer(scope: dict[str, Any], body: bytes | None) -> Reply | Awaitable[Reply]:
+    """Echoes what the server parsed; ``/slow`` answers after a delay (an awaitable)."""
+    headers = dict(scope["headers"])
+    text = (f"{scope['method']} {scope['path']} q={scope['query_string'].decode()} "
+            f"peer={scope['client'][0]} x={headers.get(b'x-test', b'-').decode()} "
+            f"body={'TOO LARGE' if body is None else body.decode()}").encode()
+    if scope["path"] == "/slow":
+        async def later() -> Reply:
+            await asyncio.sleep(0.2)
+            return Reply(200, (("x-kind", "slow"),), text)
+        return later()
+    if scope["path"] == "/empty":
+        return Reply(204, (), b"")
+    if scope["path"] == "/broken":
+        raise RuntimeError("the service broke its promise")
+    return Reply(200, (("content-type", "text/plain"),), text)
+
+
+class Running:
+    def __init__(self, server: EdgeServer) -> None:
+        self.server = server
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        for _ in range(200):
+            if server.started:
+                break
+            threading.Event().wait(0.01)
+        assert server.started
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self.server.serve([self.sock]))
+        finally:
+            self.done.set()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        assert self.done.wait(10)
+        self.sock.close()
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=5)
+
+
+@pytest.fixture
+def edge() -> Iterator[Running]:
+    running = Running(EdgeServer(answer, max_body=64))
+    yield running
+    running.stop()
+
+
+def read_responses(conn: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """``count`` responses, parsed by Content-Length."""
+    data = b""
+    out: list[tuple[int, dict[str, str], bytes]] = []
+    while len(out) < count:
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise AssertionError(f"closed after {len(out)} responses: {data!r}")
+            data += chunk
+        head, _, data = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        size = int(headers["content-length"])
+        while len(data) < size:
+            data += conn.recv(65536)
+        out.append((int(lines[0].split()[1]), headers, data[:size]))
+        data = data[size:]
+    return out
+
+
+def closed(conn: socket.socket) -> bool:
+    try:
+        return conn.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_keep_alive_answers_many_requests_on_one_connection(edge: Running) -> None:
+    with edge.connect() as conn:
+        for n in range(3):
+            conn.sendall(f"GET /a%20b/{n}?x=1 HTTP/1.1\r\nHost: h\r\nX-Test: {n}\r\n\r\n".encode())
+            [(status, headers, body)] = read_responses(conn, 1)
+            assert status == 200 and "connection" not in headers
+            assert body == f"GET /a b/{n} q=x=1 peer=127.0.0.1 x={n} body=".encode()
+
+
+def test_pipelined_requests_are_answered_in_order_even_behind_a_slow_one(edge: Running) -> None:
+    with edge.connect() as conn:
+        conn.sendall(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n"
+                     b"GET /fast HTTP/1.1\r\nHost: h\r\n\r\n"
+                     b"GET /empty HTTP/1.1\r\nHost: h\r\n\r\n")
+        answers = read_responses(conn, 3)
+    assert [a[0] for a in answers] == [200, 200, 204]
+    assert answers[0][1]["x-kind"] == "slow" and answers[1][2].startswith(b"GET /fast")
+
+
+def test_connection_close_and_http_1_0_end_the_connection(edge: Running) -> None:
+    for request in (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n"):
+        with edge.connect() as conn:
+            conn.sendall(request)
+            [(status, headers, _)] = read_responses(conn, 1)
+            assert status == 200 and headers["connection"] == "close"
+            assert closed(conn)
+
+
+def test_head_gets_headers_only(edge: Running) -> None:
+    with edge.connect() as conn:
+        conn.sendall(b"HEAD /x HTTP/1.1\r\nHost: h\r\n\r\nGET /y HTTP/1.1\r\nHost: h\r\n\r\n")
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 2 or not data.endswith(b"body="):
+            data += conn.recv(65536)
+    first, _, rest = data.partition(b"\r\n\r\n")
+    assert b"content-length: " in first and rest.startswith(b"HTTP/1.1 200 OK")
+
+
+def test_bodies_by_length_and_chunked_and_too_large(edge: Running) -> None:
+    with edge.connect() as conn:
+        conn.sendall(b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+                     b"POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                     b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n" + b"z" * 100
+                     + b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+        bodies = [a[2] for a in read_responses(conn, 4)]
+    assert bodies[0].endswith(b"body=hello") and bodies[1].endswith(b"body=abcde")
+    assert bodies[2].endswith(b"body=TOO LARGE") and bodies[3].startswith(b"GET /after")
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"NOT HTTP AT ALL\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * MAX_HEAD + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(200)) + b"\r\n", 431),
+    (b"GET /" + b"a" * MAX_HEAD + b" HTTP/1.1\r\nHost: h\r\n\r\n", 414),
+    (b"GET /chat HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 200),
+])
+def test_bad_or_oversized_requests_are_refused_and_the_connection_closed(
+    edge: Running, request_bytes: bytes, status: int
+) -> None:
+    with edge.connect() as conn:
+        conn.sendall(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n" + request_bytes)
+        answers = read_responses(conn, 2)
+        assert answers[0][0] == 200 and answers[0][2].startswith(b"GET /first")
+        assert answers[1][0] == status
+        if status == 200:  # an upgrade is answered as a request, never upgraded
+            assert answers[1][2].startswith(b"GET /chat")
+        assert closed(conn)
+
+
+def test_a_service_that_raises_gets_a_500_and_the_server_carries_on(edge: Running) -> None:
+    with edge.connect() as conn:
+        conn.sendall(b"GET /broken HTTP/1.1\r\nHost: h\r\n\r\nGET /ok HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert [a[0] for a in read_responses(conn, 2)] == [500, 200]
+
+
+def test_shutdown_closes_idle_connections_and_lets_a_waiting_answer_finish() -> None:
+    running = Running(EdgeServer(answer))
+    idle = running.connect()
+    busy = running.connect()
+    busy.sendall(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+    threading.Event().wait(0.05)  # the slow answer is under way
+    running.stop()
+    [(status, headers, _)] = read_responses(busy, 1)
+    assert status == 200 and headers["connection"] == "close"
+    assert closed(idle) and closed(busy)
+    idle.close()
+    busy.close()
