@@ -81,12 +81,12 @@ class Layout:
         ident = (id(specs), id(costs))
         got = self._shapes.get(ident)
         if got is None or got[0] is not specs or got[1] is not costs:
-            spec = " ".join(f"{float(w)!r} {int(d)} {int(lim)} {int(c)}"
-                            for (w, d, lim), c in zip(specs, costs, strict=True))
+            spec = struct.pack(f"<{4 * len(specs)}d", *(
+                x for (w, d, lim), c in zip(specs, costs, strict=True) for x in (w, d, lim, c)))
             sets = tuple(b"d%d" % i for i, (_, d, _) in enumerate(specs) if d)
             if len(self._shapes) > 10_000:
                 self._shapes.clear()
-            got = self._shapes[ident] = (specs, costs, spec.encode(), sets)
+            got = self._shapes[ident] = (specs, costs, spec, sets)
         return got[2], got[3]
 
 

@@ -7,8 +7,8 @@ KEYS, in order: per entity, its window key, then one sorted-set key per distinct
 counter; last, the client's memory key (optional).
 ARGV[1]  now, in seconds (an exact decimal: it is also the sorted-set score)
 ARGV[2]  the number of entities
-then per entity: its counters as "window distinct(0|1) limit cost" groups joined by
-spaces, and the record this request reads ("" for none).
+then per entity: its counters, each as four little-endian doubles (window, distinct 0|1,
+limit, cost), and the record this request reads ("" for none).
 
 Returns one string: per entity its usages joined by spaces, entities joined by "|",
 then "|" and the client's memory ("" when none is stored).
@@ -28,14 +28,15 @@ for e = 1, entities do
   a = a + 2
   local wkey = KEYS[k]
   k = k + 1
+  local n = #spec / 32
+  local f = {struct.unpack('<' .. string.rep('d', 4 * n), spec)}
   local windows, distinct, limits, costs = {}, {}, {}, {}
-  local n, nw, longest = 0, 0, 0
-  for w, d, l, c in string.gmatch(spec, '(%S+) (%d) (%S+) (%S+)') do
-    n = n + 1
-    windows[n], distinct[n], limits[n], costs[n] = tonumber(w), d == '1', tonumber(l), tonumber(c)
-    if not distinct[n] then
+  local nw, longest = 0, 0
+  for i = 1, n do
+    windows[i], distinct[i], limits[i], costs[i] = f[4 * i - 3], f[4 * i - 2] == 1, f[4 * i - 1], f[4 * i]
+    if not distinct[i] then
       nw = nw + 1
-      if windows[n] > longest then longest = windows[n] end
+      if windows[i] > longest then longest = windows[i] end
     end
   end
   local v
