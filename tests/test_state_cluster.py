@@ -170,3 +170,40 @@ def test_cluster_url(url: str, error: str | None) -> None:
         return
     with pytest.raises(ConfigError, match=error):
         RedisState.parse(url)
+
+
+def test_events_stream_on_a_cluster(cluster: RedisCluster, tmp_path: Any) -> None:
+    """The events stream is one key: a node's recorder publishes to it and a consumer writes
+    each event once to the database, through the cluster client the cluster URL gives."""
+    from scrapeshield.clock import ManualClock
+    from scrapeshield.db.store import Database
+    from scrapeshield.events import EventRecorder, Pseudonymiser
+    from scrapeshield.events_stream import StreamConsumer, StreamPublisher, redis_client
+    from scrapeshield.policy.loader import parse_policy
+    from scrapeshield.types import Action, Decision, RequestContext
+
+    client = redis_client(cluster.url, block_ms=100)
+    stream = "k:events"
+    recorder = EventRecorder(Database(f"sqlite:///{tmp_path / 'node.db'}"), parse_policy(""), ManualClock(),
+                             Pseudonymiser(b"k" * 32), sink=StreamPublisher(client, stream=stream))
+    target = Database(f"sqlite:///{tmp_path / 'central.db'}")
+    consumer = StreamConsumer(client, target, name="c", stream=stream, block_ms=100)
+    block = Decision(Action.BLOCK, 90, ("http-library",), "test")
+    for n in range(200):
+        recorder(RequestContext(
+            ts=1_700_000_000.0 + n, ip=f"203.0.113.{n % 250}", network="203.0.113.0/24", scheme="http",
+            method="GET", path=f"/api/v1/users/{n}", route="profile_api", record=f"user:{n}", headers=(),
+            user_agent="curl/8.5.0", account="", session="", token="", fingerprint="f", tls_fingerprint="",
+            referer="", pass_cookie="", is_asset=False, cost=1, host="", client_hints=None,
+            header_names=()), block)
+    recorder.close()
+    try:
+        deadline = time.monotonic() + 20
+        while target.count_events() < 200:
+            assert time.monotonic() < deadline, f"{target.count_events()} of 200 events arrived"
+            consumer.step()
+        assert target.count_events() == 200 and consumer.errors == 0
+    finally:
+        recorder.db.close()
+        target.close()
+        client.close()
