@@ -8,6 +8,8 @@ combination of findings rather than once per line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 
@@ -16,7 +18,7 @@ from scrapeshield.decide import decide
 from scrapeshield.errors import ScrapeshieldError
 from scrapeshield.forensics import detect
 from scrapeshield.forensics.live import LIVE_SCHEMA as DECIDED_SCHEMA
-from scrapeshield.forensics.lookup import ip_table, path_table, ua_table
+from scrapeshield.forensics.lookup import encode, ip_table, path_table, ua_table
 from scrapeshield.forensics.rules import rule_columns
 from scrapeshield.forensics.windows import KeyOrder, Timeline, distinct_usage, generations, request_usage
 from scrapeshield.policy.compiled import CompiledPolicy, CompiledRule
@@ -28,6 +30,7 @@ from scrapeshield.types import LimitBreach, Signal
 # "client" is the engine's address-and-fingerprint key (one browser behind an address).
 KEY_COLUMNS = {"ip": "client_id", "subnet": "net_id", "fingerprint": "fp_id", "client": "cf_id"}
 ABSENT_KEYS = frozenset({"account", "session", "token"})
+SCRATCH = ("p", "route_index")  # table columns the lines do not need
 
 
 class Unsupported(ScrapeshieldError):
@@ -46,15 +49,9 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
         return pl.DataFrame(schema=DECIDED_SCHEMA)
     builder = ContextBuilder(policy)
     df = lines.with_columns(pl.col("method").str.slice(0, 16))
-    df = df.join(
-        path_table(df["path"].unique().to_list(), policy), on="path", how="left", maintain_order="left"
-    )
-    df = df.join(
-        ua_table(df["ua"].unique().to_list(), policy, builder), on="ua", how="left", maintain_order="left"
-    )
-    df = df.join(
-        ip_table(df["ip"].unique().to_list(), policy, builder), on="ip", how="left", maintain_order="left"
-    )
+    df = _attach(df, "path", lambda paths: path_table(paths, policy))
+    df = _attach(df, "ua", lambda uas: ua_table(uas.to_list(), policy, builder))
+    df = _attach(df, "ip", lambda ips: ip_table(ips.to_list(), policy, builder))
     state = policy.source.state
     gen = generations(df["ts"].to_numpy(), float(state.idle_ttl))
     df = df.with_columns((pl.col("client_id") * (pl.col("fp_id").max() + 1) + pl.col("fp_id")).alias("cf_id"))
@@ -81,6 +78,16 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
     )
     df = df.with_columns(pl.Series("breaches", _breaches(df, policy, orders)), *rule_columns(policy))
     return _decisions(df, policy)
+
+
+def _attach(df: pl.DataFrame, key: str, table_of: Callable[[pl.Series], pl.DataFrame]) -> pl.DataFrame:
+    """The table of ``key``'s distinct values (made by ``table_of``), row by row onto the lines."""
+    rows, distinct = encode(df[key])
+    table = table_of(distinct)
+    if not table[key].equals(distinct):  # (a table in its own order) line it up with the values
+        table = distinct.to_frame(key).join(table, on=key, how="left", maintain_order="left")
+    picked = table.select(pl.exclude(key, *SCRATCH)).select(pl.all().gather(pl.Series(rows)))
+    return df.hstack(picked)
 
 
 def _breaches(df: pl.DataFrame, policy: CompiledPolicy, orders: dict[str, KeyOrder]) -> np.ndarray:

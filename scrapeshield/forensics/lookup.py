@@ -1,9 +1,10 @@
 """Per distinct value, what the context stage and the user-agent detector make of it.
 
-The batch path never reimplements those stages: it calls the very ``ContextBuilder``,
-``route_for`` and ``UserAgentDetector`` the engine uses, once per distinct path, user-agent
-and address, and joins the answers onto the lines. A log has many lines and few distinct
-values, so this is both exact and cheap.
+The batch path never reimplements those stages: it calls the very ``ContextBuilder`` and
+``UserAgentDetector`` the engine uses once per distinct user-agent and address, and runs the
+policy's route patterns over the distinct paths in polars (``routes``; ``route_for`` itself
+when a pattern is outside the syntax both regex engines read alike). The answers go onto
+the lines by each line's integer code (``encode``), not by joining on strings.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import ipaddress
 import re
 
+import numpy as np
 import polars as pl
 
 from scrapeshield.context import MAX_PATH, ContextBuilder
+from scrapeshield.forensics import routes
 from scrapeshield.forensics.ipcheck import CANONICAL_V4
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.signals.user_agent import UserAgentDetector
@@ -33,47 +36,73 @@ def probe(builder: ContextBuilder, ip: str = "127.0.0.1", path: str = "/", ua: s
     return builder.build(0.0, ip, "GET", path, log_headers(ua, ""))
 
 
-def path_table(paths: list[str], policy: CompiledPolicy) -> pl.DataFrame:
-    """path → route, record, its number (-1: not numeric), asset, cost, honeypot, rule parts."""
-    routes, records, numbers, assets, costs, traps, record_ids = [], [], [], [], [], [], []
-    ids: dict[str, int] = {"": -1}
-    rule_cols: list[list[bool]] = [[] for _ in policy.source.rules]
-    prefix = [tuple(r.match.path_prefix) for r in policy.source.rules]
-    regex = [re.compile(r.match.path_regex) if r.match.path_regex else None for r in policy.source.rules]
-    wanted = [frozenset(r.match.route) for r in policy.source.rules]
-    for raw in paths:
-        path = raw[:MAX_PATH] if len(raw) > MAX_PATH else raw
-        path = path or "/"
+def encode(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """Per line, the row of its value in the distinct values; and those values, in row order.
+
+    One hashing pass (a fresh categorical mapping) instead of a unique() and a join.
+    """
+    coded = values.cast(pl.Categorical(pl.Categories.random()))
+    distinct = coded.unique()
+    rows = np.empty(len(distinct) and int(distinct.to_physical().to_numpy().max()) + 1, dtype=np.int64)
+    rows[distinct.to_physical().to_numpy()] = np.arange(len(distinct))
+    return rows[coded.to_physical().to_numpy()], distinct.cast(pl.String)
+
+
+def path_table(paths: pl.Series, policy: CompiledPolicy) -> pl.DataFrame:
+    """path → route, record (and its integer id, -1 none), its number (-1: not numeric),
+    asset, cost, honeypot, and each rule's path conditions (columns rp*)."""
+    table = routes.path_table(paths, policy)
+    if table is None:
+        table = _python_routes(paths, policy)
+    index = table["route_index"].to_numpy()
+    assets = np.array([r.asset for r in policy.routes] + [False])
+    costs = np.array([r.cost for r in policy.routes] + [1], dtype=np.int64)
+    record = table["record"]
+    ids = record.cast(pl.Categorical(pl.Categories.random())).to_physical().cast(pl.Int64)
+    table = table.with_columns(
+        pl.Series("asset", assets[index]),
+        pl.Series("cost", costs[index]),
+        pl.when(record == "").then(pl.lit(-1, pl.Int64)).otherwise(ids).alias("record_id"),
+        pl.int_range(0, pl.len(), dtype=pl.Int64).alias("path_id"),
+    )
+    return table.with_columns(*_path_rules(table, policy))
+
+
+def _python_routes(paths: pl.Series, policy: CompiledPolicy) -> pl.DataFrame:
+    """``routes.path_table``'s columns, path by path with the policy's own ``route_for``."""
+    position = {id(r): i for i, r in enumerate(policy.routes)}
+    clipped, indexes, names, records, numbers, traps = [], [], [], [], [], []
+    for raw in paths.to_list():
+        path = (raw[:MAX_PATH] if len(raw) > MAX_PATH else raw) or "/"
         route, record = policy.route_for(path)
-        record = record[:160]
-        name = route.name if route is not None else ""
-        routes.append(name)
+        record = record[: routes.RECORD_CHARS]
+        clipped.append(path)
+        indexes.append(position[id(route)] if route is not None else -1)
+        names.append(route.name if route is not None else "")
         records.append(record)
-        record_ids.append(ids.setdefault(record, len(ids)))
-        digits = record[record.find(":") + 1 :] if record else ""
-        numbers.append(int(digits) if digits.isdigit() and len(digits) < 19 else -1)
-        assets.append(route.asset if route is not None else False)
-        costs.append(route.cost if route is not None else 1)
+        numbers.append(routes.python_number(record[record.find(":") + 1 :] if record else ""))
         traps.append(path in policy.honeypots)
-        for i, col in enumerate(rule_cols):
-            ok = not prefix[i] or path.startswith(prefix[i])
-            ok = ok and (regex[i] is None or regex[i].search(path) is not None)  # type: ignore[union-attr]
-            col.append(ok and (not wanted[i] or name in wanted[i]))
-    data: dict[str, object] = {
-        "path": paths,
-        "route": routes,
-        "record": records,
-        "record_id": record_ids,
-        "path_id": list(range(len(paths))),
-        "number": numbers,
-        "asset": assets,
-        "cost": costs,
-        "trap": traps,
-    }
-    for i, col in enumerate(rule_cols):
-        data[f"rp{i}"] = col
-    overrides = {"number": pl.Int64, "cost": pl.Int64, "record_id": pl.Int64, "path_id": pl.Int64}
-    return pl.DataFrame(data, schema_overrides=overrides)
+    data = {"path": paths, "p": clipped, "route_index": indexes, "route": names, "record": records,
+            "trap": traps, "number": numbers}
+    return pl.DataFrame(data, schema_overrides={"route_index": pl.Int64, "number": pl.Int64})
+
+
+def _path_rules(table: pl.DataFrame, policy: CompiledPolicy) -> list[pl.Expr | pl.Series]:
+    """Each rule's path prefix, path regex and route conditions, per distinct path."""
+    out: list[pl.Expr | pl.Series] = []
+    for i, rule in enumerate(policy.source.rules):
+        match = rule.match
+        ok: pl.Expr = pl.lit(True)
+        if match.path_prefix:
+            ok = ok & pl.any_horizontal(pl.col("p").str.starts_with(x) for x in match.path_prefix)
+        if match.route:
+            ok = ok & pl.col("route").is_in(list(match.route))
+        if match.path_regex:  # the user's own regex: Python's re, as the engine runs it
+            search = re.compile(match.path_regex).search
+            found = pl.Series([search(x) is not None for x in table["p"].to_list()], dtype=pl.Boolean)
+            ok = ok & pl.lit(found)
+        out.append(ok.alias(f"rp{i}"))
+    return out
 
 
 def ua_table(uas: list[str], policy: CompiledPolicy, builder: ContextBuilder) -> pl.DataFrame:
