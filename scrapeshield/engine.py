@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from scrapeshield.clock import Clock
 from scrapeshield.context import ContextBuilder
-from scrapeshield.decide import decide, honour_pass
+from scrapeshield.decide import decide, honour_pass, wants_pass
 from scrapeshield.errors import StateError
 from scrapeshield.goodbots.hosting import Hosting
 from scrapeshield.goodbots.verify import GoodBots
@@ -24,7 +24,7 @@ from scrapeshield.policy.compiled import CompiledLimit, CompiledPolicy, Compiled
 from scrapeshield.privacy.levels import PrivacyLevels, PrivacyRules
 from scrapeshield.score import score
 from scrapeshield.signals.base import Detector
-from scrapeshield.signals.goodbots import AddressChecks
+from scrapeshield.signals.goodbots import AddressChecks, exempt_verified
 from scrapeshield.signals.registry import DETECTORS
 from scrapeshield.signals.shared import SharedCounters
 from scrapeshield.signals.user_agent import UserAgentDetector
@@ -215,16 +215,17 @@ class Engine:
         signals = pending.signals
         for detector in pending.detectors:
             detector.inspect(ctx, memory, signals)
+        signals = exempt_verified(signals)
         self.store.keep(pending.client, memory)
         points, reasons = score(signals)
         decision = decide(
             pending.policy, ctx.ip, points, reasons, breaches, pending.terminal, pending.listed,
             bool(ctx.record),
         )
-        if decision.action is Action.CHALLENGE and ctx.pass_cookie and self.challenge is not None:
+        if ctx.pass_cookie and self.challenge is not None and wants_pass(decision):
             check = self.challenge.check_pass(ctx.pass_cookie, ctx.ip, ctx.user_agent)
             if check.valid:
-                decision = honour_pass(decision)
+                decision = honour_pass(pending.policy, decision, signals, breaches, bool(ctx.record))
         if pending.privacy is not None:
             decision = pending.privacy.apply(ctx, decision, pending.rank, protected_reads)
         return decision

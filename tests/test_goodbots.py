@@ -11,15 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from scrapeshield.clock import ManualClock
 from scrapeshield.engine import Engine
 from scrapeshield.goodbots.hosting import Hosting
 from scrapeshield.goodbots.ranges import RangeSet, load, networks_in, spans_in
 from scrapeshield.goodbots.verify import BOTS, GoodBots, Status
-from scrapeshield.policy.loader import load_policy
+from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.policy.loader import default_policy_text, load_policy, parse_policy
 from scrapeshield.state.memory import MemoryStore
-from scrapeshield.types import Action
+from scrapeshield.types import Action, Decision
 
 GOOGLEBOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 BINGBOT_UA = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
@@ -196,3 +198,42 @@ def test_inline_verification_for_replays() -> None:
     assert bots.status("157.55.39.7", BINGBOT, 0.0) is Status.VERIFIED, "answered at once"
     assert bots.status(GOOGLE_IP, GOOGLEBOT, 0.0) is Status.VERIFIED
     assert bots.status("157.55.39.8", BINGBOT, 0.0) is Status.SPOOFED, "no PTR for it"
+
+
+# -- a verified crawler is judged as a crawler, not as a browser ------------------------------
+
+
+def _policy_without_the_allow_rule() -> CompiledPolicy:
+    """The default policy for a site that gives crawlers a budget instead of free rein."""
+    doc = yaml.safe_load(default_policy_text())
+    doc["rules"] = [r for r in doc["rules"] if r["name"] != "verified-crawlers"]
+    return parse_policy(yaml.safe_dump(doc), "<crawl budget>")
+
+
+def test_verified_crawler_is_exempt_from_behaviour_and_campaigns_but_keeps_its_budget() -> None:
+    policy = _policy_without_the_allow_rule()
+    clock = ManualClock(1_000_000.0)
+    resolver = FixedResolver(GOOD_DNS, GOOD_A)
+    engine = Engine(policy, MemoryStore(), clock, goodbots=GoodBots(resolver, inline=True))
+
+    def crawl(ip: str, ua: str, n: int) -> list[Decision]:
+        out = []
+        for i in range(1, n + 1):  # bare profile reads at a steady pace, no assets: a crawler
+            clock.advance(2.0)
+            headers = [("host", "social.example"), ("user-agent", ua), ("accept", "*/*"),
+                       ("accept-encoding", "gzip")]
+            out.append(engine.decide(engine.contexts.build(clock.now(), ip, "GET", f"/u/user{i}", headers)))
+        return out
+
+    verified = crawl(GOOGLE_IP, GOOGLEBOT_UA, 79)
+    assert all(d.action is Action.ALLOW for d in verified), {d.action for d in verified}
+    reasons = {r.split(" ")[0] for d in verified for r in d.reasons}
+    assert reasons <= {"ua.search-engine-unverified", "goodbot.verified"}, reasons
+    # Its crawl budget (the policy's per-address distinct-records limit) still applies.
+    over = crawl(GOOGLE_IP, GOOGLEBOT_UA, 85)[-1]
+    assert over.action is Action.CHALLENGE and over.rule == "limit:ip-profiles-10m"
+    # The same traffic from an address Bing does not use: the behaviour counts in full.
+    unverified = crawl("157.55.39.8", BINGBOT_UA, 40)
+    assert unverified[-1].action is Action.BLOCK
+    assert any(r.startswith("behaviour.") for r in unverified[-1].reasons)
+    assert any(r.startswith("goodbot.spoofed") for r in unverified[-1].reasons)

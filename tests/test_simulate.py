@@ -86,3 +86,28 @@ def test_an_analyst_challenges_a_browser_fingerprint_campaign_rather_than_blocki
     assert "challenge" in actions.values()  # the impersonated Chrome build: people share it
     assert "block" in actions.values()  # the fake crawler's fingerprint: nobody else has it
     assert not result.tally("people browsing").blocked
+
+
+def test_search_engines_are_verified_as_in_production_and_never_blocked() -> None:
+    """The simulated crawlers come from addresses their operators use, with the reverse DNS
+    their operators publish; a spoofed Googlebot from hosting addresses gets nothing."""
+    import random
+
+    from scrapeshield.goodbots.verify import BOTS, GoodBots, Status
+    from scrapeshield.simulate import network
+    from scrapeshield.simulate.dns import CrawlerDNS
+
+    rng = random.Random(4)
+    bots = GoodBots(CrawlerDNS(), inline=True)
+    google, bing = (next(b for b in BOTS if b.name == n) for n in ("googlebot", "bingbot"))
+    for _ in range(50):
+        assert bots.status(network.googlebot(rng), google, 0.0) is Status.VERIFIED
+        assert bots.status(network.bingbot(rng), bing, 0.0) is Status.VERIFIED
+    assert bots.status(network.datacenter(rng, 1)[0], google, 0.0) is Status.SPOOFED
+    assert bots.status(network.residential(rng, 1)[0], bing, 0.0) is Status.SPOOFED, "no PTR"
+    personas = tuple(BY_NAME[n] for n in ("search engines", "fake googlebot", "people browsing"))
+    result = simulate(policy_for("default"), users=1000, seed=6, personas=personas)
+    crawlers = result.tally("search engines")
+    assert crawlers.requests > 200 and not crawlers.blocked and not crawlers.challenged
+    assert crawlers.actions == {"allow": crawlers.requests}
+    assert not result.tally("fake googlebot").profiles

@@ -86,3 +86,13 @@ SIGNALS: dict[str, SignalSpec] = {
         45, "TLS or HTTP/2 fingerprint of a client other than the browser it claims"
     ),
 }
+
+# What a solved challenge answers, set aside for a client holding a valid pass
+# (``decide.honour_pass``): that a declared automation user-agent runs a real browser, and,
+# below the block threshold, that a request unlike its claimed browser (headers, TLS) comes
+# from one. Nothing about behaviour, campaigns, traps or enumeration is ever answered by it.
+ANSWERED_BY_PASS = frozenset({"ua.browser-automation"})
+SHAPE_ANSWERED_BY_PASS = frozenset({
+    "headers.missing-browser-headers", "headers.client-hints-mismatch", "headers.order",
+    "headers.no-accept-language", "tls.mismatch",
+})

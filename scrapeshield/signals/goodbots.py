@@ -4,7 +4,8 @@ A verified crawler's class becomes ``verified-search-engine`` (so a policy rule 
 it) and its unverified-claim weight is cancelled; a claim from an address the crawler does
 not use adds ``goodbot.spoofed`` (a spoofed Googlebot ends up with more than a plain
 scraper, never less). Bare record reads (``signals.shared``) from hosting networks add the
-weak ``network.hosting``.
+weak ``network.hosting``. A verified crawler's behaviour and campaign findings are set aside
+(``exempt_verified``, after the detectors ran).
 Run by the engine before the rules, since rules may match on the verified class.
 """
 
@@ -13,10 +14,27 @@ from __future__ import annotations
 from scrapeshield.goodbots.hosting import Hosting
 from scrapeshield.goodbots.verify import GoodBots, Status
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.catalog import SIGNALS
 from scrapeshield.signals.shared import is_bare
 from scrapeshield.types import RequestContext, Signal, UAClass
 
 VERIFIED_CLASS = "verified-search-engine"
+# What a verified crawler does by its nature: reads many pages, bare, without assets, at a
+# steady pace, day and night, from a fleet sharing one fingerprint, with no browser headers.
+# Those findings describe a crawler doing its job, not a scraper, and are set aside for it.
+# Traps, enumeration, the user-agent checks and every limit (its crawl budget) still count.
+CRAWLER_EXEMPT = frozenset(
+    name for name in SIGNALS
+    if name.startswith(("behaviour.", "campaign.", "headers.")) or name in ("tls.mismatch", "network.hosting")
+)
+
+
+def exempt_verified(signals: list[Signal]) -> list[Signal]:
+    """``signals`` without what ``CRAWLER_EXEMPT`` names when the address is a verified crawler."""
+    for signal in signals:
+        if signal.name == "goodbot.verified":
+            return [s for s in signals if s.name not in CRAWLER_EXEMPT]
+    return signals
 
 
 class AddressChecks:

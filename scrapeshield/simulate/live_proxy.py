@@ -22,6 +22,9 @@ class BoundProxy:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._server: asyncio.base_events.Server | None = None
+        # The loop holds tasks weakly: a connection's task waiting on its socket must not be
+        # collected half-way (that leaves the socket open), so the proxy holds them.
+        self._tasks: set[asyncio.Task[None]] = set()
         self._thread = threading.Thread(target=self._run, name="bound-proxy", daemon=True)
 
     def __enter__(self) -> BoundProxy:
@@ -41,14 +44,25 @@ class BoundProxy:
         self._ready.set()
         self._loop.run_forever()
         self._server.close()
-        # Connections still open are cancelled and closed here, not left to the garbage collector.
-        pending = asyncio.all_tasks(self._loop)
-        for task in pending:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        # Connections still open are cancelled and closed here, not left to the garbage collector:
+        # a connection accepted while the first ones wind down starts a task of its own, so
+        # repeat until none is left.
+        for _ in range(20):
+            pending = {t for t in asyncio.all_tasks(self._loop) | self._tasks if not t.done()}
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        # A closed transport lets go of its socket on the loop's next turn.
+        self._loop.run_until_complete(asyncio.sleep(0))
         self._loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         up_writer: asyncio.StreamWriter | None = None
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
@@ -78,6 +92,12 @@ class BoundProxy:
         except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
-            if up_writer is not None:
-                up_writer.close()
-            writer.close()
+            for w in (up_writer, writer):
+                if w is not None:
+                    w.close()
+            for w in (up_writer, writer):
+                if w is not None:
+                    try:  # until the socket is really closed (also when the task was cancelled)
+                        await asyncio.wait_for(w.wait_closed(), 5)
+                    except (TimeoutError, OSError, asyncio.CancelledError):
+                        pass

@@ -7,7 +7,12 @@ what makes it residential). Deterministic for a seed.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+import json
 import random
+
+from scrapeshield.goodbots.ranges import SHIPPED, networks_in
 
 # First octets of large consumer ISPs' space (cable, DSL, fibre) across regions.
 RESIDENTIAL_8 = (24, 67, 68, 69, 70, 71, 73, 75, 76, 86, 90, 92, 98, 99, 109, 174, 176, 178, 188, 2, 5,
@@ -15,7 +20,8 @@ RESIDENTIAL_8 = (24, 67, 68, 69, 70, 71, 73, 75, 76, 86, 90, 92, 98, 99, 109, 17
                  179, 180, 181, 186, 187, 189, 190, 191, 200, 201)
 DATACENTER_16 = ("45.77", "104.131", "159.203", "3.91", "34.118", "51.15", "138.68", "167.99")
 CARRIER_NAT_16 = ("172.56", "100.64")  # mobile carrier egress blocks (CGNAT public side)
-GOOGLEBOT_24 = ("66.249.66", "66.249.68", "66.249.79")  # published Googlebot ranges
+# Bingbot's published /24s (Microsoft's bingbot.json; not in the shipped snapshot, so the
+# simulator's crawlers are verified by reverse DNS alone, as a deployment without it does).
 BINGBOT_24 = ("157.55.39", "207.46.13", "40.77.167")
 
 
@@ -44,8 +50,17 @@ def carrier_nat(rng: random.Random, n: int) -> list[str]:
             for _ in range(n)]
 
 
+@functools.cache
+def googlebot_networks() -> tuple[ipaddress.IPv4Network, ...]:
+    """Googlebot's published IPv4 networks, from the shipped list the verifier reads."""
+    text = (SHIPPED / "googlebot.json").read_text("utf-8")
+    return tuple(n for n in networks_in(json.loads(text)) if isinstance(n, ipaddress.IPv4Network))
+
+
 def googlebot(rng: random.Random) -> str:
-    return f"{rng.choice(GOOGLEBOT_24)}.{rng.randrange(1, 250)}"
+    """An address Googlebot crawls from (one of its published networks)."""
+    net = rng.choice(googlebot_networks())
+    return str(net[rng.randrange(net.num_addresses)])
 
 
 def bingbot(rng: random.Random) -> str:

@@ -16,10 +16,12 @@ from scrapeshield.actions.challenge import ChallengeService
 from scrapeshield.clock import ManualClock
 from scrapeshield.demo.population import Population
 from scrapeshield.engine import Engine
+from scrapeshield.goodbots.verify import GoodBots
 from scrapeshield.lists import Lists
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.runtime import _challenge_settings
 from scrapeshield.simulate import solver
+from scrapeshield.simulate.dns import CrawlerDNS
 from scrapeshield.simulate.model import Actor, Outcome, Req, World, served
 from scrapeshield.simulate.personas import PERSONAS, Persona
 from scrapeshield.simulate.policies import EDGE
@@ -52,7 +54,9 @@ def simulate(
         secret = random.Random(f"secret:{seed}").randbytes(32)
         challenge = ChallengeService(secret, clock, _challenge_settings(policy))
         store = MemoryStore(idle_ttl=policy.source.state.idle_ttl, max_keys=policy.source.state.max_clients)
-        engine = Engine(policy, store, clock, challenge, Lists())
+        # Crawlers are verified as in production: published ranges, then reverse DNS.
+        engine = Engine(policy, store, clock, challenge, Lists(),
+                        goodbots=GoodBots(CrawlerDNS(), inline=True))
         if campaigns or analyst_every:
             tap = CampaignTap()
             engine.listeners.append(tap)
