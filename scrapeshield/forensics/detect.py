@@ -50,12 +50,12 @@ class Lines:
 
 
 class _Groups:
-    def __init__(self, order: KeyOrder) -> None:
-        n = len(order.ke)
+    def __init__(self, ke: np.ndarray) -> None:
+        n = len(ke)
         self.at = np.arange(n)
         first = np.empty(n, dtype=bool)
         first[:1] = True
-        first[1:] = order.ke[1:] != order.ke[:-1]
+        first[1:] = ke[1:] != ke[:-1]
         self.start = np.maximum.accumulate(np.where(first, self.at, 0))
 
     def running(self, values: np.ndarray) -> np.ndarray:
@@ -74,8 +74,19 @@ class _Groups:
 
 def detect(order: KeyOrder, lines: Lines, mapped: bool) -> Found:
     """``mapped``: the policy has a route map (without one, "no route" says nothing)."""
-    o = order.order
-    g = _Groups(order)
+    n = len(order.order)
+    out = {name: np.empty(n, dtype=np.int64 if name == "run" else bool)
+           for name in Found.__dataclass_fields__}
+    for part in order.blocks():  # whole keys at a time (see KeyOrder.blocks)
+        o = order.order[part]
+        found = _detect(o, _Groups(order.ke[part]), lines, mapped)
+        for name, values in out.items():
+            values[o] = getattr(found, name)
+    return Found(**out)
+
+
+def _detect(o: np.ndarray, g: _Groups, lines: Lines, mapped: bool) -> Found:
+    """The detectors over some keys' lines (``o``: their positions, grouped by key)."""
     a, moz, num, hit = lines.asset[o], lines.mozilla[o], lines.number[o], lines.trap[o]
     t, code = lines.ts[o], lines.fp_code[o]
     # activity: a claimed browser with MIN_PAGES pages and not one asset so far.
@@ -122,8 +133,7 @@ def detect(order: KeyOrder, lines: Lines, mapped: bool) -> Found:
     same_list = listed & (prev_list >= 0) & (path == path[np.maximum(prev_list, 0)])
     depth = _run_since(g, same_list, listed & ~same_list) + 1
     deep = listed & (depth >= navigation.DEEP)
-    found = Found(no_assets, run, hit | remembered, strided, breadth, few, not_found, deep)
-    return Found(**{name: _unsort(getattr(found, name), o) for name in found.__dataclass_fields__})
+    return Found(no_assets, run, hit | remembered, strided, breadth, few, not_found, deep)
 
 
 def _run_since(g: _Groups, grows: np.ndarray, resets: np.ndarray) -> np.ndarray:
@@ -131,12 +141,6 @@ def _run_since(g: _Groups, grows: np.ndarray, resets: np.ndarray) -> np.ndarray:
     counted = g.running(grows)
     at_reset = g.last(resets)
     return counted - np.where(at_reset >= 0, counted[np.maximum(at_reset, 0)], 0)
-
-
-def _unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    out = np.empty_like(values)
-    out[order] = values
-    return out
 
 
 def enumeration_weights(weight: float) -> list[float]:

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 EPOCH_BITS = 16  # a key's epoch lives in the low bits of its integer id
+BLOCK = 1 << 18  # lines per block of work (see KeyOrder.blocks)
 
 
 def generations(ts: np.ndarray, idle_ttl: float) -> np.ndarray:
@@ -57,15 +58,26 @@ class KeyOrder:
         drops = np.cumsum(dropped)
         epoch = drops - np.maximum.accumulate(np.where(first, drops, 0))
         self.ke = (k << EPOCH_BITS) | epoch  # sorted order
-        self._gathered: dict[int, np.ndarray] = {}
+        self._blocks: list[slice] | None = None
 
-    def gather(self, values: np.ndarray) -> np.ndarray:
-        """``values`` (in line order) in this grouping's order, kept for reuse."""
-        hit = self._gathered.get(id(values))
-        if hit is None:
-            hit = values[self.order]
-            self._gathered[id(values)] = hit
-        return hit
+    def blocks(self) -> list[slice]:
+        """The grouped order cut into runs of whole keys of about BLOCK lines each.
+
+        Every window and detector works key by key, so it can work block by block: arrays
+        of a few megabytes stay in cache and are reused by the allocator, where arrays of the
+        whole log would be fresh memory the kernel must hand over page by page each time.
+        """
+        if self._blocks is None:
+            n = len(self.ke)
+            bounds = np.flatnonzero(self.ke[1:] != self.ke[:-1]) + 1
+            self._blocks = []
+            start = 0
+            while start < n:
+                at = int(np.searchsorted(bounds, start + BLOCK, "left"))
+                stop = int(bounds[at]) if at < len(bounds) else n
+                self._blocks.append(slice(start, stop))
+                start = stop
+        return self._blocks
 
 
 class Timeline:
@@ -93,13 +105,20 @@ class Timeline:
 
 def request_usage(order: KeyOrder, times: Timeline, cost_all: np.ndarray, window: float) -> np.ndarray:
     """Two-bucket sliding count: previous bucket × its overlap + current bucket, this line included."""
-    n = len(times.ts)
-    if n == 0:
-        return np.zeros(0)
-    ts = order.gather(times.ts)
-    start = order.gather(times.start(window))
-    cost = cost_all[order.order].astype(np.int64)
-    ke = order.ke
+    out = np.empty(len(times.ts))
+    starts = times.start(window)
+    for part in order.blocks():
+        lines = order.order[part]
+        out[lines] = _request_usage(
+            order.ke[part], times.ts[lines], starts[lines], cost_all[lines].astype(np.int64), window
+        )
+    return out
+
+
+def _request_usage(
+    ke: np.ndarray, ts: np.ndarray, start: np.ndarray, cost: np.ndarray, window: float
+) -> np.ndarray:
+    n = len(ts)
     new = np.empty(n, dtype=bool)
     new[0] = True
     new[1:] = (ke[1:] != ke[:-1]) | (start[1:] != start[:-1])
@@ -114,10 +133,8 @@ def request_usage(order: KeyOrder, times: Timeline, cost_all: np.ndarray, window
         same_key = ke[firsts[1:]] == ke[firsts[:-1]]
         close = start[firsts[1:]] - start[firsts[:-1]] <= window
         prev[1:] = np.where(same_key & close, totals[:-1], 0.0)
-    usage = prev[bucket] * (1.0 - (ts - start) / window) + cur
-    out = np.empty(n)
-    out[order.order] = usage
-    return out
+    usage: np.ndarray = prev[bucket] * (1.0 - (ts - start) / window) + cur
+    return usage
 
 
 def distinct_usage(
@@ -129,15 +146,22 @@ def distinct_usage(
     record ids). A read is the latest of its record until the record is read again; it counts
     while ``ts > now - window``. Returns the usage at every counting line (NaN elsewhere).
     """
-    n_all = len(times.ts)
-    out = np.full(n_all, np.nan)
-    pick = counts[order.order]
-    lines = order.order[pick]  # positions in line order, grouped by key, in time order inside
+    out = np.full(len(times.ts), np.nan)
+    reach = times.reach(window)
+    for part in order.blocks():
+        block = order.order[part]
+        pick = counts[block]
+        lines = block[pick]  # positions in line order, grouped by key, in time order inside
+        if len(lines):
+            live = _distinct_live(order.ke[part][pick], lines, record_all[lines], reach[lines], len(times.ts))
+            out[lines] = np.minimum(live, 2 * limit + 16).astype(np.float64)
+    return out
+
+
+def _distinct_live(
+    ke: np.ndarray, lines: np.ndarray, rec: np.ndarray, reach: np.ndarray, n_all: int
+) -> np.ndarray:
     n = len(lines)
-    if n == 0:
-        return out
-    ke = order.ke[pick]
-    rec = record_all[lines]
     pos = np.arange(n, dtype=np.int64)
     first = np.empty(n, dtype=bool)
     first[0] = True
@@ -152,13 +176,11 @@ def distinct_usage(
     nxt[by_record[:-1][same]] = by_record[1:][same]
     nxt = np.where(nxt < 0, grp_end, nxt)
     # It expires at the first later line whose horizon (now - window, as the store computes
-    # it) has reached its time; lines are in time order, so that is one search over all lines,
-    # then one over this key's reads (integer positions, exact).
-    reach = times.reach(window)[lines]
+    # it) has reached its time; lines are in time order, so that is one search over all lines
+    # (``reach``), then one over this key's reads (integer positions, exact).
     span = np.int64(n_all + 1)
     expire = np.searchsorted(group * span + lines, group * span + reach, "left")
     end = np.minimum(np.minimum(nxt, expire), grp_end)
     delta = np.bincount(pos, minlength=n + 1) - np.bincount(end, minlength=n + 1)
-    live = np.cumsum(delta)[:n]
-    out[lines] = np.minimum(live, 2 * limit + 16).astype(np.float64)
-    return out
+    live: np.ndarray = np.cumsum(delta)[:n]
+    return live
