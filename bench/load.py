@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -51,6 +52,16 @@ def wait_answering(proc: subprocess.Popen[bytes], port: int, what: str, seconds:
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"{what} never answered")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds ``pid`` has used (all its threads): other processes on a shared machine
+    slow it down but do not add to its CPU time."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def wrk(port: int, seconds: int, connections: int = 32) -> dict[str, float]:

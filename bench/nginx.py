@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from bench.http import _start
-from bench.load import ROOT, free_port, wait_listening, wrk
+from bench.load import ROOT, free_port, process_cpu, wait_listening, wrk
 
 CONF = ROOT / "deploy" / "nginx" / "scrapeshield.conf"
 POLICY = ROOT / "bench" / "bench-policy.yaml"
@@ -114,7 +114,12 @@ def run(seconds: int = 8, rounds: int = 3, decisions_core: int = 0) -> dict[str,
                 order = ALL if i % 2 == 0 else ALL[::-1]
                 for variant in order:
                     before = _decisions_taken(admin_port)
+                    cpu = [process_cpu(p.pid) for p in procs[:2]]
                     result = wrk(ports[variant], seconds)
+                    # Where core 0's time goes, per request served: the upstream, the service.
+                    for name, proc, start in zip(("upstream", "decisions"), procs, cpu, strict=False):
+                        result[f"{name}_cpu_us_per_request"] = round(
+                            (process_cpu(proc.pid) - start) / result["requests"] * 1e6, 1)
                     results[variant].append(result)
                     if variant == "nginx_with_decisions":
                         requests = result["rps"] * seconds

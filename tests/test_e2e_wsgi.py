@@ -78,3 +78,13 @@ def test_bad_django_policy_stops_the_server_from_starting(tmp_path: Path) -> Non
     with pytest.raises(RuntimeError, match="exited early") as failed:
         start_gunicorn(DJANGO, tmp_path, {"SCRAPESHIELD_POLICY": str(policy)})
     assert "bogus" in str(failed.value) and "line 2" in str(failed.value)
+
+
+@pytest.mark.parametrize("framework", sorted(SITES))
+def test_not_found_answers_are_reported_to_the_engine(tmp_path: Path, framework: str) -> None:
+    policy = harness.not_found_policy(tmp_path)
+    server = start_gunicorn(SITES[framework][0], tmp_path, {"SCRAPESHIELD_POLICY": str(policy)})
+    try:
+        harness.check_not_found_share_reported(server.url, address(framework, 7), address(framework, 8))
+    finally:
+        server.stop()

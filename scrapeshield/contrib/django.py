@@ -113,6 +113,8 @@ class ScrapeshieldMiddleware:
         if verdict.reply is not None:
             return to_response(verdict.reply)
         response = self.get_response(request)
+        if verdict.allowed is not None:  # a 404 share is behaviour, as in the WSGI form
+            self.gate.shield.engine.observe(verdict.allowed, int(getattr(response, "status_code", 200)))
         for name, value in verdict.tags:
             response[name] = value
         return response

@@ -180,3 +180,32 @@ def policy_file(directory: Path, *overrides: str) -> Path:
     path = directory / "policy.yaml"
     path.write_text(text)
     return path
+
+
+def not_found_policy(directory: Path) -> Path:
+    """The default policy with every signal weighed 0 but the 404 share, and debug headers on:
+    an allowed answer's X-Scrapeshield-Score is then 25 exactly when the share counted."""
+    import yaml
+
+    from scrapeshield.signals.catalog import SIGNALS
+
+    data = yaml.safe_load((resources.files("scrapeshield.policy") / "default.yaml").read_text("utf-8"))
+    data["weights"] = {name: 0 for name in SIGNALS if name != "behaviour.not-found"}
+    data["debug_headers"] = True
+    path = directory / "policy.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def check_not_found_share_reported(url: str, guesser: str, reader: str) -> None:
+    """The host tells the engine each answer's status: a client that keeps asking for pages
+    that do not exist is seen doing so; one whose pages exist is not."""
+    host = url.removeprefix("http://")
+    scores: dict[str, str] = {}
+    for source, missing in ((guesser, True), (reader, False)):
+        with client(url, source, chrome_headers(host)) as c:
+            for i in range(1, 25):
+                response = c.get(f"/no-such-page/{i}" if missing and i % 4 else "/")
+                assert response.status_code == (404 if missing and i % 4 else 200)
+            scores[source] = response.headers["x-scrapeshield-score"]
+    assert scores == {guesser: "25", reader: "0"}
