@@ -62,10 +62,10 @@ def _split(chunk: Chunk, expected: int) -> pl.DataFrame:
 
 
 def _numbered(frame: pl.DataFrame, chunk: Chunk) -> pl.DataFrame:
-    return frame.with_columns(
-        pl.col("text").str.strip_chars_end("\r"),
-        pl.int_range(chunk.first_line, chunk.first_line + frame.height, dtype=pl.Int64).alias("line"),
-    )
+    numbers = pl.int_range(chunk.first_line, chunk.first_line + frame.height, dtype=pl.Int64).alias("line")
+    if b"\r" not in chunk.data:  # (no CRLF line ends: spare a copy of every line)
+        return frame.with_columns(numbers)
+    return frame.with_columns(pl.col("text").str.strip_chars_end("\r"), numbers)
 
 
 def parse_chunk(
@@ -100,10 +100,11 @@ def parse_chunk(
         .otherwise(None)
         .alias("bad")
     )
-    bad = frame.filter(pl.col("bad").is_not_null() & (pl.col("text").str.strip_chars() != ""))
+    flagged = frame.filter(pl.col("bad").is_not_null())
+    bad = flagged.filter(pl.col("text").str.strip_chars() != "")  # blank lines are not bad
     problems.bad_lines += bad.height
     _report(bad, chunk.file, problems)
-    good = frame.filter(pl.col("bad").is_null())
+    good = frame.filter(pl.col("bad").is_null()) if flagged.height else frame
     return good.select(
         pl.lit(file_index, pl.UInt16).alias("file"),
         "line",

@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 CHUNK_BYTES = 32 * 1024 * 1024  # lines are handed on in blocks of about this size
 _READ = 4 * 1024 * 1024
@@ -57,35 +58,63 @@ def read_chunks(path: str | Path, problems: list[Problem], chunk_bytes: int = CH
         problems.append(Problem(name, 0, f"cannot open: {exc.strerror or exc}"))
         return
     line = 1
-    blocks_seen: list[bytes] = []
-    size = 0
     try:
         head = handle.read(2)
         handle.seek(0)
-        blocks = _gunzip(handle, name, problems) if head == _GZIP_MAGIC else _plain(handle, name, problems)
-        for block in blocks:
-            blocks_seen.append(block)
-            size += len(block)
-            if size < chunk_bytes or b"\n" not in block:
-                continue  # (a block without a newline: one enormous line so far, keep reading)
-            pending = b"".join(blocks_seen)
-            cut = pending.rfind(b"\n") + 1
-            chunk = _chunk(name, line, pending[:cut])
-            blocks_seen = [pending[cut:]]
-            size = len(blocks_seen[0])
+        if head == _GZIP_MAGIC:
+            chunks = _whole_lines(_gunzip(handle, name, problems), chunk_bytes)
+        else:
+            chunks = _plain_lines(handle, name, problems, chunk_bytes)
+        for data in chunks:
+            chunk = _chunk(name, line, data)
             line += chunk.lines
             yield chunk
-        if size:
-            yield _chunk(name, line, b"".join(blocks_seen))
     finally:
         handle.close()
 
 
-def _plain(handle: object, name: str, problems: list[Problem]) -> Iterator[bytes]:
+def _plain_lines(handle: BinaryIO, name: str, problems: list[Problem], chunk_bytes: int) -> Iterator[bytes]:
+    """A chunk's worth read at once, cut after its last newline; the rest is read again with
+    the next chunk (a seek back), so the bytes are not copied to be joined."""
+    carry: list[bytes] = []  # a line longer than a chunk, so far
+    for read in _plain(handle, name, problems, chunk_bytes):
+        block = b"".join([*carry, read]) if carry else read
+        carry = []
+        cut = block.rfind(b"\n") + 1
+        if len(read) < chunk_bytes or cut == len(block):
+            yield block  # the end of the file, or whole lines already
+        elif cut == 0:
+            carry = [block]
+        else:
+            handle.seek(cut - len(block), 1)  # (the newline is in ``read``: carry has none)
+            yield block[:cut]
+    if carry:
+        yield carry[0]
+
+
+def _whole_lines(blocks: Iterator[bytes], chunk_bytes: int) -> Iterator[bytes]:
+    """Blocks regrouped into runs of whole lines of at least ``chunk_bytes`` (the last: the rest)."""
+    blocks_seen: list[bytes] = []
+    size = 0
+    for block in blocks:
+        blocks_seen.append(block)
+        size += len(block)
+        if size < chunk_bytes or b"\n" not in block:
+            continue  # (a block without a newline: one enormous line so far, keep reading)
+        pending = blocks_seen[0] if len(blocks_seen) == 1 else b"".join(blocks_seen)
+        cut = pending.rfind(b"\n") + 1
+        yield pending if cut == len(pending) else pending[:cut]
+        blocks_seen = [pending[cut:]] if cut < len(pending) else []
+        size = len(pending) - cut
+    if size:
+        yield b"".join(blocks_seen)
+
+
+def _plain(handle: object, name: str, problems: list[Problem], size: int = _READ) -> Iterator[bytes]:
     read = handle.read  # type: ignore[attr-defined]
     while True:
         try:
-            block: bytes = read(_READ)
+            block: bytes = read(size)
         except OSError as exc:
             problems.append(Problem(name, 0, f"read error: {exc.strerror or exc}"))
             return
