@@ -160,6 +160,42 @@ def test_asyncio_decisions_waiting_together_share_one_round_trip(
     assert server.commandstats()["evalsha"] == 18  # the first one's NOSCRIPT included
 
 
+def test_asyncio_memory_writes_leave_with_the_batch(
+    server: RedisServer, stores: list[RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent decisions' memory writes go out in their batch's write, not one send each
+    (one send per decision and per memory write would be 160 here), and all reach Redis."""
+    store = new_store(server, stores)
+    writes = {"n": 0}
+    write, writelines = asyncio.StreamWriter.write, asyncio.StreamWriter.writelines
+
+    def counting_write(self: Any, data: Any) -> None:
+        writes["n"] += 1
+        write(self, data)
+
+    def counting_writelines(self: Any, data: Any) -> None:
+        writes["n"] += 1
+        writelines(self, data)
+
+    async def client(n: int) -> None:
+        for step in range(5):
+            _, memory = await store.aupdate(request(step, f"10.0.2.{n}"), f"ip:10.0.2.{n}", 1000.0 + step)
+            memory.requests += 1
+            store.keep(f"ip:10.0.2.{n}", memory)
+
+    async def run() -> None:
+        await store.aupdate(request(0), "ip:10.0.0.1", 999.0)  # loads the script, opens a connection
+        monkeypatch.setattr(asyncio.StreamWriter, "write", counting_write)
+        monkeypatch.setattr(asyncio.StreamWriter, "writelines", counting_writelines)
+        await asyncio.gather(*(client(n) for n in range(16)))
+        await store.aclose()
+        monkeypatch.undo()
+
+    asyncio.run(run())
+    assert all(store.update([], f"ip:10.0.2.{n}", 2000.0)[1].requests == 5 for n in range(16))
+    assert writes["n"] <= 40, f"{writes['n']} socket writes for 80 decisions and 80 memory writes"
+
+
 def test_memory_in_the_older_decimal_form_is_still_read(
     server: RedisServer, stores: list[RedisStore]
 ) -> None:

@@ -179,15 +179,17 @@ class RedisStore:
             return
         self._atake_loop(loop)
         writer = getattr(self._alinks[-1], "_writer", None) if self._alinks else None
-        if writer is not None and not writer.is_closing():
+        if not self._queue and writer is not None and not writer.is_closing():
             writer.write(command)  # a non-blocking socket write: nothing to await
             return
+        # Decisions are queued this turn: the write leaves in their batch's write (one
+        # send for them all, not one per decision), at the end of this turn of the loop.
         with self._lock:
             if len(self._outbox) >= _MAX_OUTBOX:  # Redis has not been reachable for a while
                 self.write_errors += 1
                 return
             self._outbox.append(command)
-        if self._flush is None:
+        if self._flush is None and not self._queue:
             self._flush = loop.create_task(self._aflush())
 
     def tracked_clients(self) -> int:
