@@ -23,8 +23,9 @@ decisions cost about one round trip, not 16.
 Redis does not answer) on the idle connection the next call will use, and returns. Redis
 has the client's memory before this node's response leaves, so whichever node the client
 comes to next reads it; only two nodes serving one client at the same instant race (the
-last write wins). Cost: a socket write, no wait. (Under asyncio, when every connection is
-busy, the write leaves with this node's next call or on the loop's next turn.) The memory
+last write wins). Cost: a socket write, no wait. (Under asyncio, when decisions are queued
+in this turn of the event loop, the write leaves in their batch's write at the turn's end;
+when every connection is busy, with this node's next call or on the loop's next turn.) The memory
 is stored as packed doubles; a value in the older decimal form is still read.
 
 The hot path bypasses redis-py's command layer (its pool, retries and response
