@@ -54,7 +54,7 @@ def _hurt(result: Result, names: tuple[str, ...]) -> dict[str, float]:
     tallies = [result.tally(n) for n in names]
     sessions = sum(len(t.sessions) for t in tallies)
     shares = {k: sum(len(getattr(t, k)) for t in tallies) / sessions if sessions else 0.0
-              for k in ("blocked", "challenged", "throttled")}
+              for k in ("blocked", "challenged", "throttled", "misled")}
     return {"sessions": sessions, **shares}
 
 
@@ -73,11 +73,11 @@ def summarise(results: dict[str, Result], users: int, seed: int, seconds: dict[s
     groups = [*((n,) for n in HUMANS), HUMANS, *((n,) for n in NEVER_BLOCKED)]
     for names in groups:
         hurt = {level: _hurt(results[level], names) for level in LEVELS}
-        mine = hurt["default"]
+        now = hurt["default"]
         if names[0] in NEVER_BLOCKED:  # neither can solve a challenge: a challenge stops them too
-            met = mine["blocked"] == 0 and mine["challenged"] <= CHALLENGE_TARGET
+            met = now["blocked"] == 0 and now["challenged"] <= CHALLENGE_TARGET
         else:
-            met = mine["blocked"] <= BLOCK_TARGET and mine["challenged"] <= CHALLENGE_TARGET
+            met = now["blocked"] <= BLOCK_TARGET and now["challenged"] <= CHALLENGE_TARGET
         label = "all people" if len(names) > 1 else names[0]
         tallies = [results["default"].tally(n) for n in names]
         share = max(t.campaign_share for t in tallies)
@@ -117,6 +117,8 @@ def render(summary: dict[str, Any]) -> str:
              "distinct real profiles obtained; people: share of sessions blocked / challenged")
     note = ("campaign: for scrapers, the best score of a campaign they make up most of / share of their "
             "recorded requests in campaigns scoring >= 50; for people, that share (grouped by mistake)")
+    misled = ", ".join(f"{p['persona']} {p['default'].get('misled', 0.0):.2%}" for p in summary["people"])
+    note += f"\npeople's sessions given a decoy or degraded record by scrapeshield (no target): {misled}"
     took = ", ".join(f"{k} {v:g}s" for k, v in summary["seconds"].items())
     requests = ", ".join(f"{k} {v:,}" for k, v in summary["requests"].items())
     return f"{title}\n\n{table(rows, header)}\n\n{note}\nrequests replayed: {requests} (took {took})"

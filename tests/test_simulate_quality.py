@@ -24,5 +24,8 @@ def test_quick_quality_run_contains_the_naive_crawler_and_spares_people() -> Non
     assert all(p["none"]["blocked"] == 0 for p in summary["people"])  # ground truth: nothing refuses
     text = quality.render(summary)
     assert text.count("\n") > 15 and "<= 50 profiles" in text and "naive crawler" in text
+    # Decoys and degraded records that reached people are shown too (they are not a refusal).
+    assert all(0.0 <= p["default"]["misled"] <= 1.0 for p in summary["people"])
+    assert "decoy or degraded record" in text
     for row in summary["scrapers"]:
         assert row["default"] <= row["none"]

@@ -32,6 +32,7 @@ from scrapeshield.types import Action
 
 START = 1_767_225_600.0  # 2026-01-01 00:00 UTC: the simulated day
 HARMFUL = (Action.BLOCK, Action.TARPIT)
+MISLEADING = (Action.DECOY, Action.DEGRADE)  # a record with fake or missing fields
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"})
 
 
@@ -113,6 +114,8 @@ def simulate(
                 tally.challenged.add(req.session)
             elif action is Action.THROTTLE:
                 tally.throttled.add(req.session)
+            elif action in MISLEADING:
+                tally.misled.add(req.session)
         try:
             nxt = actor.send(Outcome(action, retry, real))
         except StopIteration:
