@@ -16,7 +16,7 @@ from typing import Any
 # would put bench/ first on the path, where bench/http.py shadows the standard library).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import console, http, inprocess, memory, nginx, quality, redis, replay, wsgi  # noqa: E402
+from bench import console, http, inprocess, ledger, memory, nginx, quality, redis, replay, wsgi  # noqa: E402
 
 BENCHES: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
     ("inprocess", "in-process: full pipeline vs limits' moving-window hit (100k clients)", inprocess.run),
@@ -28,6 +28,8 @@ BENCHES: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
     ("replay", "log replay: lines/s on one core, batch vs line-at-a-time vs GoAccess vs fail2ban-regex",
      replay.run),
     ("quality", "detection quality: a simulated day, no protection vs per-IP limits vs policy", quality.run),
+    ("ledger", "evidence ledger: collector cost per request vs the pipeline; appends; export and verify",
+     ledger.run),
     ("console", "console pages with one million stored events (SQLite), budget 300 ms each", console.run),
 ]
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
+from scrapeshield import cli as root
 from scrapeshield.errors import ScrapeshieldError
 
 
@@ -41,9 +43,10 @@ from scrapeshield.errors import ScrapeshieldError
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--show-ips", is_flag=True, help="Also show raw client addresses (default: pseudonyms).")
 @click.option(
-    "--db", "db_url", default=None, help="Store events and campaigns in this database (SQLAlchemy URL)."
+    "--store",
+    is_flag=True,
+    help="Store events and campaigns in the database (the data dir's, or --db; --db alone stores too).",
 )
-@click.option("--store", is_flag=True, help="Store events and campaigns in the data dir's database.")
 @click.option(
     "--subjects",
     "subjects_path",
@@ -57,34 +60,8 @@ from scrapeshield.errors import ScrapeshieldError
     show_default=True,
     help="The users' field that says where they live.",
 )
-@click.option(
-    "--policy",
-    "policy_path",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="Policy YAML file (default: the embedded policy).",
-)
-@click.option(
-    "--data-dir",
-    default=None,
-    envvar="SCRAPESHIELD_DATA_DIR",
-    help="Data directory (pseudonym key, default database).",
-)
-def replay(
-    files: tuple[str, ...],
-    log_format: str,
-    time_format: str | None,
-    json_fields: tuple[str, ...],
-    exact: bool,
-    as_json: bool,
-    show_ips: bool,
-    db_url: str | None,
-    store: bool,
-    subjects_path: str | None,
-    residence_field: str,
-    policy_path: str | None,
-    data_dir: str | None,
-) -> None:
+@root._store_options
+def replay(as_json: bool, **options: Any) -> None:
     """Replay access logs through the detection engine on their own timestamps.
 
     Finds the clients the shield would have contained, groups them into campaigns and
@@ -92,20 +69,7 @@ def replay(
     Bad lines are reported by number and skipped.
     """
     try:
-        report = _run(
-            files,
-            log_format,
-            time_format,
-            json_fields,
-            exact,
-            show_ips,
-            db_url,
-            store,
-            subjects_path,
-            residence_field,
-            policy_path,
-            data_dir,
-        )
+        report = _run(Options(**options))
     except ScrapeshieldError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -120,53 +84,58 @@ def replay(
         sys.exit(1)
 
 
-def _run(
-    files: tuple[str, ...],
-    log_format: str,
-    time_format: str | None,
-    json_fields: tuple[str, ...],
-    exact: bool,
-    show_ips: bool,
-    db_url: str | None,
-    store: bool,
-    subjects_path: str | None,
-    residence_field: str,
-    policy_path: str | None,
-    data_dir: str | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Options:
+    """The command's options but ``--json`` (names as click passes them)."""
+
+    files: tuple[str, ...]
+    log_format: str
+    time_format: str | None
+    json_fields: tuple[str, ...]
+    exact: bool
+    show_ips: bool
+    store: bool
+    subjects_path: str | None
+    residence_field: str
+    policy_path: str | None
+    data_dir: str | None
+    db_url: str | None
+    state: str  # (shared store option; a replay's counters are its own, in memory)
+
+
+def _run(o: Options) -> dict[str, Any]:
     from scrapeshield.events import Pseudonymiser
     from scrapeshield.forensics import formats, report
     from scrapeshield.forensics.findings import find
     from scrapeshield.forensics.replay import replay as run_replay
     from scrapeshield.policy.loader import load_policy
-    from scrapeshield.settings import Settings
 
     fields: dict[str, str] = {}
-    for item in json_fields:
+    for item in o.json_fields:
         name, sep, key = item.partition("=")
         if not sep or not key:
             raise click.UsageError(f"--json-field takes FIELD=KEY, not {item!r}")
         fields[name] = key
     fmt = (
         None
-        if log_format == "auto" and not fields
-        else formats.resolve("json" if log_format == "auto" else log_format, time_format, fields)
+        if o.log_format == "auto" and not fields
+        else formats.resolve("json" if o.log_format == "auto" else o.log_format, o.time_format, fields)
     )
-    policy = load_policy(policy_path)
-    settings = Settings.resolve(data_dir, db_url, "memory", policy_path)
+    policy = load_policy(o.policy_path)
+    settings = root._settings(o.data_dir, o.db_url, "memory", o.policy_path)
     pseudonymise = Pseudonymiser(settings.derived_key("pseudonym"))
-    run = run_replay(files, policy, fmt, exact=exact)
+    run = run_replay(o.files, policy, fmt, exact=o.exact)
     found = find(run.decided, policy, pseudonymise)
-    out = report.build(run, found, pseudonymise, show_ips=show_ips)
+    out = report.build(run, found, pseudonymise, show_ips=o.show_ips)
     notes: list[str] = []
-    if subjects_path:
-        out["assessment"] = _assess(found, run.files, subjects_path, residence_field, policy)
+    if o.subjects_path:
+        out["assessment"] = _assess(found, run.files, o.subjects_path, o.residence_field, policy)
         a = out["assessment"]
         notes.append(
             f"Breach assessment: {a['subjects']} data subjects, "
             f"{len(a['jurisdictions'])} jurisdiction(s); see --json for the tests and deadlines"
         )
-    if db_url or store:
+    if o.db_url or o.store:
         from scrapeshield.db.store import Database
         from scrapeshield.forensics.store import store as store_findings
 
