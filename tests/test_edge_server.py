@@ -187,3 +187,14 @@ def test_shutdown_closes_idle_connections_and_lets_a_waiting_answer_finish() -> 
     assert closed(idle) and closed(busy)
     idle.close()
     busy.close()
+
+
+def test_absolute_form_and_bad_urls(edge: Running) -> None:
+    with edge.connect() as conn:
+        conn.sendall(b"GET http://example.org/p%C3%A9?q=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+        [(status, _, body)] = read_responses(conn, 1)
+    assert status == 200 and body.startswith("GET /pé q=q=1 ".encode())
+    with edge.connect() as conn:
+        conn.sendall(b"GET http://[::1 HTTP/1.1\r\nHost: h\r\n\r\n")
+        [(status, _, _)] = read_responses(conn, 1)
+        assert status == 400 and closed(conn)

@@ -195,17 +195,22 @@ class _Connection(asyncio.Protocol):
         request = self.request
         if request.refuse or self.refused or self.closing:
             return
-        try:
-            parsed = httptools.parse_url(request.url)
-        except httptools.HttpParserInvalidURLError:
-            self.refused = 400
-            return
-        raw_path = parsed.path or b"/"
+        url = request.url
+        if url[:1] == b"/":  # origin form, what proxies send: no need for a URL parser
+            raw_path, _, query = url.partition(b"?")
+            raw_path = raw_path.partition(b"#")[0]
+        else:
+            try:
+                parsed = httptools.parse_url(url)
+            except httptools.HttpParserInvalidURLError:
+                self.refused = 400
+                return
+            raw_path, query = parsed.path or b"/", parsed.query or b""
         path = raw_path.decode("latin-1")
         if b"%" in raw_path:
             path = unquote(path, encoding="utf-8", errors="replace")
         scope = {"type": "http", "method": request.method, "path": path,
-                 "query_string": parsed.query or b"", "headers": request.headers,
+                 "query_string": query, "headers": request.headers,
                  "client": self.client, "scheme": "http"}
         body = None if request.body is None else b"".join(request.body)
         self.queue.append((scope, body, request.keep_alive, request.head))
