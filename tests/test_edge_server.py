@@ -198,3 +198,12 @@ def test_absolute_form_and_bad_urls(edge: Running) -> None:
         conn.sendall(b"GET http://[::1 HTTP/1.1\r\nHost: h\r\n\r\n")
         [(status, _, _)] = read_responses(conn, 1)
         assert status == 400 and closed(conn)
+
+
+def test_expect_100_continue_is_answered_before_the_body(edge: Running) -> None:
+    with edge.connect() as conn:
+        conn.sendall(b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        assert conn.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        conn.sendall(b"abc")
+        [(status, _, body)] = read_responses(conn, 1)
+    assert status == 200 and body.endswith(b"body=abc")
