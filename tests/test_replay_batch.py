@@ -10,9 +10,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
+from scrapeshield.forensics.batch import _combos
 from scrapeshield.forensics.generate import generate
 from scrapeshield.forensics.live import LiveReplay
 from scrapeshield.forensics.lookup import log_headers
@@ -211,3 +213,18 @@ def test_a_client_awake_all_day_is_caught_alike(tmp_path: Path) -> None:
     assert "behaviour.never-sleeps" in fired(log)
     batch, live = compare(log, load_policy())
     assert_same(batch, live, min_outcomes=1)
+
+
+def test_combinations_are_numbered_alike_however_wide_the_parts() -> None:
+    """Lines share a combination number exactly when they share every part, also when the
+    parts do not fit side by side in one integer (64 bits of flags in all, here)."""
+    rng = np.random.default_rng(2)
+    parts = [rng.integers(0, 3, 5000) << shift for shift in (0, 20, 28, 29, 40, 60)]
+    parts.append(rng.integers(0, 2, 5000).astype(bool))
+    combo, count = _combos(parts)
+    tuples = list(zip(*(p.tolist() for p in parts), strict=True))
+    assert count == len(set(tuples)) > 500
+    first: dict[tuple[int, ...], int] = {}
+    for number, key in zip(combo.tolist(), tuples, strict=True):
+        assert first.setdefault(key, number) == number
+    assert len(set(first.values())) == count

@@ -140,42 +140,79 @@ def _sleepless(order: KeyOrder, ts: np.ndarray) -> np.ndarray:
 
 
 def _decisions(df: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
+    """Score and decide once per distinct combination of what decides a line; then per line."""
     run_weight = detect.enumeration_weights(policy.weights["enumeration.sequential"])
-    df = df.with_columns(pl.col("s_run").clip(0, enumeration.FULL_RUN))
-    df = df.with_columns((pl.col("record_id") >= 0).alias("has_record"))
-    keys = ["ua_signal", "ua_weight", "s_run", *FLAGS, "weigh", "breaches", "terminal", "has_record"]
-    combos = df.select(keys).unique()
+    parts = {
+        "ua_sig": df["ua_sig"].to_numpy(),
+        "s_run": np.clip(df["s_run"].to_numpy(), 0, enumeration.FULL_RUN),
+        **{column: df[column].to_numpy() for column in FLAGS},
+        "weigh": df["weigh"].to_numpy(),
+        "breaches": df["breaches"].to_numpy(),
+        "terminal": df["terminal"].to_numpy() + 1,  # (-1: none)
+        "has_record": df["record_id"].to_numpy() >= 0,
+    }
+    combo, count = _combos(list(parts.values()))
+    first = np.empty(count, dtype=np.int64)
+    first[combo] = np.arange(len(combo))  # a line of each combination (any: they agree)
+    ua = df.select("ua_signal", "ua_weight")[first]
     # The engine meets breaches key by key, in the order of limits_by_key; ties keep the first.
     ordered = [lim for limits in policy.limits_by_key.values() for lim in limits]
     actions, rules, scores, breached_names = [], [], [], []
-    for combo in combos.iter_rows(named=True):
+    for at, (ua_signal, ua_weight) in zip(first, ua.iter_rows(), strict=True):
+        c = {name: int(values[at]) for name, values in parts.items()}
         signals: list[Signal] = []
         for index, rule in enumerate(policy.rules):
-            if combo["weigh"] >> index & 1:
+            if c["weigh"] >> index & 1:
                 signals.append(Signal(f"rule.{rule.name}", rule.weight, "policy rule"))
-        if combo["ua_signal"]:
-            signals.append(Signal(combo["ua_signal"], combo["ua_weight"], ""))
-        if run_weight[combo["s_run"]]:
-            signals.append(Signal("enumeration.sequential", run_weight[combo["s_run"]], ""))
-        signals += [Signal(name, policy.weights[name], "") for column, name in FLAGS.items() if combo[column]]
-        breaches, terminal = combo["breaches"], combo["terminal"]
+        if ua_signal:
+            signals.append(Signal(ua_signal, ua_weight, ""))
+        if run_weight[c["s_run"]]:
+            signals.append(Signal("enumeration.sequential", run_weight[c["s_run"]], ""))
+        signals += [Signal(name, policy.weights[name], "") for column, name in FLAGS.items() if c[column]]
         points, reasons = score(signals)
         breached = [
-            LimitBreach(lim.name, lim.action, 0.0, "") for lim in ordered if breaches >> lim.index & 1
+            LimitBreach(lim.name, lim.action, 0.0, "") for lim in ordered if c["breaches"] >> lim.index & 1
         ]
-        chosen: CompiledRule | None = policy.rules[terminal] if terminal >= 0 else None
-        decision = decide(policy, "", points, reasons, breached, chosen, None, combo["has_record"])
+        chosen: CompiledRule | None = policy.rules[c["terminal"] - 1] if c["terminal"] else None
+        decision = decide(policy, "", points, reasons, breached, chosen, None, bool(c["has_record"]))
         actions.append(decision.action.value)
         rules.append(decision.rule)
         scores.append(decision.score)
         breached_names.append(",".join(sorted(b.name for b in breached)))
-    decided = combos.with_columns(
-        pl.Series("action", actions),
-        pl.Series("rule", rules),
-        pl.Series("score", scores, dtype=pl.Float64),
-        pl.Series("limits", breached_names, dtype=pl.String),
+    picked = pl.Series(combo)
+    out = df.with_columns(
+        pl.Series("action", actions, dtype=pl.String).gather(picked),
+        pl.Series("rule", rules, dtype=pl.String).gather(picked),
+        pl.Series("score", scores, dtype=pl.Float64).gather(picked),
+        pl.Series("limits", breached_names, dtype=pl.String).gather(picked),
     )
-    out = df.join(decided, on=keys, how="left", maintain_order="left", nulls_equal=True)
     return out.with_row_index("seq").select(
         [pl.col(name).cast(dtype) for name, dtype in DECIDED_SCHEMA.items()]
     )
+
+
+def _combos(parts: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    """Per line, the number (0…count-1) of its combination of ``parts`` (non-negative integers).
+
+    The parts are packed side by side into one integer while they fit, renumbered densely
+    when they would not, so any number of parts works without overflow.
+    """
+    key = np.zeros(len(parts[0]), dtype=np.int64)
+    bits = 0
+    for part in parts:
+        values = part.astype(np.int64)
+        width = max(1, int(values.max()).bit_length())
+        if width > 31:  # (wide bit sets: their few distinct values, numbered)
+            values, count = _dense(values)
+            width = max(1, (count - 1).bit_length())
+        if bits + width > 62:
+            key, count = _dense(key)
+            bits = max(1, (count - 1).bit_length())
+        key = (key << width) | values
+        bits += width
+    return _dense(key)
+
+
+def _dense(key: np.ndarray) -> tuple[np.ndarray, int]:
+    distinct = np.sort(pl.Series(key).unique().to_numpy())  # (a hash: few values, many lines)
+    return np.searchsorted(distinct, key), len(distinct)

@@ -108,8 +108,9 @@ def _path_rules(table: pl.DataFrame, policy: CompiledPolicy) -> list[pl.Expr | p
 def ua_table(uas: list[str], policy: CompiledPolicy, builder: ContextBuilder) -> pl.DataFrame:
     """user-agent → class, its signal, fingerprint (as the engine derives it from a log line)."""
     detector = UserAgentDetector(policy)
-    classes, names, weights, fps, codes, mozilla, fp_ids = [], [], [], [], [], [], []
+    classes, names, weights, fps, codes, mozilla, fp_ids, sigs = [], [], [], [], [], [], [], []
     ids: dict[str, int] = {}
+    sig_ids: dict[tuple[str, float], int] = {}
     rule_cols: list[list[bool]] = [[] for _ in policy.source.rules]
     ua_classes = [frozenset(r.match.ua_class) for r in policy.source.rules]
     ua_regex = [re.compile(r.match.ua_regex) if r.match.ua_regex else None for r in policy.source.rules]
@@ -118,6 +119,7 @@ def ua_table(uas: list[str], policy: CompiledPolicy, builder: ContextBuilder) ->
         classes.append(cls.value)
         names.append(signal.name if signal is not None else "")
         weights.append(signal.weight if signal is not None else 0.0)
+        sigs.append(sig_ids.setdefault((names[-1], weights[-1]), len(sig_ids)))
         fp = probe(builder, ua=ua).fingerprint
         fps.append(fp)
         fp_ids.append(ids.setdefault(fp, len(ids)))
@@ -135,11 +137,14 @@ def ua_table(uas: list[str], policy: CompiledPolicy, builder: ContextBuilder) ->
         "fp_id": fp_ids,
         "fp_code": codes,
         "mozilla": mozilla,
+        "ua_sig": sigs,  # the same signal and weight, the same number
     }
     for i, col in enumerate(rule_cols):
         data[f"ru{i}"] = col
+    types = {"ua_weight": pl.Float64, "fp_code": pl.Float64, "fp_id": pl.Int64, "ua_sig": pl.Int64}
     return pl.DataFrame(
-        data, schema_overrides={"ua_weight": pl.Float64, "fp_code": pl.Float64, "fp_id": pl.Int64}
+        data,
+        schema_overrides=types,
     )
 
 
