@@ -6,7 +6,7 @@ or --policy). Scrapers: distinct REAL profiles obtained (checked against the
 population; decoys and degraded answers do not count). People: share of sessions
 blocked and challenged. Targets are those of issue #3, printed next to the results.
 
-    python -m bench.quality [--users N] [--seed S] [--policy FILE] [--quick] [--json]
+    python -m bench.quality [--users N] [--seed S] [--policy FILE] [--quick] [--json] [--with-arrivals]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scrapeshield.demo.population import Population  # noqa: E402
-from scrapeshield.simulate.personas import PERSONAS  # noqa: E402
+from scrapeshield.simulate.personas import EXTRA, PERSONAS, Persona  # noqa: E402
 from scrapeshield.simulate.policies import LEVELS, policy_for  # noqa: E402
 from scrapeshield.simulate.replay import simulate  # noqa: E402
 from scrapeshield.simulate.report import table  # noqa: E402
@@ -33,21 +33,24 @@ PROFILE_TARGETS = {
     "rotating proxies": 300, "headless browser": 300, "account farm": 300, "search harvester": 300,
     "low and slow": 1000,
 }
-HUMANS = ("people browsing", "power users", "people behind NAT")
 BLOCK_TARGET, CHALLENGE_TARGET = 0.001, 0.02
 NEVER_BLOCKED = ("mobile app", "search engines")
 
 
-def run(users: int = 10_000, seed: int = 1, policy: str | None = None) -> dict[str, Any]:
+def run(users: int = 10_000, seed: int = 1, policy: str | None = None,
+        arrivals: bool = False) -> dict[str, Any]:
+    """``arrivals``: add the people who land on a profile from a search engine (not in the
+    issue's day; they are counted among people)."""
     population = Population.generate(users, seed)
+    personas = (*PERSONAS, *EXTRA) if arrivals else PERSONAS
     results: dict[str, Result] = {}
     seconds: dict[str, float] = {}
     for level in LEVELS:
         began = time.perf_counter()
         results[level] = simulate(policy_for(level, policy), users=users, seed=seed, level=level,
-                                  population=population, campaigns=level == "default")
+                                  population=population, campaigns=level == "default", personas=personas)
         seconds[level] = round(time.perf_counter() - began, 1)
-    return summarise(results, users, seed, seconds)
+    return summarise(results, users, seed, seconds, personas)
 
 
 def _hurt(result: Result, names: tuple[str, ...]) -> dict[str, float]:
@@ -58,9 +61,10 @@ def _hurt(result: Result, names: tuple[str, ...]) -> dict[str, float]:
     return {"sessions": sessions, **shares}
 
 
-def summarise(results: dict[str, Result], users: int, seed: int, seconds: dict[str, float]) -> dict[str, Any]:
+def summarise(results: dict[str, Result], users: int, seed: int, seconds: dict[str, float],
+              personas: tuple[Persona, ...] = PERSONAS) -> dict[str, Any]:
     scrapers = []
-    for persona in PERSONAS:
+    for persona in personas:
         if persona.side != "scraper":
             continue
         got = {level: len(results[level].tally(persona.name).profiles) for level in LEVELS}
@@ -70,7 +74,8 @@ def summarise(results: dict[str, Result], users: int, seed: int, seconds: dict[s
                          "met": None if target is None else got["default"] <= target,
                          "campaign_score": mine.campaign_score, "campaign_share": mine.campaign_share})
     people = []
-    groups = [*((n,) for n in HUMANS), HUMANS, *((n,) for n in NEVER_BLOCKED)]
+    humans = tuple(p.name for p in personas if p.side == "person" and p.name not in NEVER_BLOCKED)
+    groups = [*((n,) for n in humans), humans, *((n,) for n in NEVER_BLOCKED)]
     for names in groups:
         hurt = {level: _hurt(results[level], names) for level in LEVELS}
         now = hurt["default"]
@@ -131,9 +136,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--policy", default=None, help="policy file for the scrapeshield column")
     parser.add_argument("--quick", action="store_true", help="1,000 users (a smoke run; same targets)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--with-arrivals", action="store_true",
+                        help="add people who land on a profile from a search engine")
     args = parser.parse_args(argv)
     users = 1000 if args.quick else args.users
-    summary = run(users, args.seed, args.policy)
+    summary = run(users, args.seed, args.policy, args.with_arrivals)
     print(json.dumps(summary, indent=2) if args.json else render(summary))
 
 

@@ -211,3 +211,22 @@ def test_with_ips_kept_acting_on_a_subnet_campaign_lists_the_subnet_and_its_ips(
     assert result.skipped_pseudonyms == 0
     other = engine.decide(engine.contexts.build(T0 + 1, "198.51.100.200", "GET", "/", []))
     assert other.action is Action.BLOCK and other.rule == "list"
+
+
+def test_a_verified_crawler_is_not_grouped_with_spoofers_of_its_fingerprint() -> None:
+    """Spoofers copy Googlebot's fingerprint; acting on their campaign must not reach Google."""
+    verified = json.dumps(["policy rule 'verified-crawlers'",
+                           "goodbot.verified (+-40): googlebot verified: ranges and reverse DNS agree"])
+    spoofed = json.dumps(["goodbot.spoofed (+50): claims googlebot from an address googlebot does not use"])
+    events = [ev(T0 + i, f"p:google{i % 4}", f"user:{i}", fingerprint="fp-googlebot", reasons=verified)
+              for i in range(200)]
+    events += [ev(T0 + i, f"p:fake{i % 40}", f"user:{i}", fingerprint="fp-googlebot", action="block",
+                  score=100.0, reasons=spoofed) for i in range(200)]
+    grouper = grouped(events)
+    campaign = next(c for c in grouper.campaigns() if c.key == "fp-googlebot")
+    assert campaign.clients == 40 and not any(m.client.startswith("p:google") for m in campaign.members)
+    assert grouper.ignored == 200
+    # The same as a list of reasons (events as the engine hands them over).
+    listed = CampaignGrouper()
+    listed.observe(ev(T0, "p:google9", "user:1", fingerprint="fp-googlebot", reasons=json.loads(verified)))
+    assert listed.ignored == 1 and not listed.clients

@@ -111,3 +111,26 @@ def test_search_engines_are_verified_as_in_production_and_never_blocked() -> Non
     assert crawlers.requests > 200 and not crawlers.blocked and not crawlers.challenged
     assert crawlers.actions == {"allow": crawlers.requests}
     assert not result.tally("fake googlebot").profiles
+
+
+def test_search_arrivals_land_on_a_profile_from_a_search_engine() -> None:
+    """The opt-in persona (bench.quality --with-arrivals): its first request is a profile
+    with the search engine as referer, then the site's own assets and pages."""
+    import random
+
+    from scrapeshield.simulate.model import Outcome, World
+    from scrapeshield.types import Action
+
+    population = Population.generate(300, 3)
+    world = World(population, random.Random(1), 0.0, scale=0.03)
+    actors = BY_NAME["search arrivals"].build(world)
+    assert len(actors) >= 10
+    first = next(actors[0])
+    headers = dict(first.headers)
+    assert first.path.startswith("/u/") and first.target
+    assert headers["referer"] == "https://www.google.com/" and headers.get("sec-fetch-site") == "cross-site"
+    second = actors[0].send(Outcome(Action.ALLOW, 0.0, True))
+    assert second.path.startswith(("/static/", "/favicon")), second.path
+    result = simulate(policy_for("default"), users=300, seed=3, personas=(BY_NAME["search arrivals"],))
+    arrivals = result.tally("search arrivals")
+    assert arrivals.sessions and not arrivals.blocked and not arrivals.challenged  # no scraper to share with

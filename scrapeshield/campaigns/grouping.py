@@ -39,11 +39,13 @@ class CampaignGrouper:
         self.max_clients = max_clients
         self.clients: dict[str, ClientSummary] = {}
         self.observed = 0
-        self.ignored = 0  # events past ``max_clients`` or without a client
+        self.ignored = 0  # events past ``max_clients``, without a client, or of a verified crawler
 
     def observe(self, event: dict[str, Any]) -> None:
         client = str(event.get("client") or "")
-        if not client:
+        if not client or _verified_crawler(event.get("reasons")):
+            # A verified search engine is not part of anyone's campaign, even when spoofers
+            # copy its fingerprint: acting on that campaign must not reach the real crawler.
             self.ignored += 1
             return
         summary = self.clients.get(client)
@@ -91,6 +93,16 @@ class CampaignGrouper:
     def campaign_of(self, client: str) -> list[Campaign]:
         """The campaigns a client belongs to (strongest first)."""
         return [c for c in self.campaigns() if any(m.client == client for m in c.members)]
+
+
+def _verified_crawler(reasons: object) -> bool:
+    """Whether a decision's reasons (a list, or the events table's JSON text) say the address
+    was verified as a search engine's (``goodbot.verified``)."""
+    if isinstance(reasons, str):
+        return '"goodbot.verified ' in reasons or reasons.startswith("goodbot.verified ")
+    if isinstance(reasons, (list, tuple)):
+        return any(str(r).startswith("goodbot.verified ") for r in reasons)
+    return False
 
 
 def save(db: Database, campaigns: Sequence[Campaign], now: float | None = None) -> int:

@@ -35,6 +35,7 @@ class Browser:
     cached: bool = False  # app.css / app.js already cached
     last_url: str = ""
     gave_up: bool = False
+    came_from: str = ""  # another site's page the first request comes from (a search engine)
 
     def cookie(self) -> str:
         parts = []
@@ -48,6 +49,9 @@ class Browser:
                 accept: str = "") -> Req:
         if asset:
             headers = self.tool.asset(HOST, asset, self.last_url or ORIGIN + "/", self.cookie())
+        elif not self.last_url and self.came_from:
+            headers = self.tool.page(HOST, referer=self.came_from, cookie=self.cookie(), site="cross-site",
+                                     accept=accept)
         else:
             site = "same-origin" if self.last_url else "none"
             headers = self.tool.page(HOST, referer=self.last_url, cookie=self.cookie(), site=site,
@@ -144,6 +148,24 @@ def browsing(world: World, tool: Tool, ip: str, session: str, start: float, prof
             yield from drive(b, f"/u/{user.username}/followers", assets=page_assets(b, []))
             if b.gave_up:
                 return
+
+
+def search_arrival(world: World, tool: Tool, ip: str, session: str, start: float, profiles: int) -> Actor:
+    """A person who lands on a profile from a search engine's results (the profile read is
+    the first thing the site sees of them, with the search engine as referer), then reads a
+    few more profiles on the site."""
+    b = Browser(world, tool, ip, session, start, came_from="https://www.google.com/")
+    pop = world.population
+    for n in range(profiles):
+        if n:
+            b.t += world.think(12)
+        uid = world.popular_user() if n or world.rng.random() < 0.5 else world.rng.randrange(1, len(pop) + 1)
+        user = pop.by_id(uid)
+        if user is None:
+            continue
+        yield from drive(b, f"/u/{user.username}", uid, page_assets(b, [uid]))
+        if b.gave_up:
+            return
 
 
 def app_session(world: World, tool: Tool, ip: str, session: str, start: float, profiles: int,

@@ -96,6 +96,14 @@ def _crawlers(world: World) -> list[Actor]:
     ]
 
 
+def _arrivals(world: World) -> list[Actor]:
+    pick = _browsers(world)
+    n = int(1500 * world.scale) + 5
+    ips = network.residential(world.rng, n)
+    return [people.search_arrival(world, pick(), ips[i], f"arrival-{i}", world.diurnal_start(),
+                                  _profiles(world, 2, 10)) for i in range(n)]
+
+
 def _one(fn: Callable[[World], Actor]) -> Callable[[World], list[Actor]]:
     return lambda world: [fn(world)]
 
@@ -131,4 +139,12 @@ PERSONAS: tuple[Persona, ...] = (
     Persona("search engines", "person", _crawlers, "Googlebot and Bingbot from their published ranges"),
 )
 
-BY_NAME = {p.name: p for p in PERSONAS}
+# Not in the default day (the benchmark): people who land on a profile from a search
+# engine, a bare first read that a fingerprint campaign of scrapers sharing their browser
+# build meets (`bench.quality --with-arrivals`).
+EXTRA: tuple[Persona, ...] = (
+    Persona("search arrivals", "person", _arrivals,
+            "land on a profile from a search engine's results, then read a few more"),
+)
+
+BY_NAME = {p.name: p for p in (*PERSONAS, *EXTRA)}
