@@ -49,7 +49,7 @@ def spread(store: ClusterStore, cluster: RedisCluster) -> list[str]:
     found: dict[int, str] = {}
     for n in range(1000):
         key = f"subnet:10.{n}.0.0/24"
-        found.setdefault(owner(cluster, store._layout.prefix + key.encode() + b"}:w"), key)  # noqa: SLF001
+        found.setdefault(owner(cluster, store._layout.window_key(key)), key)  # noqa: SLF001
         if len(found) == 3:
             return list(found.values())
     raise AssertionError("no spread found")
@@ -73,9 +73,12 @@ def test_one_decision_over_three_nodes_counts_each_entity_on_its_node(
     calls = [int(node.client().info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
              for node in cluster.nodes]
     assert all(c >= 5 for c in calls), f"every node ran its entities' script: {calls}"
+    for node in cluster.nodes:  # each call goes straight to its slot's node: no key look-up, no redirection
+        assert "cmdstat_command|getkeys" not in node.client().info("commandstats")
+        assert "errorstat_MOVED" not in node.client().info("errorstats")
     holders = set()
     for key in keys:  # each entity's keys on the node that serves its slot
-        window = store._layout.prefix + key.encode() + b"}:w"  # noqa: SLF001
+        window = store._layout.window_key(key)  # noqa: SLF001
         assert cluster.nodes[owner(cluster, window)].client().exists(window)
         holders.add(owner(cluster, window))
     assert holders == {0, 1, 2}
@@ -136,7 +139,7 @@ def test_node_down_fails_fast_and_the_store_recovers_when_it_is_back(
             assert time.monotonic() < deadline, "the store did not recover"
             time.sleep(0.05)
     for key, used in zip(keys, usages, strict=True):
-        if owner(cluster, store._layout.prefix + key.encode() + b"}:w") == 2:  # noqa: SLF001
+        if owner(cluster, store._layout.window_key(key)) == 2:  # noqa: SLF001
             assert used == (1.0, 1.0), "the restarted node came back empty (no persistence here)"
         else:  # kept; the failed decision may have counted where its call did reach a node
             assert used in ((2.0, 2.0), (3.0, 3.0)), "the nodes that stayed up kept their counts"

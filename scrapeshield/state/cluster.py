@@ -26,7 +26,7 @@ import redis.asyncio.cluster as aiocluster
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisClusterException
 from redis.retry import Retry
 
 from scrapeshield.errors import StateError
@@ -34,9 +34,13 @@ from scrapeshield.state.base import ClientMemory, KeyUpdate
 from scrapeshield.state.layout import SCRIPT, SHA, SKIP, Layout, decode, memory_value, pack
 
 _Result = tuple[list[tuple[float, ...]], ClientMemory]
-# Per call: the indices of the updates it carries, whether it reads the memory, its arguments.
-_Call = tuple[list[int], bool, tuple[str | bytes | int, ...]]
+# Per call: the indices of the updates it carries, whether it reads the memory, its slot, its
+# arguments.
+_Call = tuple[list[int], bool, int, tuple[str | bytes | int, ...]]
 _SHA = SHA.decode()
+# What a failed cluster call raises: redis-py's errors, its cluster errors (not RedisErrors: a
+# slot no node serves), a slot missing from the table while it is rebuilt, socket errors.
+_FAILURES = (redis.RedisError, RedisClusterException, KeyError, OSError)
 _MAX_PENDING = 10_000
 
 
@@ -84,16 +88,16 @@ class ClusterStore:
                 again = self._run([calls[i] for i in missing])
                 for i, reply in zip(missing, again, strict=True):
                     replies[i] = reply
-        except (redis.RedisError, OSError) as exc:
+        except _FAILURES as exc:
             raise StateError(f"redis cluster: {exc or type(exc).__name__}") from exc
         return self._merge(calls, replies, len(updates), now)
 
     async def aupdate(self, updates: Sequence[KeyUpdate], client: str, now: float) -> _Result:
         calls = self._calls(updates, client, now)
         self.round_trips += 1
-        cluster = await self._aclient()
         try:
             async with asyncio.timeout(self.timeout * 2):  # a NOSCRIPT answer costs a second trip
+                cluster = await self._aclient()
                 replies = await self._arun(cluster, calls)
                 missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
                 if missing:
@@ -101,7 +105,7 @@ class ClusterStore:
                     again = await self._arun(cluster, [calls[i] for i in missing])
                     for i, reply in zip(missing, again, strict=True):
                         replies[i] = reply
-        except (redis.RedisError, OSError) as exc:  # TimeoutError is an OSError
+        except _FAILURES as exc:  # TimeoutError is an OSError
             raise StateError(f"redis cluster: {exc or type(exc).__name__}") from exc
         return self._merge(calls, replies, len(updates), now)
 
@@ -124,7 +128,7 @@ class ClusterStore:
         """Keys on all primaries (all of them: give scrapeshield a cluster of its own)."""
         try:
             return sum(int(self.cluster.dbsize(target_nodes=node)) for node in self.cluster.get_primaries())
-        except (redis.RedisError, OSError) as exc:
+        except _FAILURES as exc:
             raise StateError(f"redis cluster: {exc or type(exc).__name__}") from exc
 
     # -- the rest ----------------------------------------------------------------------
@@ -147,8 +151,7 @@ class ClusterStore:
         memory_slot = key_slot(memory_key)
         slots: dict[int, list[int]] = {memory_slot: []}
         for i, update in enumerate(updates):
-            keys, _ = layout.script_args((update,), None, now)
-            slots.setdefault(key_slot(keys[0]), []).append(i)
+            slots.setdefault(key_slot(layout.window_key(update[0])), []).append(i)
         calls: list[_Call] = []
         for slot, indices in slots.items():
             if not indices and slot != memory_slot:
@@ -156,27 +159,29 @@ class ClusterStore:
             with_memory = slot == memory_slot
             keys, argv = layout.script_args(
                 [updates[i] for i in indices], memory_key if with_memory else None, now)
-            calls.append((indices, with_memory, ("EVALSHA", _SHA, len(keys), *keys, *argv)))
+            calls.append((indices, with_memory, slot, ("EVALSHA", _SHA, len(keys), *keys, *argv)))
         return calls
 
     def _run(self, calls: list[_Call]) -> list[Any]:
         pipe = self.cluster.pipeline(transaction=False)
-        for _, _, args in calls:
-            pipe.execute_command(*args)
+        slots = self.cluster.nodes_manager
+        for _, _, slot, args in calls:  # routed by our slot: redis-py would not parse EVALSHA's keys
+            pipe.execute_command(*args, target_nodes=slots.get_node_from_slot(slot))
         return list(pipe.execute(raise_on_error=False))
 
     @staticmethod
     async def _arun(cluster: Any, calls: list[_Call]) -> list[Any]:
         pipe = cluster.pipeline(transaction=False)
-        for _, _, args in calls:
-            pipe.execute_command(*args)
+        slots = cluster.nodes_manager
+        for _, _, slot, args in calls:
+            pipe.execute_command(*args, target_nodes=slots.get_node_from_slot(slot))
         return list(await pipe.execute(raise_on_error=False))
 
     @staticmethod
     def _merge(calls: list[_Call], replies: list[Any], count: int, now: float) -> _Result:
         usages: list[tuple[float, ...]] = [()] * count
         memory: ClientMemory | None = None
-        for (indices, with_memory, _), reply in zip(calls, replies, strict=True):
+        for (indices, with_memory, _, _), reply in zip(calls, replies, strict=True):
             if isinstance(reply, Exception):
                 raise StateError(f"redis cluster: {reply}")
             got, remembered = decode(reply, len(indices), now)
@@ -192,13 +197,13 @@ class ClusterStore:
             node = self.cluster.get_node_from_key(key)
             pool = self.cluster.get_redis_connection(node).connection_pool
             conn: Any = pool.get_connection()
-        except (redis.RedisError, OSError):
+        except _FAILURES:
             self.write_errors += 1
             return
         try:
             conn.send_packed_command((SKIP + pack((b"SET", key, value, b"EX", self.idle_ttl)),),
                                      check_health=False)
-        except (redis.RedisError, OSError):
+        except _FAILURES:
             conn.disconnect()
             self.write_errors += 1
         pool.release(conn)
@@ -210,6 +215,7 @@ class ClusterStore:
             self._acluster = aiocluster.RedisCluster.from_url(
                 self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
                 retry=Retry(NoBackoff(), 0))
+        await self._acluster.initialize()  # the slot table (a no-op once it is known)
         return self._acluster
 
     async def _aset(self, key: bytes, value: bytes) -> None:
@@ -217,5 +223,5 @@ class ClusterStore:
             cluster = await self._aclient()
             async with asyncio.timeout(self.timeout):
                 await cluster.set(key, value, ex=int(self.idle_ttl))
-        except (redis.RedisError, OSError):
+        except _FAILURES:
             self.write_errors += 1

@@ -55,6 +55,10 @@ class Layout:
     def memory_key(self, client: str) -> bytes:
         return self.prefix + _bytes(client, _MAX_KEY) + b"}:m"
 
+    def window_key(self, key: str) -> bytes:
+        """An entity's window key (every key of the entity has its slot)."""
+        return self.prefix + _bytes(key, _MAX_KEY) + b"}:w"
+
     def script_args(
         self, updates: Sequence[KeyUpdate], memory_key: bytes | None, now: float
     ) -> tuple[list[bytes], list[bytes]]:
