@@ -314,8 +314,9 @@ def test_headless_chromium_is_challenged_and_solves_it_by_itself(
 
 
 def test_pass_is_bound_to_the_browser_that_earned_it(challenged: Challenged, demo: Server) -> None:
-    """Only what decide.py guarantees: a valid pass turns a *score* challenge into allow; it
-    never lifts a block, and it is worthless with another user-agent, network or a changed byte."""
+    """Only what decide.py guarantees: a valid pass answers the automation user-agent (a score
+    challenge becomes allow); it never lifts a block that the request's own headers earn, and
+    it is worthless with another user-agent, network or a changed byte."""
     value = challenged.pass_cookie()["value"]
     as_browser = [(n, v) for n, v in challenged.headers if n != "user-agent"]
     assert dict(challenged.headers)["user-agent"] == challenged.user_agent
@@ -361,9 +362,10 @@ def test_pass_is_bound_to_the_browser_that_earned_it(challenged: Challenged, dem
     assert challenged_(get(value, same_browser, source="127.1.0.1"))
     assert allowed(get(value, same_browser))  # one foreign sighting does not revoke it
 
-    # The same user-agent without the headers a Chromium sends scores higher; the pass turns
-    # a challenge into allow but never lifts a block, so the answer is allow or block, never
-    # a challenge (the pass is valid), and a block means the score reached the block threshold.
+    # The same user-agent without the headers a Chromium sends scores higher; the pass sets
+    # aside the automation user-agent, and the header findings unless they reach the block
+    # threshold on their own, so the answer is allow or block, never a challenge (the pass is
+    # valid), and a block means the score reached the block threshold.
     bare = get(value, [("user-agent", challenged.user_agent)])
     assert not challenged_(bare)
     if not allowed(bare):
