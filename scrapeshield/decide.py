@@ -1,6 +1,7 @@
 """Stage 4: score + limits + lists + rules → one Decision.
 
-Precedence, strongest first: an analyst's list entry; a terminal policy rule;
+Precedence, strongest first: an analyst's list entry (a fingerprint entry does not reach a
+verified search engine, whose fingerprint spoofers copy); a terminal policy rule;
 then the stronger of the limit breaches and the score thresholds (on record
 routes, scores below the challenge threshold may decoy or degrade).
 
@@ -33,7 +34,7 @@ def decide(
     listed: ListEntry | None,
     record: bool = False,
 ) -> Decision:
-    if listed is not None:
+    if listed is not None and not (listed.kind == "fingerprint" and _verified_crawler(reasons)):
         # Reasons are stored with the event: an address stays out of them (events hold pseudonyms).
         named = listed.kind if listed.kind in ("ip", "network") else f"{listed.kind} {listed.value}"
         why = f"{named} on the {listed.action.value} list: {listed.reason}"
@@ -51,6 +52,12 @@ def decide(
             decided_by = f"limit:{breach.name}"
         retry_after = max(retry_after, breach.retry_after)
     return Decision(action, score, reasons, decided_by, retry_after, client)
+
+
+def _verified_crawler(reasons: tuple[str, ...]) -> bool:
+    """A fingerprint is a claimed identity that spoofers copy; a verified search engine's
+    address proves who it is, so a list entry for its fingerprint does not reach it."""
+    return any(r.startswith("goodbot.verified ") for r in reasons)
 
 
 def by_score(policy: CompiledPolicy, points: float, record: bool) -> Action:

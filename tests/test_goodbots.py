@@ -18,6 +18,7 @@ from scrapeshield.engine import Engine
 from scrapeshield.goodbots.hosting import Hosting
 from scrapeshield.goodbots.ranges import RangeSet, load, networks_in, spans_in
 from scrapeshield.goodbots.verify import BOTS, GoodBots, Status
+from scrapeshield.lists import ListEntry, Lists
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.policy.loader import default_policy_text, load_policy, parse_policy
 from scrapeshield.state.memory import MemoryStore
@@ -237,3 +238,22 @@ def test_verified_crawler_is_exempt_from_behaviour_and_campaigns_but_keeps_its_b
     assert unverified[-1].action is Action.BLOCK
     assert any(r.startswith("behaviour.") for r in unverified[-1].reasons)
     assert any(r.startswith("goodbot.spoofed") for r in unverified[-1].reasons)
+
+
+def test_a_listed_fingerprint_does_not_reach_the_verified_crawler_whose_fingerprint_it_is() -> None:
+    """An analyst blocks the spoofers' campaign by fingerprint; spoofers copied Googlebot's
+    headers exactly, so the fingerprint is Google's too: the real crawler still gets through."""
+    lists = Lists()
+    engine = Engine(load_policy(), MemoryStore(), ManualClock(1_000_000.0), lists=lists,
+                    goodbots=GoodBots(FixedResolver(GOOD_DNS, GOOD_A), inline=True))
+    headers = [("host", "social.example"), ("user-agent", GOOGLEBOT_UA), ("accept", "*/*")]
+
+    def ask(ip: str) -> Decision:
+        return engine.decide(engine.contexts.build(1_000_000.0, ip, "GET", "/u/ana", headers))
+
+    fingerprint = engine.contexts.build(1_000_000.0, "45.77.1.9", "GET", "/u/ana", headers).fingerprint
+    lists.add(ListEntry("fingerprint", fingerprint, Action.BLOCK, 0.0, "fake Googlebot campaign"))
+    assert ask("45.77.1.9").rule == "list"
+    assert ask(GOOGLE_IP).action is Action.ALLOW
+    lists.add(ListEntry("ip", GOOGLE_IP, Action.BLOCK, 0.0, "an analyst means this address"))
+    assert ask(GOOGLE_IP).rule == "list"
