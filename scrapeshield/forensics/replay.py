@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from scrapeshield.clock import monotonic
@@ -71,7 +72,10 @@ def load(paths: Sequence[str | Path], fmt: LogFormat | None, problems: Problems)
             frames.append(parse_chunk(chunk, index, use, problems, addresses))
     if not frames:
         return empty(), total
-    lines = pl.concat(frames, rechunk=True)
+    lines = pl.concat(frames)
+    ts = lines["ts"].to_numpy()
+    if bool(np.all(ts[1:] >= ts[:-1])):  # in time order already (files follow one another)
+        return lines, total
     return lines.sort("ts", "file", "line", maintain_order=True), total
 
 
