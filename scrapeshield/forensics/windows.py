@@ -49,15 +49,19 @@ class KeyOrder:
         frame = pl.DataFrame({"k": keys}).with_row_index("i")
         self.order = frame.sort("k", maintain_order=True)["i"].to_numpy().astype(np.int64)
         k = keys[self.order]
+        n = len(k)
+        same = np.zeros(n, dtype=bool)
+        np.equal(k[1:], k[:-1], out=same[1:])
         g = gen[self.order]
-        same = np.empty(len(k), dtype=bool)
-        same[:1] = False
-        same[1:] = k[1:] == k[:-1]
-        dropped = same & (g - np.roll(g, 1) >= 2)
-        first = ~same
-        drops = np.cumsum(dropped)
-        epoch = drops - np.maximum.accumulate(np.where(first, drops, 0))
-        self.ke = (k << EPOCH_BITS) | epoch  # sorted order
+        dropped = np.zeros(n, dtype=bool)
+        np.greater_equal(g[1:] - g[:-1], 2, out=dropped[1:])
+        dropped &= same
+        if dropped.any():
+            drops = np.cumsum(dropped)
+            epoch = drops - np.maximum.accumulate(np.where(same, 0, drops))
+            self.ke = (k << EPOCH_BITS) | epoch  # sorted order
+        else:  # (no key was forgotten and seen again: every epoch is 0)
+            self.ke = k << EPOCH_BITS
         self._blocks: list[slice] | None = None
 
     def blocks(self) -> list[slice]:
@@ -95,12 +99,13 @@ class Timeline:
             hit = self._starts[window] = self.ts - np.fmod(self.ts, window)  # Python's % for t > 0
         return hit
 
-    def reach(self, window: float) -> np.ndarray:
-        """Per line, the first line whose horizon (``now - window``) has reached this line's time."""
-        hit = self._reach.get(window)
-        if hit is None:
-            hit = self._reach[window] = np.searchsorted(self.ts - window, self.ts, "left")
-        return hit
+    def reach(self, window: float, lines: np.ndarray) -> np.ndarray:
+        """For these lines, the first line whose horizon (``now - window``) has reached its time."""
+        horizons = self._reach.get(window)
+        if horizons is None:
+            horizons = self._reach[window] = self.ts - window  # (as the store computes it)
+        found: np.ndarray = np.searchsorted(horizons, self.ts[lines], "left")
+        return found
 
 
 def request_usage(order: KeyOrder, times: Timeline, cost_all: np.ndarray, window: float) -> np.ndarray:
@@ -147,13 +152,13 @@ def distinct_usage(
     while ``ts > now - window``. Returns the usage at every counting line (NaN elsewhere).
     """
     out = np.full(len(times.ts), np.nan)
-    reach = times.reach(window)
     for part in order.blocks():
         block = order.order[part]
         pick = counts[block]
         lines = block[pick]  # positions in line order, grouped by key, in time order inside
         if len(lines):
-            live = _distinct_live(order.ke[part][pick], lines, record_all[lines], reach[lines], len(times.ts))
+            reach = times.reach(window, lines)
+            live = _distinct_live(order.ke[part][pick], lines, record_all[lines], reach, len(times.ts))
             out[lines] = np.minimum(live, 2 * limit + 16).astype(np.float64)
     return out
 
