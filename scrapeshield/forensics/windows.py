@@ -99,13 +99,15 @@ class Timeline:
             hit = self._starts[window] = self.ts - np.fmod(self.ts, window)  # Python's % for t > 0
         return hit
 
-    def reach(self, window: float, lines: np.ndarray) -> np.ndarray:
-        """For these lines, the first line whose horizon (``now - window``) has reached its time."""
-        horizons = self._reach.get(window)
-        if horizons is None:
-            horizons = self._reach[window] = self.ts - window  # (as the store computes it)
-        found: np.ndarray = np.searchsorted(horizons, self.ts[lines], "left")
-        return found
+    def reach(self, window: float) -> np.ndarray:
+        """Per line, the first line whose horizon (``now - window``) has reached this line's time.
+
+        (One search of every line at once: the queries are in order, which a search of each
+        block's lines, grouped by key, would not be — measured three times slower.)"""
+        hit = self._reach.get(window)
+        if hit is None:
+            hit = self._reach[window] = np.searchsorted(self.ts - window, self.ts, "left")
+        return hit
 
 
 def request_usage(order: KeyOrder, times: Timeline, cost_all: np.ndarray, window: float) -> np.ndarray:
@@ -157,7 +159,7 @@ def distinct_usage(
         pick = counts[block]
         lines = block[pick]  # positions in line order, grouped by key, in time order inside
         if len(lines):
-            reach = times.reach(window, lines)
+            reach = times.reach(window)[lines]
             live = _distinct_live(order.ke[part][pick], lines, record_all[lines], reach, len(times.ts))
             out[lines] = np.minimum(live, 2 * limit + 16).astype(np.float64)
     return out
