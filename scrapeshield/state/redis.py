@@ -141,15 +141,15 @@ class RedisStore:
                     await conn.read_response()
                     for i in missing:
                         replies[i] = await self._reply(conn)
-        except (redis.RedisError, OSError, asyncio.CancelledError) as exc:  # TimeoutError: OSError
+        except BaseException as exc:  # whatever it is, no decision of the batch may wait forever
             self._alinks, idle = [], self._alinks  # after a failure the idle ones are suspect too
-            for dead in (conn, *idle):
-                await dead.disconnect(nowait=True)
             failure = StateError(f"redis: {exc or type(exc).__name__}")
             for _, waiter in batch:
                 if not waiter.done():
                     waiter.set_exception(failure)
-            if isinstance(exc, asyncio.CancelledError):
+            for dead in (conn, *idle):
+                await dead.disconnect(nowait=True)
+            if not isinstance(exc, Exception):  # cancelled, or the process is ending
                 raise
             return
         if len(self._alinks) < _IDLE_LINKS:
