@@ -5,7 +5,7 @@ Both nginx servers use deploy/nginx/scrapeshield.conf with only the addresses ch
 "alone" its `auth_request` line is switched off. Core pinning (this machine has two cores):
 
   core 0: the upstream (hello-world Starlette, uvicorn + httptools + uvloop, one worker)
-          and the decision service (also one uvicorn process)
+          and the decision service (one process: its own httptools server on uvloop)
   core 1: wrk (one thread, 32 connections) and nginx (one worker)
 
 So the decision service gets no core of its own: every decision is paid for out of the core
@@ -14,6 +14,9 @@ straight at the upstream (upstream_direct) is measured as well, to show what bou
 wrk-clients.lua spreads requests over 100,000 clients with X-Forwarded-For; nginx appends its
 own peer and the decision service trusts 127.0.0.1 (bench-policy.yaml), so it resolves each
 simulated client. Variants alternate within every round; the medians are reported.
+Each variant also reports the CPU per request of the upstream and of the decision service
+(from /proc): steadier than requests per second on a shared machine, and it shows where
+core 0's time goes.
 """
 
 from __future__ import annotations
