@@ -13,6 +13,7 @@ so every rate is given twice: per wall-clock second, and per CPU second of the p
 (user + system, children included for the external tools); the ratios use CPU seconds.
 
     python -m bench.replay            # or: python -m bench.run replay
+    python -m bench.replay --stages   # CPU seconds of read+parse, scoring and findings apart
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def batch(path: Path) -> dict[str, Any]:
 
 
 def worker(path: str) -> None:
+    import polars as pl
+
     from scrapeshield.events import Pseudonymiser
     from scrapeshield.forensics.findings import find
     from scrapeshield.forensics.replay import replay
@@ -100,9 +103,35 @@ def worker(path: str) -> None:
                 "lines_per_cpu_s_with_findings": round(run.lines / total_cpu),
                 "contained": found.contained().height,
                 "campaigns": len(found.campaigns),
+                # CPU seconds are the process's, every thread included; with one polars thread
+                # and the process pinned to one core they are one core's seconds.
+                "polars_threads": pl.thread_pool_size(),
+                "cores_allowed": len(os.sched_getaffinity(0)),
             }
         )
     )
+
+
+def stages(path: str) -> None:
+    """CPU seconds of each stage of the batch path (run it under taskset and POLARS_MAX_THREADS=1)."""
+    from scrapeshield.events import Pseudonymiser
+    from scrapeshield.forensics.batch import decide_lines
+    from scrapeshield.forensics.findings import find
+    from scrapeshield.forensics.policy import replay_policy
+    from scrapeshield.forensics.reader import Problems
+    from scrapeshield.forensics.replay import load
+    from scrapeshield.policy.loader import load_policy
+
+    policy = load_policy()
+    cpu = time.process_time()
+    lines, total = load([path], None, Problems())
+    parsed = time.process_time()
+    decided = decide_lines(lines, replay_policy(policy).compiled)
+    scored = time.process_time()
+    find(decided, policy, Pseudonymiser(b"bench"))
+    found = time.process_time()
+    print(json.dumps({"lines": total, "read_and_parse_cpu_s": round(parsed - cpu, 2),
+                      "score_cpu_s": round(scored - parsed, 2), "findings_cpu_s": round(found - scored, 2)}))
 
 
 Rates = tuple[float, float]  # lines per wall second, per CPU second
@@ -175,5 +204,7 @@ def run() -> dict[str, Any]:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
         worker(sys.argv[2])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "--stages":
+        stages(sys.argv[2] if len(sys.argv) == 3 else str(log_file()))
     else:
         print(json.dumps(run(), indent=2))
