@@ -24,7 +24,8 @@ except PackageNotFoundError:  # running from a source tree
 def _store_options(func: click.decorators.FC) -> click.decorators.FC:
     func = click.option("--state", default="memory", show_default=True, envvar="SCRAPESHIELD_STATE",
                         help="Counter state: 'memory', or redis://host:6379/0 (valkey://…; a Cluster: "
-                             "redis+cluster://host:7000) shared by many nodes (env SCRAPESHIELD_STATE).")(func)
+                             "redis+cluster://host:7000) shared by many nodes "
+                             "(env SCRAPESHIELD_STATE).")(func)
     func = click.option("--db", "db_url", default=None,
                         help="SQLAlchemy URL of the database (default: SQLite in the data dir).")(func)
     func = click.option("--data-dir", default=None, envvar=DATA_DIR_ENV,
