@@ -51,8 +51,8 @@ class ContextBuilder:
             if net.version == 4
         ]
         self._trust_cache: dict[str, bool] = {}
-        self._ip_cache: dict[str, tuple[str, str] | None] = {}
-        self._fp_cache: dict[tuple[str, ...], str] = {}
+        self._ip_cache: dict[str, str | tuple[str, str] | None] = {}  # see _parse_ip
+        self._fp_cache: dict[str, str] = {}
         self._secret_cache: dict[str, str] = {}  # session/token → hash (only hashes leave here)
 
     # -- entry points -------------------------------------------------------------
@@ -97,16 +97,22 @@ class ContextBuilder:
         query: str = "",
     ) -> RequestContext:
         names = tuple([name for name, _ in hdrs])
-        first: dict[str, str] = {}
-        forwarded: list[str] = []
+        # Each name's first value (built in C: later pairs overwrite, so reversed order leaves the
+        # first); the Cookie and X-Forwarded-For headers, which may repeat, are taken out whole.
+        first = dict(reversed(hdrs))
         cookie = ""
-        for name, value in hdrs:
-            if name == "x-forwarded-for":
-                forwarded.append(value)
-            elif name == "cookie":
-                cookie = f"{cookie}; {value}" if cookie else value
-            elif name not in first:
-                first[name] = value
+        if "cookie" in first:
+            if names.count("cookie") == 1:
+                cookie = first.pop("cookie")
+            else:
+                del first["cookie"]
+                for name, value in hdrs:
+                    if name == "cookie":
+                        cookie = f"{cookie}; {value}" if cookie else value
+        forwarded: list[str] = []
+        if "x-forwarded-for" in first:
+            del first["x-forwarded-for"]
+            forwarded = [value for name, value in hdrs if name == "x-forwarded-for"]
         # Only a trusted peer's forwarding headers count; most requests carry none.
         peer_trusted = bool(self._trusted) and self._is_trusted(peer)
         if peer_trusted:
@@ -213,19 +219,26 @@ class ContextBuilder:
     def _parse_ip(self, text: str) -> tuple[str, str] | None:
         cached = self._ip_cache.get(text, False)
         if cached is not False:
+            if type(cached) is str:
+                return text, cached
             return cached  # type: ignore[return-value]
         result = _parse_ipv4(text) or _parse_any_ip(text)
         if len(self._ip_cache) >= _CACHE_MAX:
             self._ip_cache.clear()
-        self._ip_cache[text] = result
+        # An address already in canonical form (nearly all) is cached as its network alone: a
+        # dict of strings is never tracked by the garbage collector, one of tuples is re-tracked
+        # at each insertion and then walked whole by the next collections.
+        self._ip_cache[text] = result[1] if result is not None and result[0] == text else result
         return result
 
     def _fingerprint(self, ua: str, names: tuple[str, ...], first: dict[str, str], tls: str) -> str:
         """A client's claimed identity: UA, header names in order, language, TLS."""
-        key = (ua, first.get("accept-language", ""), tls, *[n for n in names if n not in VOLATILE_HEADERS])
+        # Keyed by the joined text (not a tuple): a dict of strings stays untracked by the GC.
+        key = "\x1f".join(
+            [ua, first.get("accept-language", ""), tls, *[n for n in names if n not in VOLATILE_HEADERS]])
         fp = self._fp_cache.get(key)
         if fp is None:
-            fp = short_hash("\x1f".join(key))
+            fp = short_hash(key)
             if len(self._fp_cache) >= _CACHE_MAX:
                 self._fp_cache.clear()
             self._fp_cache[key] = fp

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import hmac
 import json
 import logging
+import operator
 import threading
 import uuid
 from collections.abc import Callable
@@ -37,22 +37,40 @@ log = logging.getLogger("scrapeshield.events")
 FLUSH_EVERY = 0.5  # seconds between batch writes
 BATCH = 2000
 PURGE_EVERY = 3600.0
+_SHA256_BLOCK = 64
 
 Sink = Callable[[list[dict[str, Any]]], None]
+# What an event keeps of the context, taken in one call.
+_FIELDS = operator.itemgetter(*map(RequestContext._fields.index, (
+    "ts", "ip", "network", "method", "path", "route", "record", "user_agent", "account", "fingerprint")))
+# A decision waiting for the writer: those fields, then the action, score, rule, reasons and
+# whether to pseudonymise the addresses.
+_Queued = tuple[Any, ...]
+_VALUES = {action: action.value for action in Action}  # Enum.value is a slow Python property
 
 
 class Pseudonymiser:
-    """Keyed hash of IPs: stable for one platform's key, not reversible without it."""
+    """Keyed hash of IPs (HMAC-SHA256): stable for one platform's key, not reversible without it.
+
+    The HMAC's inner and outer hash states are keyed once here and copied per value: the
+    same digest as ``hmac.new(key, value, sha256)`` at a third of its cost.
+    """
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        block = key if len(key) <= _SHA256_BLOCK else hashlib.sha256(key).digest()
+        block = block.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         self._cache: dict[str, str] = {}
 
     def __call__(self, value: str) -> str:
         hit = self._cache.get(value)
         if hit is None:
-            digest = hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
-            hit = "p:" + digest[:24]
+            inner = self._inner.copy()
+            inner.update(value.encode())
+            outer = self._outer.copy()
+            outer.update(inner.digest())
+            hit = "p:" + outer.hexdigest()[:24]
             if len(self._cache) >= 100_000:
                 self._cache.clear()
             self._cache[value] = hit
@@ -92,7 +110,7 @@ class EventRecorder:
         self._spool_full = False
         self._lock = threading.Lock()
         self._allows = 0
-        self._queue: collections.deque[dict[str, Any]] = collections.deque()
+        self._queue: collections.deque[_Queued | dict[str, Any]] = collections.deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -134,18 +152,12 @@ class EventRecorder:
         if len(self._queue) >= self._max_queue:
             self.dropped += 1  # counted and exported; the queue never grows without bound
             return
-        ip = self.pseudonymise(ctx.ip) if self._pseudo else ctx.ip
-        network = self.pseudonymise(ctx.network) if self._pseudo else ctx.network
-        self._queue.append(
-            {
-                "ts": ctx.ts, "client": ip, "network": network, "method": ctx.method,
-                "path": ctx.path[:512], "route": ctx.route, "record": ctx.record,
-                "user_agent": ctx.user_agent[:512], "account": ctx.account,
-                "fingerprint": ctx.fingerprint, "action": decision.action.value,
-                "score": decision.score, "rule": decision.rule[:96],
-                "reasons": json.dumps(list(decision.reasons)),
-            }
-        )
+        # The request path only queues the fields, as one flat tuple of strings and numbers
+        # (small, and dropped from the GC's watch at its first pass: the queue lives long enough
+        # to reach the oldest generation, whose growth triggers full collections); the writer
+        # thread builds the row and computes the keyed hashes.
+        self._queue.append(_FIELDS(ctx) + (
+            _VALUES[decision.action], decision.score, decision.rule, decision.reasons, self._pseudo))
         if len(self._queue) >= BATCH:
             self._wake.set()
 
@@ -186,12 +198,28 @@ class EventRecorder:
     # -- delivery (under self._lock) -------------------------------------------------
 
     def _take(self) -> list[dict[str, Any]]:
-        batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+        batch = [self._row(self._queue.popleft()) for _ in range(min(BATCH, len(self._queue)))]
         for row in batch:
             if "uid" not in row:
                 self._seq += 1
                 row["uid"] = f"{self.node}-{self._seq}"
         return batch
+
+    def _row(self, queued: _Queued | dict[str, Any]) -> dict[str, Any]:
+        """The stored form of a queued decision (rows put back after a failure stay rows)."""
+        if isinstance(queued, dict):
+            return queued
+        (ts, ip, network, method, path, route, record, ua, account, fp,
+         action, score, rule, reasons, pseudo) = queued
+        return {
+            "ts": ts,
+            "client": self.pseudonymise(ip) if pseudo else ip,
+            "network": self.pseudonymise(network) if pseudo else network,
+            "method": method, "path": path[:512], "route": route, "record": record,
+            "user_agent": ua[:512], "account": account,
+            "fingerprint": fp, "action": action, "score": score, "rule": rule[:96],
+            "reasons": json.dumps(list(reasons)) if reasons else "[]",
+        }
 
     def _send(self, rows: list[dict[str, Any]]) -> bool:
         try:

@@ -5,8 +5,10 @@ served (allowed). Exact for this node (stored events sample allows, so they cann
 these); bounded memory: ``KEEP`` buckets, and distinct records are counted in a set only
 for the current minute (``MAX_RECORDS`` at most, then counted as at least that many).
 
-It also remembers which IP each recent client pseudonym stood for, in memory only and
-bounded, so that an analyst can block a client the console shows by its pseudonym.
+It also remembers the recent client addresses (IPs and networks), in memory only and
+bounded, so that an analyst can block a client the console shows by its pseudonym. The
+request path only notes an address; pseudonyms are computed when an analyst looks one up
+(a keyed hash per request would cost more than the rest of this listener).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ STEP = 10  # seconds per action bucket
 KEEP = 180  # buckets kept: 30 minutes
 MAX_RECORDS = 200_000
 MAX_ADDRESSES = 200_000
+_VALUES = {action: action.value for action in Action}
 
 
 class Monitor:
@@ -30,7 +33,10 @@ class Monitor:
         self._records_minute = 0
         self._records: set[str] = set()
         self._served: dict[int, int] = {}  # minute start → distinct records served
-        self._addresses: dict[str, str] = {}  # pseudonym → IP or network
+        self._seen: dict[str, None] = {}  # recent IPs and networks, in the order first seen
+        self._index: dict[str, str] = {}  # pseudonym → address, for the first _indexed of _seen
+        self._indexed = 0
+        self._generation = 0  # bumped when _seen is cleared
         self.signins: dict[str, int] = {}  # outcome → count (console sign-ins)
 
     def __call__(self, ctx: RequestContext, decision: Decision) -> None:
@@ -41,12 +47,22 @@ class Monitor:
                 counts = self._actions.setdefault(bucket, {})
                 for old in [b for b in self._actions if b <= bucket - KEEP * STEP]:
                     del self._actions[old]
-        counts[decision.action.value] = counts.get(decision.action.value, 0) + 1
-        if ctx.record and decision.action is Action.ALLOW:
+        value = _VALUES[decision.action]  # Enum.value is a Python-level property: slow
+        counts[value] = counts.get(value, 0) + 1
+        if ctx.record and value == "allow":
             self._served_record(int(ctx.ts) // 60 * 60, ctx.record)
-        if decision.action is not Action.ALLOW or len(self._addresses) < MAX_ADDRESSES:
-            self._remember(ctx.ip)
-            self._remember(ctx.network)
+        seen = self._seen
+        if ctx.ip not in seen or ctx.network not in seen:
+            if len(seen) >= MAX_ADDRESSES:
+                if value == "allow":
+                    return
+                with self._lock:  # forget the oldest all at once: memory stays bounded
+                    seen.clear()
+                    self._index.clear()
+                    self._indexed = 0
+                    self._generation += 1
+            seen[ctx.ip] = None
+            seen[ctx.network] = None
 
     def _served_record(self, minute: int, record: str) -> None:
         if minute != self._records_minute:
@@ -59,14 +75,24 @@ class Monitor:
             self._records.add(record)
             self._served[minute] = len(self._records)
 
-    def _remember(self, address: str) -> None:
-        if len(self._addresses) >= MAX_ADDRESSES:
-            self._addresses.clear()  # forget the oldest all at once: memory stays bounded
-        self._addresses[self.pseudonymise(address)] = address
-
     def address_of(self, pseudonym: str) -> str | None:
         """The IP (or network) behind a pseudonym seen recently on this node, if known."""
-        return self._addresses.get(pseudonym)
+        with self._lock:
+            found = self._index.get(pseudonym)
+            start, generation = self._indexed, self._generation
+            if found is not None or start >= len(self._seen):
+                return found
+            # list() of a dict of strings runs without releasing the GIL: a safe snapshot.
+            fresh = list(self._seen)[start:]
+        # The keyed hashes of the addresses seen since the last look-up, outside the lock
+        # (after a flood that is up to MAX_ADDRESSES of them; the request path never waits).
+        pseudonymise = self.pseudonymise
+        hashed = {pseudonymise(address): address for address in fresh}
+        with self._lock:
+            if self._generation == generation and self._indexed == start:
+                self._index.update(hashed)
+                self._indexed = start + len(fresh)
+        return hashed.get(pseudonym)
 
     def series(self, now: float, span: int = 900) -> dict[str, object]:
         """Decisions per action per 10 s, and distinct records served per minute, up to now."""

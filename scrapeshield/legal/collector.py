@@ -24,6 +24,7 @@ from scrapeshield.types import Action, Decision, RequestContext
 log = logging.getLogger("scrapeshield.legal")
 
 _SMALL = 20  # distinct user-agents / fingerprints kept per client and window
+_VALUES = {action: action.value for action in Action}
 MAX_WINDOWS = 48  # undrained windows kept (4 hours of 5-minute windows) before the oldest go
 
 
@@ -63,10 +64,12 @@ class ClientWindow:
         actions[value] = actions.get(value, 0) + 1
         route = ctx.route
         if route:
-            self.routes[route] = self.routes.get(route, 0) + 1
-        allowed = decision.action is Action.ALLOW
+            routes = self.routes
+            routes[route] = routes.get(route, 0) + 1
+        allowed = value == "allow"
         if not allowed:
-            self.rules[decision.rule] = self.rules.get(decision.rule, 0) + 1
+            rules = self.rules
+            rules[decision.rule] = rules.get(decision.rule, 0) + 1
         record = ctx.record
         if record:
             touched = self.touched
@@ -133,7 +136,7 @@ class WindowCollector:
         # Keyed by the raw address in memory only; pseudonymised once per client and window
         # when the window is written (an HMAC per request would cost more than all the rest).
         start = (ctx.ts // self.window) * self.window
-        value = decision.action.value
+        value = _VALUES[decision.action]  # Enum.value is a Python-level property: slow
         with self._lock:
             clients = self._windows.get(start)
             if clients is None:

@@ -8,43 +8,52 @@ record → last read, expired from the front, capped at 2×limit+16 entries.
 
 Memory stays bounded by generations: keys untouched for ``idle_ttl`` seconds are
 dropped wholesale, and a generation that reaches ``max_keys`` turns over early.
-Windows live in tuples of floats and record sets in str→float dicts, which the
-cyclic garbage collector stops tracking: a million clients do not make every
-collection slower. Cost measured by ``bench/memory.py`` at one million clients under the
+Windows and client memories live packed in bytes, and record sets in str→float
+dicts: neither is ever tracked by the cyclic garbage collector, so the big dicts
+holding them stay untracked too (a dict of tuples is re-tracked at each insertion and
+then walked whole by the next collections): a million clients do not make
+collections slower. Cost measured by ``bench/memory.py`` at one million clients under the
 default policy (ip, subnet and account keys, two profiles read each): ~1.9 KB per
 client, bounded caches of the context stage included.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
-from scrapeshield.state.base import ClientMemory, CounterSpec, KeyUpdate
+from scrapeshield.state.base import MEMORY_SIZE, ClientMemory, CounterSpec, KeyUpdate
 
-_ZEROS = {n: (0.0,) * (3 * n) for n in range(1, 17)}
-_NO_SETS: list[dict[str, float]] = []
-_EMPTY: dict[str, float] = {}  # placeholder for counters that are not distinct sets; never written
-_SHAPES: dict[int, tuple[tuple[CounterSpec, ...], bool]] = {}
+# Per tuple of counter specs (the policy compiles them once, so they are few and long-lived):
+# (the specs, the packing of their 3 floats per counter, zeros so packed, per counter (offset
+# of its 3 floats, window, distinct?, limit, suffix of its record set's key)).
+_Shape = tuple[
+    tuple[CounterSpec, ...], struct.Struct, bytes, tuple[tuple[int, float, bool, int, str], ...]
+]
+_SHAPES: dict[int, _Shape] = {}
+_MEMORY = struct.Struct(f"{MEMORY_SIZE}d")
 
 
-def _has_distinct(specs: tuple[CounterSpec, ...]) -> bool:
-    """Whether any counter under a key is a distinct set (cached per specs tuple)."""
+def _shape(specs: tuple[CounterSpec, ...]) -> _Shape:
+    """What ``update`` needs to know about a tuple of specs, computed once per tuple."""
     shape = _SHAPES.get(id(specs))
     if shape is None or shape[0] is not specs:
-        shape = (specs, any(distinct for _, distinct, _ in specs))
+        counters = tuple((3 * i, w, distinct, limit, f"#{i}") for i, (w, distinct, limit) in enumerate(specs))
+        packing = struct.Struct(f"{3 * len(specs)}d")
+        shape = (specs, packing, packing.pack(*(0.0,) * (3 * len(specs))), counters)
         if len(_SHAPES) > 10_000:
             _SHAPES.clear()
-        _SHAPES[id(specs)] = shape
-    return shape[1]
+        _SHAPES[id(specs)] = shape  # the entry holds ``specs``: its id is not reused meanwhile
+    return shape
 
 
 class _Generation:
     __slots__ = ("windows", "sets", "memories")
 
     def __init__(self) -> None:
-        self.windows: dict[str, tuple[float, ...]] = {}  # key → (start, current, previous) per counter
+        self.windows: dict[str, bytes] = {}  # key → packed (start, current, previous) per counter
         self.sets: dict[str, dict[str, float]] = {}  # "key#counter" → record → last read
-        self.memories: dict[str, tuple[float, ...]] = {}  # client key → ClientMemory values
+        self.memories: dict[str, bytes] = {}  # client key → packed ClientMemory values
 
 
 class MemoryStore:
@@ -68,24 +77,68 @@ class MemoryStore:
         ):
             self._turn(now)
         young, old = self._young, self._old
+        young_windows, young_sets = young.windows, young.sets
         usages: list[tuple[float, ...]] = []
+        # One flat loop (this runs for every key of every request): the window arithmetic
+        # and the distinct sets are written out here rather than in helpers.
         for key, specs, costs, record in updates:
-            windows = young.windows.get(key)
-            if windows is None or len(windows) != 3 * len(specs):
+            shape = _SHAPES.get(id(specs))
+            if shape is None or shape[0] is not specs:
+                shape = _shape(specs)
+            _, packing, zeros, counters = shape
+            size = packing.size
+            windows = young_windows.get(key)
+            if windows is None or len(windows) != size:
                 windows = old.windows.pop(key, None)
-                if windows is None or len(windows) != 3 * len(specs):
-                    windows = _ZEROS.get(len(specs)) or (0.0,) * (3 * len(specs))
-            sets: list[dict[str, float]] = _NO_SETS
-            if _has_distinct(specs):
-                sets = [_record_set(young, old, f"{key}#{i}") if distinct else _EMPTY
-                        for i, (_, distinct, _) in enumerate(specs)]
-            counted = list(windows)
-            usages.append(_count(counted, sets, specs, costs, record, now))
-            young.windows[key] = tuple(counted)
+                if windows is None or len(windows) != size:
+                    windows = zeros
+            counted: list[float] | None = None
+            usage: list[float] = []
+            for i, (base, w, distinct, limit, suffix) in enumerate(counters):
+                if distinct:
+                    taken = record if costs[i] else ""
+                    set_key = key + suffix
+                    seen = young_sets.get(set_key)
+                    if seen is None:
+                        seen = old.sets.pop(set_key, None)
+                        if seen is None:
+                            if not taken:  # nothing read, nothing kept: an empty set counts 0
+                                usage.append(0.0)
+                                continue
+                            seen = {}
+                        # Each set is its own entry: a dict of str → float is never tracked by
+                        # the garbage collector, but a tuple or list holding dicts always is.
+                        young_sets[set_key] = seen
+                    if taken:
+                        seen.pop(taken, None)  # a re-read moves the record to the back
+                        seen[taken] = now
+                        if len(seen) > 2 * limit + 16:
+                            del seen[next(iter(seen))]
+                    horizon = now - w
+                    while seen:
+                        oldest = next(iter(seen))
+                        if seen[oldest] > horizon:
+                            break
+                        del seen[oldest]
+                    usage.append(float(len(seen)))
+                else:
+                    if counted is None:
+                        counted = list(packing.unpack(windows))
+                    start = now - now % w
+                    began = counted[base]
+                    if start > began:
+                        counted[base + 2] = counted[base + 1] if start - began <= w else 0.0
+                        counted[base + 1] = 0.0
+                        counted[base] = start
+                    current = counted[base + 1] + costs[i]
+                    counted[base + 1] = current
+                    usage.append(counted[base + 2] * (1.0 - (now - start) / w) + current)
+            usages.append(tuple(usage))
+            young_windows[key] = windows if counted is None else packing.pack(*counted)
         values = young.memories.get(client)
         if values is None:
             values = old.memories.pop(client, None)
-        memory = ClientMemory(now) if values is None else ClientMemory(values=list(values))
+        memory = ClientMemory(now) if values is None else ClientMemory(values=list(_MEMORY.unpack(values)))
         return usages, memory
 
     async def aupdate(
@@ -94,63 +147,10 @@ class MemoryStore:
         return self.update(updates, client, now)
 
     def keep(self, client: str, memory: ClientMemory) -> None:
-        self._young.memories[client] = tuple(memory.values)
+        self._young.memories[client] = _MEMORY.pack(*memory.values)
 
     def _turn(self, now: float) -> None:
         if self._turned_at is not None:
             self._old = self._young
             self._young = _Generation()
         self._turned_at = now
-
-
-def _record_set(young: _Generation, old: _Generation, key: str) -> dict[str, float]:
-    # Each set is its own entry: a dict of str → float is never tracked by the garbage
-    # collector, but a tuple or list holding dicts always is.
-    seen = young.sets.get(key)
-    if seen is None:
-        seen = old.sets.pop(key, None)
-        if seen is None:
-            seen = {}
-        young.sets[key] = seen
-    return seen
-
-
-def _count(
-    windows: list[float],
-    sets: list[dict[str, float]],
-    specs: tuple[CounterSpec, ...],
-    costs: tuple[int, ...],
-    record: str,
-    now: float,
-) -> tuple[float, ...]:
-    result: list[float] = []
-    base = 0
-    for i, (w, distinct, limit) in enumerate(specs):
-        if distinct:
-            result.append(_distinct(sets[i], w, limit, record if costs[i] else "", now))
-        else:
-            start = now - now % w
-            if start > windows[base]:
-                windows[base + 2] = windows[base + 1] if start - windows[base] <= w else 0.0
-                windows[base + 1] = 0.0
-                windows[base] = start
-            windows[base + 1] += costs[i]
-            result.append(windows[base + 2] * (1.0 - (now - start) / w) + windows[base + 1])
-        base += 3
-    return tuple(result)
-
-
-def _distinct(seen: dict[str, float], window: float, limit: int, record: str, now: float) -> float:
-    if record:
-        if record in seen:
-            del seen[record]
-        seen[record] = now
-        if len(seen) > 2 * limit + 16:
-            del seen[next(iter(seen))]
-    horizon = now - window
-    while seen:
-        oldest = next(iter(seen))
-        if seen[oldest] > horizon:
-            break
-        del seen[oldest]
-    return float(len(seen))
