@@ -8,9 +8,10 @@ reply the service has at once (the engine on in-memory state) is written from
 delay) is awaited in a task, and requests pipelined behind it wait their turn.
 
 What it speaks is what proxies send: HTTP/1.1 and 1.0, keep-alive, pipelining, bodies by
-length or chunked (``Expect: 100-continue`` answered). It refuses upgrades (the request is answered, then the connection
-closed), request heads over MAX_HEAD bytes or MAX_HEADERS headers (431) and garbage (400);
-a body beyond ``max_body`` is discarded and the service told (None). A connection with
+length or chunked (``Expect: 100-continue`` answered). It refuses upgrades (the request is
+answered, then the connection closed), request heads over MAX_HEAD bytes or MAX_HEADERS
+headers (431) and garbage (400); a body beyond ``max_body`` is discarded and the service
+told (None). A connection with
 nothing to do closes after IDLE_TIMEOUT, longer than nginx's 60 s upstream keepalive_timeout
 so that nginx, not this side, ends idle connections.
 """
