@@ -41,13 +41,16 @@ DecisionListener = Callable[[RequestContext, Decision], None]
 _NO_HEADERS: dict[str, str] = {}
 _MAX_MISSES = 100_000
 # Per route: (key kind, its reader, limits kept under that key, their counter specs,
-# this route's cost for each (0 = does not count)).
+# this route's cost for each (0 = does not count), and the usage above which each is breached
+# for a request that reads a record and for one that does not (inf: cannot be)).
 _PlanStep = tuple[
     str,
     Callable[[RequestContext], str],
     tuple[CompiledLimit, ...],
     tuple[CounterSpec, ...],
     tuple[int, ...],
+    tuple[float, ...],
+    tuple[float, ...],
 ]
 _Plan = tuple[_PlanStep, ...]
 
@@ -65,6 +68,8 @@ class Engine:
         privacy: PrivacyLevels | None = None,
     ) -> None:
         self.store = store
+        # A store with a fallback (ResilientStore) says whether its primary answers.
+        self._store_says_up = hasattr(store, "up")
         # Without a resolver, search engines are verified by their published ranges alone.
         self.goodbots = goodbots if goodbots is not None else GoodBots()
         self.hosting = hosting if hosting is not None else Hosting()
@@ -167,12 +172,12 @@ class Engine:
                         break
         plan = plans.get(ctx.route) or plans[""]
         updates: list[KeyUpdate] = []
-        applied: list[tuple[CompiledLimit, ...]] = []
-        for kind, read_key, limits, specs, costs in plan:
-            value = read_key(ctx)
+        applied: list[_PlanStep] = []
+        for step in plan:
+            value = step[1](ctx)
             if value:
-                updates.append((f"{kind}:{value}", specs, costs, ctx.record))
-                applied.append(limits)
+                updates.append((f"{step[0]}:{value}", step[3], step[4], ctx.record))
+                applied.append(step)
         layout, extra = shared.updates(ctx)
         if extra:
             updates += extra
@@ -198,16 +203,19 @@ class Engine:
             count = len(pending.applied)
             # On a local fallback (Redis down) the shared counts are this node's few minutes and
             # the client's memory is fresh: too little to call anyone part of a campaign.
-            if pending.layout and getattr(self.store, "up", True):
+            if pending.layout and (not self._store_says_up or self.store.up):  # type: ignore[attr-defined]
                 memory.shared = SharedCounters.view(
                     pending.layout, usages[count : len(usages) - (pending.rank == 2)])
             usages = usages[:count]
-        for limits, (_, _, costs, _), usage in zip(
-            pending.applied, pending.updates, usages, strict=False
-        ):
-            for lim, cost, used in zip(limits, costs, usage, strict=True):
-                if used > lim.limit and cost and (ctx.record or not lim.distinct):
-                    breaches.append(_breach(lim, used, ctx.ts))
+        record = bool(ctx.record)
+        for step, usage in zip(pending.applied, usages, strict=False):
+            thresholds = step[5] if record else step[6]
+            if len(usage) != len(thresholds):
+                raise ValueError(f"the state answered {len(usage)} usages for {len(thresholds)} limits")
+            if any(map(operator.gt, usage, thresholds)):  # nearly never: checked in C first
+                for lim, used, threshold in zip(step[2], usage, thresholds, strict=True):
+                    if used > threshold:
+                        breaches.append(_breach(lim, used, ctx.ts))
         if self._misses:
             missed = self._misses.pop(ctx.ip, 0)
             if missed:
@@ -238,7 +246,7 @@ class _Pending(NamedTuple):
     detectors: tuple[Detector, ...]
     client: str
     updates: list[KeyUpdate]
-    applied: list[tuple[CompiledLimit, ...]]
+    applied: list[_PlanStep]  # the plan steps whose keys this request touches, in order
     signals: list[Signal]
     terminal: CompiledRule | None
     listed: ListEntry | None
@@ -270,7 +278,11 @@ def _plan(policy: CompiledPolicy, route: str, cost: int) -> _Plan:
             continue
         specs = tuple((lim.window, lim.distinct, lim.limit) for lim in limits)
         read = _client_key if kind == "client" else operator.attrgetter(_KEY_FIELDS[kind])
-        plan.append((kind, read, limits, specs, costs))
+        # A limit counts where it costs; a distinct-records one only for a request that reads one.
+        with_record = tuple(
+            float(lim.limit) if cost else math.inf for lim, cost in zip(limits, costs, strict=True))
+        without = tuple(math.inf if lim.distinct else t for lim, t in zip(limits, with_record, strict=True))
+        plan.append((kind, read, limits, specs, costs, with_record, without))
     return tuple(plan)
 
 
