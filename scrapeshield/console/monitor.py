@@ -52,7 +52,7 @@ class Monitor:
         if ctx.record and value == "allow":
             self._served_record(int(ctx.ts) // 60 * 60, ctx.record)
         seen = self._seen
-        if ctx.ip not in seen or ctx.network not in seen:
+        if ctx.ip not in seen:  # an address and its network are noted, and forgotten, together
             if len(seen) >= MAX_ADDRESSES:
                 if value == "allow":
                     return
