@@ -56,9 +56,8 @@ def serve_pair(
             sock.close()
         shield.close()
         raise
-    # The decision service has its own lean server (hosts/edge_server.py); it runs on uvloop
-    # when installed (uvicorn[standard] brings it), as uvicorn itself would choose.
-    lean = isinstance(public, EdgeServer)
+    # Both kinds of server run on uvloop when installed (uvicorn[standard] brings it), as
+    # ``uvicorn.run`` would choose; ``Server.serve`` alone would leave asyncio's default loop.
     first = public if isinstance(public, EdgeServer) else _Server(_config(public, host, port, "auto"))
     servers: list[EdgeServer | uvicorn.Server] = [
         first, _Server(_config(admin, admin_host, admin_port, "off"))]
@@ -94,7 +93,7 @@ def serve_pair(
         await asyncio.gather(*tasks, return_exceptions=True)
 
     try:
-        with asyncio.Runner(loop_factory=_fast_loop() if lean else None) as runner:
+        with asyncio.Runner(loop_factory=_fast_loop()) as runner:
             runner.run(main())
     finally:
         for sock in sockets:
