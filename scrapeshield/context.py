@@ -259,15 +259,13 @@ def _parse_any_ip(text: str) -> tuple[str, str] | None:
 def _parse_ipv4(text: str) -> tuple[str, str] | None:
     """Fast path for dotted-quad IPv4 in canonical form; anything else returns None."""
     parts = text.split(".")
-    if len(parts) != 4:
+    if len(parts) != 4 or not text.isascii():  # int() refuses some non-ASCII digits, e.g. '²'
         return None
     for part in parts:
         if not part.isdigit() or len(part) > 3 or (part[0] == "0" and len(part) > 1):
             return None
         if int(part) > 255:
             return None
-    if not text.isascii():
-        return None
     return text, f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
 
 

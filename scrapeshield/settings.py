@@ -56,7 +56,7 @@ class RedisState:
         if not parts.hostname or port == 0:
             raise ConfigError(f"--state {url!r}: a host (and port) is needed, e.g. redis://127.0.0.1:6379/0")
         path = parts.path.strip("/")
-        if path and not path.isdigit():
+        if path and not (path.isascii() and path.isdigit()):
             raise ConfigError(f"--state {url!r}: the path must be a database number, not {path!r}")
         if parts.scheme.endswith("+cluster") and path not in ("", "0"):
             raise ConfigError(f"--state {url!r}: a Redis Cluster has database 0 only")

@@ -199,3 +199,23 @@ def test_a_listed_address_is_not_written_into_the_decision_reasons() -> None:
     assert decision.action is Action.BLOCK and decision.rule == "list"
     assert decision.reasons[0] == "ip on the block list: scraper"
     assert not any("198.51.100.20" in reason for reason in decision.reasons)
+
+
+@pytest.mark.parametrize(
+    ("path", "forwarded"),
+    [("/u/²", "203.0.113.9"), ("/u/٣٤", "203.0.113.9"), ("/api/v1/users/٣", "203.0.113.9"),
+     ("/u/alice", "203.0.113.²"), ("/u/alice", "٣.0.113.9")],
+)
+def test_unicode_digits_get_a_decision_not_the_fail_mode(path: str, forwarded: str) -> None:
+    # str.isdigit says yes to '²' and '٣', and int() refuses '²': neither may reach the fail mode.
+    engine, clock = make_engine(
+        "version: 1\ntrusted_proxies: [127.0.0.1/32]\n"
+        "routes:\n  - {name: profile-page, path: '/u/{username}', record: username}\n"
+        "  - {name: profile-api, path: '/api/v1/users/{id:int}', record: id}\n")
+    for _ in range(3):
+        clock.advance(1)
+        decision = ask(engine, clock, path, [*CHROME, ("x-forwarded-for", forwarded)], ip="127.0.0.1")
+        assert decision.rule not in ("fail-open", "fail-closed")
+    assert engine.errors == 0
+    ctx = engine.contexts.build(clock.now(), "127.0.0.1", "GET", path, [("x-forwarded-for", forwarded)])
+    assert ctx.ip == ("203.0.113.9" if forwarded == "203.0.113.9" else "127.0.0.1")

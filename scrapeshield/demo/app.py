@@ -118,7 +118,7 @@ def _wants_json(request: Request) -> bool:
 
 async def _read_body(request: Request, cap: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or len(declared) > 12):
+    if declared is not None and (not (declared.isascii() and declared.isdigit()) or len(declared) > 12):
         raise HTTPException(400, "bad content-length")
     if declared is not None and int(declared) > cap:
         raise HTTPException(413, "request body too large")

@@ -73,7 +73,7 @@ class LineParser:
             str(fields.get("method") or "GET").upper(),
             path,
             query,
-            int(status) if status.isdigit() else 0,
+            int(status) if status.isascii() and status.isdigit() else 0,
             _dash(fields.get("referer")),
             _dash(fields.get("ua")),
         )

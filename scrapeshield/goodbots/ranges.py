@@ -50,7 +50,7 @@ def _span(text: str) -> tuple[int, int, int] | None:
     (the cloud lists hold tens of thousands); None for anything else."""
     address, _, bits = text.partition("/")
     parts = address.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+    if not text.isascii() or len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
         return None
     width = int(bits) if bits.isdigit() and int(bits) <= 32 else (32 if not bits else -1)
     if width < 0:

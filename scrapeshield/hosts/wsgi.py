@@ -310,7 +310,7 @@ def _observing(
         status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
     ) -> Callable[[bytes], object]:
         code = status[:3]
-        if code.isdigit():
+        if code.isascii() and code.isdigit():
             engine.observe(ctx, int(code))
         return start_response(status, [*headers, *tags] if tags else headers, exc_info)
 

@@ -29,7 +29,7 @@ class EnumerationDetector:
         record = ctx.record
         if record:
             number_text = record[record.find(":") + 1 :]
-            if number_text.isdigit() and len(number_text) < 19:
+            if number_text.isascii() and number_text.isdigit() and len(number_text) < 19:
                 number = int(number_text)
                 step = number - memory.last_number
                 if memory.last_number >= 0 and 0 < abs(step) <= MAX_STEP:
