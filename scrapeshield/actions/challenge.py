@@ -147,10 +147,8 @@ class ChallengeService:
         payload = _CHALLENGE.pack(1, ord("c"), cid, issued, bits, net, _ua(user_agent))
         data = {"challenge": cid.hex(), "difficulty": bits, "return_to": target,
                 "token": self._seal(payload + target.encode("ascii"))}
-        template, script = _assets()
-        blob = json.dumps(data, ensure_ascii=True).translate(_JSON_ESCAPES)
-        page = template.replace("{{verify_path}}", VERIFY_PATH).replace("{{data}}", blob)
-        return page.replace("{{script}}", script).encode("utf-8")
+        before, after = _page_parts()
+        return before + json.dumps(data, ensure_ascii=True).translate(_JSON_ESCAPES).encode() + after
 
     def verify(self, form: Mapping[str, str], client_ip: str, user_agent: str) -> VerifyResult:
         """Check a solved challenge (form keys token, solution, return_to); issue a pass."""
@@ -281,3 +279,17 @@ def _assets() -> tuple[str, str]:
     if "</" in script:
         raise RuntimeError("challenge.js must not contain '</' (it is inlined in a <script>)")
     return template, script
+
+
+@cache
+def _page_parts() -> tuple[bytes, bytes]:
+    """The page around its one per-challenge part, filled once (a page is served per challenge)."""
+    template, script = _assets()
+    before, marker, after = template.partition("{{data}}")
+    if not marker or "{{data}}" in after:
+        raise RuntimeError("challenge_page.html must hold '{{data}}' exactly once")
+
+    def fill(part: str) -> bytes:
+        return part.replace("{{verify_path}}", VERIFY_PATH).replace("{{script}}", script).encode("utf-8")
+
+    return fill(before), fill(after)
