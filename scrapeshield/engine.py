@@ -24,7 +24,7 @@ from scrapeshield.policy.compiled import CompiledLimit, CompiledPolicy, Compiled
 from scrapeshield.privacy.levels import PrivacyLevels, PrivacyRules
 from scrapeshield.score import score
 from scrapeshield.signals.base import Detector
-from scrapeshield.signals.goodbots import AddressChecks, exempt_verified
+from scrapeshield.signals.goodbots import VERIFIED_CLASS, AddressChecks, without_crawler_findings
 from scrapeshield.signals.registry import DETECTORS
 from scrapeshield.signals.shared import SharedCounters
 from scrapeshield.signals.user_agent import UserAgentDetector
@@ -186,7 +186,7 @@ class Engine:
             updates.append((f"protected:{ctx.ip}", privacy.budget, (1,), ctx.record))
         return _Pending(
             policy, detectors, f"ip:{ctx.ip}", updates, applied, signals, terminal, listed, layout,
-            privacy if rank else None, rank,
+            privacy if rank else None, rank, ua_class == VERIFIED_CLASS,
         )
 
     def _finish(
@@ -223,7 +223,8 @@ class Engine:
         signals = pending.signals
         for detector in pending.detectors:
             detector.inspect(ctx, memory, signals)
-        signals = exempt_verified(signals)
+        if pending.verified_crawler:
+            signals = without_crawler_findings(signals)
         self.store.keep(pending.client, memory)
         points, reasons = score(signals)
         decision = decide(
@@ -253,6 +254,7 @@ class _Pending(NamedTuple):
     layout: int  # of the shared counters' usages after the limits' (0: none)
     privacy: PrivacyRules | None  # set when the record has a non-public level
     rank: int  # that level (privacy.RANK); protected: its budget's usage comes last
+    verified_crawler: bool  # the address is a verified search engine's (goodbot.verified)
 
 
 # Which context field each limit key kind reads.

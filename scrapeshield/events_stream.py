@@ -45,10 +45,10 @@ Entry = tuple[Any, Any]  # (id, fields or None when trimmed)
 def redis_client(url: str, *, block_ms: int = 1000) -> redis.Redis:
     """A client whose timeouts suit both sides: fail fast, but outlast a blocking read."""
     timeout = max(5.0, 2 * block_ms / 1000)
-    if url.split("://", 1)[0].endswith("+cluster"):  # the stream is one key: any cluster client works
-        from redis.cluster import RedisCluster
+    from scrapeshield.state.cluster import is_cluster_url, plain_url
 
-        from scrapeshield.state.cluster import plain_url
+    if is_cluster_url(url):  # the stream is one key: any cluster client works
+        from redis.cluster import RedisCluster
 
         # The publisher and consumer use only commands both clients share (XADD, XREADGROUP, ...).
         return cast("redis.Redis", RedisCluster.from_url(

@@ -26,7 +26,7 @@ import asyncio
 import ipaddress
 import logging
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from scrapeshield.actions.challenge import VERIFY_PATH
@@ -112,15 +112,23 @@ class DecisionService:
 
     # -- endpoints ----------------------------------------------------------------------------
 
+    def _decided(
+        self, path: str, ctx: RequestContext, reply: Callable[[Decision], Reply | Awaitable[Reply]]
+    ) -> Reply | Awaitable[Reply]:
+        """``reply`` to the engine's decision: at once on in-memory state, else awaited."""
+        engine = self.shield.engine
+        if not engine.needs_await:
+            return reply(engine.decide(ctx))
+
+        async def later() -> Reply:
+            answer = reply(await engine.adecide(ctx))
+            return answer if isinstance(answer, Reply) else await answer
+
+        return self._later(path, later())
+
     def _auth_request(self, scope: Scope) -> Reply | Awaitable[Reply]:
         ctx, uri, _ = self._original(scope, _NGINX, False)
-        engine = self.shield.engine
-        if engine.needs_await:
-            return self._later(AUTH_REQUEST_PATH, self._auth_request_async(ctx, uri))
-        return self._auth_reply(ctx, uri, engine.decide(ctx))
-
-    async def _auth_request_async(self, ctx: RequestContext, uri: str) -> Reply:
-        return self._auth_reply(ctx, uri, await self.shield.engine.adecide(ctx))
+        return self._decided(AUTH_REQUEST_PATH, ctx, lambda decision: self._auth_reply(ctx, uri, decision))
 
     def _auth_reply(self, ctx: RequestContext, uri: str, decision: Decision) -> Reply:
         action = decision.action
@@ -136,15 +144,7 @@ class DecisionService:
 
     def _forward_auth(self, scope: Scope) -> Reply | Awaitable[Reply]:
         ctx, uri, _ = self._original(scope, _FORWARD, True)
-        engine = self.shield.engine
-        if engine.needs_await:
-            return self._later(FORWARD_AUTH_PATH, self._forward_auth_async(ctx, uri))
-        return self._forward_reply(ctx, uri, engine.decide(ctx))
-
-    async def _forward_auth_async(self, ctx: RequestContext, uri: str) -> Reply:
-        decision = await self.shield.engine.adecide(ctx)
-        answer = self._forward_reply(ctx, uri, decision)
-        return answer if isinstance(answer, Reply) else await answer
+        return self._decided(FORWARD_AUTH_PATH, ctx, lambda decision: self._forward_reply(ctx, uri, decision))
 
     def _forward_reply(self, ctx: RequestContext, uri: str, decision: Decision) -> Reply | Awaitable[Reply]:
         if decision.action is Action.ALLOW:

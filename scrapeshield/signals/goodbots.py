@@ -5,7 +5,7 @@ it) and its unverified-claim weight is cancelled; a claim from an address the cr
 not use adds ``goodbot.spoofed`` (a spoofed Googlebot ends up with more than a plain
 scraper, never less). Bare record reads (``signals.shared``) from hosting networks add the
 weak ``network.hosting``. A verified crawler's behaviour and campaign findings are set aside
-(``exempt_verified``, after the detectors ran).
+(``without_crawler_findings``, after the detectors ran).
 Run by the engine before the rules, since rules may match on the verified class.
 """
 
@@ -29,12 +29,9 @@ CRAWLER_EXEMPT = frozenset(
 )
 
 
-def exempt_verified(signals: list[Signal]) -> list[Signal]:
-    """``signals`` without what ``CRAWLER_EXEMPT`` names when the address is a verified crawler."""
-    for signal in signals:
-        if signal.name == "goodbot.verified":
-            return [s for s in signals if s.name not in CRAWLER_EXEMPT]
-    return signals
+def without_crawler_findings(signals: list[Signal]) -> list[Signal]:
+    """A verified crawler's ``signals`` without what ``CRAWLER_EXEMPT`` names."""
+    return [s for s in signals if s.name not in CRAWLER_EXEMPT]
 
 
 class AddressChecks:

@@ -31,9 +31,8 @@ from redis.retry import Retry
 
 from scrapeshield.errors import StateError
 from scrapeshield.state.base import ClientMemory, KeyUpdate
-from scrapeshield.state.layout import SCRIPT, SHA, SKIP, Layout, decode, memory_value, pack
+from scrapeshield.state.layout import SCRIPT, SHA, SKIP, Layout, Result, decode, memory_value, pack
 
-_Result = tuple[list[tuple[float, ...]], ClientMemory]
 # Per call: the indices of the updates it carries, whether it reads the memory, its slot, its
 # arguments.
 _Call = tuple[list[int], bool, int, tuple[str | bytes | int, ...]]
@@ -77,7 +76,7 @@ class ClusterStore:
 
     # -- the protocol ------------------------------------------------------------------
 
-    def update(self, updates: Sequence[KeyUpdate], client: str, now: float) -> _Result:
+    def update(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         calls = self._calls(updates, client, now)
         self.round_trips += 1
         try:
@@ -92,7 +91,7 @@ class ClusterStore:
             raise StateError(f"redis cluster: {exc or type(exc).__name__}") from exc
         return self._merge(calls, replies, len(updates), now)
 
-    async def aupdate(self, updates: Sequence[KeyUpdate], client: str, now: float) -> _Result:
+    async def aupdate(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         calls = self._calls(updates, client, now)
         self.round_trips += 1
         try:
@@ -163,22 +162,14 @@ class ClusterStore:
         return calls
 
     def _run(self, calls: list[_Call]) -> list[Any]:
-        pipe = self.cluster.pipeline(transaction=False)
-        slots = self.cluster.nodes_manager
-        for _, _, slot, args in calls:  # routed by our slot: redis-py would not parse EVALSHA's keys
-            pipe.execute_command(*args, target_nodes=slots.get_node_from_slot(slot))
-        return list(pipe.execute(raise_on_error=False))
+        return list(_pipeline(self.cluster, calls).execute(raise_on_error=False))
 
     @staticmethod
     async def _arun(cluster: Any, calls: list[_Call]) -> list[Any]:
-        pipe = cluster.pipeline(transaction=False)
-        slots = cluster.nodes_manager
-        for _, _, slot, args in calls:
-            pipe.execute_command(*args, target_nodes=slots.get_node_from_slot(slot))
-        return list(await pipe.execute(raise_on_error=False))
+        return list(await _pipeline(cluster, calls).execute(raise_on_error=False))
 
     @staticmethod
-    def _merge(calls: list[_Call], replies: list[Any], count: int, now: float) -> _Result:
+    def _merge(calls: list[_Call], replies: list[Any], count: int, now: float) -> Result:
         usages: list[tuple[float, ...]] = [()] * count
         memory: ClientMemory | None = None
         for (indices, with_memory, _, _), reply in zip(calls, replies, strict=True):
@@ -225,3 +216,13 @@ class ClusterStore:
                 await cluster.set(key, value, ex=int(self.idle_ttl))
         except _FAILURES:
             self.write_errors += 1
+
+
+def _pipeline(cluster: Any, calls: list[_Call]) -> Any:
+    """The calls queued on a (sync or asyncio) cluster pipeline, each sent to its slot's node:
+    routed by our slot, as redis-py would not parse EVALSHA's keys."""
+    pipe = cluster.pipeline(transaction=False)
+    slots = cluster.nodes_manager
+    for _, _, slot, args in calls:
+        pipe.execute_command(*args, target_nodes=slots.get_node_from_slot(slot))
+    return pipe
