@@ -31,7 +31,7 @@ from redis.retry import Retry
 
 from scrapeshield.errors import StateError
 from scrapeshield.state.base import ClientMemory, KeyUpdate
-from scrapeshield.state.layout import SCRIPT, SHA, SKIP, Layout, Result, decode, memory_value, pack
+from scrapeshield.state.layout import SCRIPT, SHA, Layout, Result, decode, keep_command, memory_value, sizes
 
 # Per call: the indices of the updates it carries, whether it reads the memory, its slot, its
 # arguments.
@@ -89,7 +89,7 @@ class ClusterStore:
                     replies[i] = reply
         except _FAILURES as exc:
             raise StateError(f"redis cluster: {exc or type(exc).__name__}") from exc
-        return self._merge(calls, replies, len(updates), now)
+        return self._merge(calls, replies, updates, now)
 
     async def aupdate(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         calls = self._calls(updates, client, now)
@@ -106,20 +106,19 @@ class ClusterStore:
                         replies[i] = reply
         except _FAILURES as exc:  # TimeoutError is an OSError
             raise StateError(f"redis cluster: {exc or type(exc).__name__}") from exc
-        return self._merge(calls, replies, len(updates), now)
+        return self._merge(calls, replies, updates, now)
 
     def keep(self, client: str, memory: ClientMemory) -> None:
         key = self._layout.memory_key(client)
-        value = memory_value(memory)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._send(key, value)
+            self._send(key, memory)
             return
         if len(self._pending) >= _MAX_PENDING:  # the cluster has not answered for a while
             self.write_errors += 1
             return
-        task = loop.create_task(self._aset(key, value))
+        task = loop.create_task(self._aset(key, memory_value(memory)))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -169,20 +168,20 @@ class ClusterStore:
         return list(await _pipeline(cluster, calls).execute(raise_on_error=False))
 
     @staticmethod
-    def _merge(calls: list[_Call], replies: list[Any], count: int, now: float) -> Result:
-        usages: list[tuple[float, ...]] = [()] * count
+    def _merge(calls: list[_Call], replies: list[Any], updates: Sequence[KeyUpdate], now: float) -> Result:
+        usages: list[tuple[float, ...]] = [()] * len(updates)
         memory: ClientMemory | None = None
         for (indices, with_memory, _, _), reply in zip(calls, replies, strict=True):
             if isinstance(reply, Exception):
                 raise StateError(f"redis cluster: {reply}")
-            got, remembered = decode(reply, len(indices), now)
+            got, remembered = decode(reply, sizes([updates[i] for i in indices]), now)
             for i, used in zip(indices, got, strict=True):
                 usages[i] = used
             if with_memory:
                 memory = remembered
         return usages, memory if memory is not None else ClientMemory(now)
 
-    def _send(self, key: bytes, value: bytes) -> None:
+    def _send(self, key: bytes, memory: ClientMemory) -> None:
         """The memory write, on its node's connection, without waiting for a reply."""
         try:
             node = self.cluster.get_node_from_key(key)
@@ -192,8 +191,7 @@ class ClusterStore:
             self.write_errors += 1
             return
         try:
-            conn.send_packed_command((SKIP + pack((b"SET", key, value, b"EX", self.idle_ttl)),),
-                                     check_health=False)
+            conn.send_packed_command((keep_command(key, memory, self.idle_ttl),), check_health=False)
         except _FAILURES:
             conn.disconnect()
             self.write_errors += 1
