@@ -67,9 +67,12 @@ for _ = 1, tonumber(ARGV[2]) do
       local count
       if cost ~= 0 and record ~= '' then
         if redis.call('ZADD', zkey, ARGV[1], record) == 1 then
-          -- a new record: the set grows, so drop what aged out and cap it
-          redis.call('ZREMRANGEBYSCORE', zkey, '-inf', horizon)
+          -- a new record: the set grows, so drop what aged out and cap it (a set of one,
+          -- just made, has nothing to drop)
           count = redis.call('ZCARD', zkey)
+          if count > 1 then
+            count = count - redis.call('ZREMRANGEBYSCORE', zkey, '-inf', horizon)
+          end
           if count > cap then
             redis.call('ZREMRANGEBYRANK', zkey, 0, count - cap - 1)
             count = cap
