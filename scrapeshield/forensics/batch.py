@@ -132,11 +132,28 @@ FLAGS = {
 
 
 def _sleepless(order: KeyOrder, ts: np.ndarray) -> np.ndarray:
-    """pacing: active in AWAKE_HOURS of the last 24 hours (distinct hours in a 24-hour window)."""
+    """pacing: active in AWAKE_HOURS of the last 24 hours (the hours h - 23 … h).
+
+    A key's lines are in time order, so its hours never go down: the distinct hours in the
+    window are the hour changes counted from the key's first line inside it (one search)."""
     hours = np.floor_divide(ts, 3600.0)
-    ids = (hours - hours[0]).astype(np.int64)
-    awake = distinct_usage(order, Timeline(hours), ids, np.ones(len(ts), dtype=bool), 24.0, 1 << 40)
-    return awake >= pacing.AWAKE_HOURS
+    hour = (hours - hours.min()).astype(np.int64) if len(ts) else np.zeros(0, np.int64)
+    span = int(hour.max()) + 1 if len(ts) else 1
+    awake = np.empty(len(ts), dtype=np.int64)
+    for part in order.blocks():
+        lines = order.order[part]
+        ke, h = order.ke[part], hour[lines]
+        first = np.empty(len(lines), dtype=bool)
+        first[0] = True
+        np.not_equal(ke[1:], ke[:-1], out=first[1:])
+        changed = first.copy()
+        changed[1:] |= h[1:] != h[:-1]
+        counted = np.cumsum(changed)
+        key = (np.cumsum(first) - 1) * span
+        start = np.searchsorted(key + h, key + np.maximum(h - 23, 0), "left")
+        awake[lines] = counted - counted[start] + 1
+    out: np.ndarray = awake >= pacing.AWAKE_HOURS
+    return out
 
 
 def _decisions(df: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:

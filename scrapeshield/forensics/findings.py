@@ -4,6 +4,9 @@
 in the policy's route map; "taken under the shield" counts only the lines the shield would
 have allowed, so the difference is what the shield would have kept. Campaigns come from
 the shield's own ``CampaignGrouper``, fed with per-client summaries built column-wise.
+
+Clients are worked on by an integer code (one hashing pass over the addresses), never by
+grouping on the address strings again; Python objects are made once per client, not per line.
 """
 
 from __future__ import annotations
@@ -11,10 +14,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import polars as pl
 
 from scrapeshield.campaigns.grouping import MAX_RECORDS_PER_CLIENT, Campaign, CampaignGrouper, ClientSummary
+from scrapeshield.forensics.lookup import encode
+from scrapeshield.forensics.windows import grouped
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.types import SEVERITY, Action
 
@@ -58,15 +65,17 @@ class Findings:
 def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[str], str]) -> Findings:
     """Campaigns are grouped on pseudonyms (client and network), as the live campaigns job
     groups stored events, so a replayed campaign has the id a live one would have."""
+    codes, _ = encode(decided["client"])
     d = decided.with_columns(
+        pl.Series("cid", codes),
         pl.col("action").replace_strict(_SEVERITY, return_dtype=pl.Int8).alias("sev"),
         ((pl.col("status") >= 200) & (pl.col("status") < 400) & (pl.col("record") != "")).alias("served"),
     )
     clients = _clients(d)
     grouper = CampaignGrouper(min_score=CAMPAIGN_MIN_SCORE)
-    summaries = _summaries(d, clients)
+    summaries = _summaries(d, clients, codes)
     ip_of: dict[str, str] = {}
-    for ip, summary in list(summaries.items()):
+    for ip, summary in summaries.items():
         summary.client = pseudonymise(ip)
         summary.network = pseudonymise(summary.network)
         ip_of[summary.client] = ip
@@ -77,20 +86,19 @@ def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[
     wanted = set(clients.filter(pl.col("contained_at").is_not_null())["client"].to_list())
     for campaign in campaigns:
         wanted.update(ip_of.get(m.client, m.client) for m in campaign.members)
-    served = d.filter(
-        pl.col("served") & pl.col("client").is_in(pl.Series(list(wanted), dtype=pl.String).implode())
+    wanted_codes = clients.filter(pl.col("client").is_in(pl.Series(list(wanted), dtype=pl.String).implode()))
+    served = d.select("cid", "client", "record", "route", "action", "served").filter(
+        pl.col("served") & pl.col("cid").is_in(wanted_codes["cid"].implode())
     )
     records = _record_sets(served)
     records_allowed = _record_sets(served.filter(pl.col("action") == "allow"))
-    routes = served.group_by("record").agg(pl.col("route").unique())
-    routes_of = {r: frozenset(rs) for r, rs in routes.iter_rows()}
     counts = dict(d.group_by("action").len().iter_rows())
     return Findings(
-        clients,
+        clients.drop("cid"),
         campaigns,
         records,
         records_allowed,
-        routes_of,
+        _routes_of(served),
         {r.name: r.personal_fields for r in policy.routes},
         ip_of,
         {str(k): int(v) for k, v in counts.items()},
@@ -99,7 +107,8 @@ def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[
 
 def _clients(d: pl.DataFrame) -> pl.DataFrame:
     refused = pl.col("sev") >= CONTAINED
-    return d.group_by("client", maintain_order=True).agg(
+    return d.group_by("cid", maintain_order=True).agg(
+        pl.col("client").first(),
         pl.len().alias("lines"),
         pl.col("ts").min().alias("first_seen"),
         pl.col("ts").max().alias("last_seen"),
@@ -117,53 +126,95 @@ def _clients(d: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+Runs = tuple[list[int], list[tuple[int, int]], list[list[Any]]]  # codes, their spans, values
+
+
+def _by_client(pairs: pl.DataFrame, *values: str) -> Runs:
+    """Rows with a ``cid`` → the codes, where each code's run starts and ends, and the
+    ``values`` columns, sorted by code (order inside a code kept): Python lists made in one
+    go, not row by row."""
+    pairs = pairs.sort("cid", maintain_order=True)
+    cids = pairs["cid"].to_numpy()
+    if not len(cids):
+        return [], [], [[] for _ in values]
+    starts = np.flatnonzero(np.r_[True, cids[1:] != cids[:-1]])
+    ends = np.r_[starts[1:], len(cids)]
+    spans = list(zip(starts.tolist(), ends.tolist(), strict=True))
+    return cids[starts].tolist(), spans, [pairs[v].to_list() for v in values]
+
+
 def _record_sets(served: pl.DataFrame) -> dict[str, set[str]]:
-    grouped = served.group_by("client").agg(pl.col("record").unique())
-    return {c: set(rs) for c, rs in grouped.iter_rows()}
+    pairs = served.select("cid", "client", "record").unique(["cid", "record"], maintain_order=True)
+    codes, spans, (records, names) = _by_client(pairs, "record", "client")
+    return {str(names[a]): set(records[a:b]) for (a, b) in spans}
 
 
-def _summaries(d: pl.DataFrame, clients: pl.DataFrame) -> dict[str, ClientSummary]:
+def _routes_of(served: pl.DataFrame) -> dict[str, frozenset[str]]:
+    """record → the routes it was served through (nearly always one: one frozenset per route)."""
+    pairs = served.select("record", "route").unique(maintain_order=True)
+    one = {route: frozenset([route]) for route in pairs["route"].unique().to_list()}
+    records, routes = pairs["record"].to_list(), pairs["route"].to_list()
+    out = dict(zip(records, [one[r] for r in routes], strict=True))
+    if len(out) < len(records):  # a record served through several routes
+        many: dict[str, set[str]] = {}
+        for record, route in zip(records, routes, strict=True):
+            many.setdefault(record, set()).add(route)
+        out.update({r: frozenset(rs) for r, rs in many.items() if len(rs) > 1})
+    return out
+
+
+def _gaps(ts: np.ndarray, codes: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per client: the number of positive gaps between its successive lines, and the sums of
+    their log2 and squared log2, added in time order as ``ClientSummary.add`` adds them."""
+    order = grouped(codes)
+    c, t = codes[order], ts[order]
+    gap = t[1:] - t[:-1]
+    ok = (c[1:] == c[:-1]) & (gap > 0)
+    who = c[1:][ok]
+    lg = np.log2(gap[ok])
+    return (
+        np.bincount(who, minlength=count),
+        np.bincount(who, lg, minlength=count),
+        np.bincount(who, lg * lg, minlength=count),
+    )
+
+
+def _counters(pairs: pl.DataFrame) -> dict[int, Counter[str]]:
+    """(cid, key, len) rows → a Counter per client code."""
+    codes, spans, (keys, counts) = _by_client(pairs, "key", "len")
+    return {
+        code: Counter(dict(zip(keys[a:b], counts[a:b], strict=True)))
+        for code, (a, b) in zip(codes, spans, strict=True)
+    }
+
+
+def _summaries(d: pl.DataFrame, clients: pl.DataFrame, codes: np.ndarray) -> dict[str, ClientSummary]:
     """The grouper's per-client summary (see ``ClientSummary.add``), computed column-wise."""
-    gaps = (
-        d.select("client", pl.col("ts").diff().over("client").alias("gap"))
-        .filter(pl.col("gap") > 0)
-        .group_by("client")
-        .agg(
-            pl.len().alias("gaps"),
-            pl.col("gap").log(2).sum().alias("lg"),
-            (pl.col("gap").log(2) ** 2).sum().alias("lg2"),
-        )
-    )
-    with_records = d.filter(pl.col("record") != "")
-    sample = with_records.group_by("client").agg(
-        pl.col("record").unique(maintain_order=True).head(MAX_RECORDS_PER_CLIENT).alias("sample"),
-        pl.col("record").n_unique().alias("seen"),
-    )
-    routes = d.group_by("client", "route").len()
-    route_counts: dict[str, Counter[str]] = {}
-    for client, route, n in routes.iter_rows():
-        route_counts.setdefault(client, Counter())[route] = n
-    reasons = d.filter(pl.col("action") != "allow").group_by("client", "rule").len()
-    reason_counts: dict[str, Counter[str]] = {}
-    for client, rule, n in reasons.iter_rows():
-        reason_counts.setdefault(client, Counter())[rule] = n
-    table = clients.join(gaps, on="client", how="left").join(sample, on="client", how="left")
+    count = int(codes.max()) + 1 if len(codes) else 0
+    gaps, lg, lg2 = _gaps(d["ts"].to_numpy(), codes, count)
+    with_records = d.select("cid", "record").filter(pl.col("record") != "")
+    firsts = with_records.unique(maintain_order=True)  # each client's records, first reads first
+    seen = np.bincount(firsts["cid"].to_numpy(), minlength=count)
+    sample = firsts.filter(pl.int_range(pl.len()).over("cid") < MAX_RECORDS_PER_CLIENT)
+    sample_codes, sample_spans, (sample_records,) = _by_client(sample, "record")
+    samples = {
+        c: set(sample_records[a:b])
+        for c, (a, b) in zip(sample_codes, sample_spans, strict=True)
+    }
+    routes = _counters(d.group_by("cid", pl.col("route").alias("key")).len())
+    refused = d.select("cid", "rule", "action").filter(pl.col("action") != "allow")
+    reasons = _counters(refused.group_by("cid", pl.col("rule").alias("key")).len())
+    columns = ("cid", "client", "network", "fp", "ua", "first_seen", "last_seen",
+               "lines", "record_lines", "refused", "score_sum")
     out: dict[str, ClientSummary] = {}
-    for row in table.iter_rows(named=True):
-        client = row["client"]
-        summary = ClientSummary(
-            client, row["network"], row["fp"], (row["ua"] or "")[:200], row["first_seen"], row["last_seen"]
+    for cid, client, network, fp, ua, first, last, lines, record_lines, refused, score_sum in zip(
+        *(clients[c].to_list() for c in columns), strict=True
+    ):
+        out[client] = ClientSummary(
+            client, network, fp, (ua or "")[:200], first, last,
+            lines, record_lines, refused, score_sum,
+            int(gaps[cid]), float(lg[cid]), float(lg2[cid]),
+            samples.get(cid, set()), int(seen[cid]), set(),
+            routes.get(cid, Counter()), reasons.get(cid, Counter()),
         )
-        summary.requests = row["lines"]
-        summary.record_requests = row["record_lines"]
-        summary.refused = row["refused"]
-        summary.score_sum = row["score_sum"]
-        summary.gaps = row["gaps"] or 0
-        summary.log_gap_sum = row["lg"] or 0.0
-        summary.log_gap_sq = row["lg2"] or 0.0
-        summary.records = set(row["sample"] or ())
-        summary.records_seen = row["seen"] or 0
-        summary.routes = route_counts.get(client, Counter())
-        summary.reasons = reason_counts.get(client, Counter())
-        out[client] = summary
     return out

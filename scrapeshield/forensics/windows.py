@@ -45,9 +45,7 @@ class KeyOrder:
     """
 
     def __init__(self, keys: np.ndarray, gen: np.ndarray) -> None:
-        # Stable: a key's lines stay in time order (polars' sort is the faster stable one here).
-        frame = pl.DataFrame({"k": keys}).with_row_index("i")
-        self.order = frame.sort("k", maintain_order=True)["i"].to_numpy().astype(np.int64)
+        self.order = grouped(keys)
         k = keys[self.order]
         n = len(k)
         same = np.zeros(n, dtype=bool)
@@ -82,6 +80,21 @@ class KeyOrder:
                 self._blocks.append(slice(start, stop))
                 start = stop
         return self._blocks
+
+
+def grouped(keys: np.ndarray) -> np.ndarray:
+    """Line positions sorted by key, time order (position) kept inside a key.
+
+    Key and position packed into one integer and sorted as one (numpy's vectorised sort: a
+    fifth of a stable sort's time); keys too wide to pack take polars' stable sort."""
+    n = len(keys)
+    bits = max(1, n.bit_length())
+    if n and int(keys.min()) >= 0 and int(keys.max()).bit_length() + bits <= 62:
+        packed = np.sort((keys.astype(np.int64) << bits) | np.arange(n, dtype=np.int64))
+        out: np.ndarray = packed & np.int64((1 << bits) - 1)
+        return out
+    frame = pl.DataFrame({"k": keys}).with_row_index("i")
+    return frame.sort("k", maintain_order=True)["i"].to_numpy().astype(np.int64)
 
 
 class Timeline:
