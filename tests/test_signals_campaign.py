@@ -143,6 +143,40 @@ def test_a_fleet_forging_a_search_engine_referer_is_still_caught(store: Callable
     assert "campaign.fingerprint" in reasons
 
 
+def _reader(engine: Engine, clock: ManualClock, ip: str, profiles: range, every: float) -> set[str]:
+    """One address on the fingerprint, from the site's own pages: the feed (and its assets)
+    every fifth profile, each profile with its avatar. Returns the signal names it met."""
+    site = [*CHROME_131, ("referer", "https://social.example/")]
+    met: set[str] = set()
+    for n, i in enumerate(profiles):
+        clock.advance(every)
+        if n % 5 == 0:
+            for path in ("/", "/static/app.css"):
+                engine.decide(engine.contexts.build(clock.now(), ip, "GET", path, CHROME_131))
+        decision = engine.decide(engine.contexts.build(clock.now(), ip, "GET", f"/u/user{i}", site))
+        met.update(r.split(" ")[0] for r in decision.reasons)
+        engine.decide(engine.contexts.build(clock.now(), ip, "GET", f"/static/avatars/{i}.svg", site))
+    return met
+
+
+def test_a_browser_fleet_is_caught_by_breadth_but_not_a_heavy_reader(
+        store: Callable[[], StateStore]) -> None:
+    """Fingerprint breadth is about a fleet: eight addresses reading thirty profiles each are
+    one; four people reading five each and a moderator reading a hundred are not (the
+    fingerprint's breadth is the moderator's own, which its own budgets judge)."""
+    clock = ManualClock(1_767_225_600.0)
+    engine = Engine(load_policy(), store(), clock)
+    fleet = [_reader(engine, clock, ip, range(k * 30, k * 30 + 30), 4.0)
+             for k, ip in enumerate(_residential(8))]
+    assert "campaign.fingerprint-breadth" not in fleet[0]
+    assert all("campaign.fingerprint-breadth" in met for met in fleet[5:])
+    clock.advance(7200.0)  # past the breadth window: a quiet hour on this build
+    for k, ip in enumerate(_residential(20)[10:14]):
+        assert not _reader(engine, clock, ip, range(5000 + k * 5, 5005 + k * 5), 20.0)
+    moderator = _reader(engine, clock, _residential(20)[15], range(6000, 6100), 30.0)
+    assert "campaign.fingerprint-breadth" not in moderator, moderator
+
+
 def test_one_account_from_many_networks(store: Callable[[], StateStore]) -> None:
     clock = ManualClock(1_767_225_600.0)
     engine = Engine(load_policy(), store(), clock)

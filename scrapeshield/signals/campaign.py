@@ -61,7 +61,7 @@ class CampaignDetector:
     def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
         shared = memory.shared
         if len(shared) > FP_CLIENTS and ctx.record:
-            self._breadth(ctx, shared, out)
+            self._breadth(ctx, shared, memory.record_reads, out)
         if not shared or not shared[IS_BARE] or memory.assets:
             return
         every = shared[FP_RECORDS] if len(shared) > FP_RECORDS else 0.0
@@ -77,10 +77,14 @@ class CampaignDetector:
                     f"clients in {self._window:g}s, {int(assets)} assets loaded",
                 ))
 
-    def _breadth(self, ctx: RequestContext, shared: tuple[float, ...], out: list[Signal]) -> None:
+    def _breadth(self, ctx: RequestContext, shared: tuple[float, ...], own: int, out: list[Signal]) -> None:
         records, clients = shared[FP_RECORDS], shared[FP_CLIENTS]
+        # The fleet must be a fleet without this client: a heavy reader (a moderator, a NAT's
+        # address) with a few light ones on its build would otherwise make the average, and
+        # an address's own reading is what its own budgets and signals judge.
         if (records >= self._breadth_records and self._breadth_clients <= clients < self._clients_cap
-                and records >= self._per_client * clients):
+                and records >= self._per_client * clients
+                and records - own >= self._per_client * (clients - 1)):
             out.append(Signal(
                 "campaign.fingerprint-breadth", self._breadth_weight,
                 f"fingerprint {ctx.fingerprint}: {int(records)} profiles read from {int(clients)} "
