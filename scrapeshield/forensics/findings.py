@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -28,6 +27,10 @@ from scrapeshield.types import SEVERITY, Action
 CAMPAIGN_MIN_SCORE = 20.0  # as the campaigns job: below this, a crowd of ordinary browsers
 CONTAINED = SEVERITY[Action.DEGRADE]  # anything but allow: the real record was not simply served
 _SEVERITY = {a.value: s for a, s in SEVERITY.items()}
+_ACTION_OF = {s: a for a, s in _SEVERITY.items()}
+_CLIENT_COLUMNS = ("cid", "client", "lines", "first_seen", "last_seen", "contained_at", "worst",
+                   "worst_action", "rule", "network", "fp", "ua", "record_lines", "refused", "score_sum",
+                   "score_max")
 
 
 @dataclass
@@ -65,7 +68,7 @@ class Findings:
 def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[str], str]) -> Findings:
     """Campaigns are grouped on pseudonyms (client and network), as the live campaigns job
     groups stored events, so a replayed campaign has the id a live one would have."""
-    codes, _ = encode(decided["client"])
+    codes, names = encode(decided["client"])
     d = decided.with_columns(
         pl.Series("cid", codes),
         pl.col("action").replace_strict(_SEVERITY, return_dtype=pl.Int8).alias("sev"),
@@ -73,7 +76,8 @@ def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[
     )
     clients = _clients(d)
     grouper = CampaignGrouper(min_score=CAMPAIGN_MIN_SCORE)
-    summaries = _summaries(d, clients, codes)
+    records_of = _Records(codes, decided["record"], names.to_list())
+    summaries = _summaries(d, clients, codes, records_of)
     ip_of: dict[str, str] = {}
     for ip, summary in summaries.items():
         summary.client = pseudonymise(ip)
@@ -87,18 +91,18 @@ def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[
     for campaign in campaigns:
         wanted.update(ip_of.get(m.client, m.client) for m in campaign.members)
     wanted_codes = clients.filter(pl.col("client").is_in(pl.Series(list(wanted), dtype=pl.String).implode()))
-    served = d.select("cid", "client", "record", "route", "action", "served").filter(
-        pl.col("served") & pl.col("cid").is_in(wanted_codes["cid"].implode())
-    )
-    records = _record_sets(served)
-    records_allowed = _record_sets(served.filter(pl.col("action") == "allow"))
+    of_wanted = pl.col("served") & pl.col("cid").is_in(wanted_codes["cid"].implode())
+    served = d.select(of_wanted.alias("w"), (of_wanted & (pl.col("action") == "allow")).alias("a"))
+    records = records_of.sets(served["w"].to_numpy())
+    records_allowed = records_of.sets(served["a"].to_numpy())
+    routes_of = _routes_of(d.select("record", "route").filter(served["w"]))
     counts = dict(d.group_by("action").len().iter_rows())
     return Findings(
         clients.drop("cid"),
         campaigns,
         records,
         records_allowed,
-        _routes_of(served),
+        routes_of,
         {r.name: r.personal_fields for r in policy.routes},
         ip_of,
         {str(k): int(v) for k, v in counts.items()},
@@ -114,7 +118,6 @@ def _clients(d: pl.DataFrame) -> pl.DataFrame:
         pl.col("ts").max().alias("last_seen"),
         pl.col("ts").filter(refused).min().alias("contained_at"),
         pl.col("sev").max().alias("worst"),
-        pl.col("action").sort_by("sev", descending=True).first().alias("worst_action"),
         pl.col("rule").filter(refused).mode().first().alias("rule"),
         pl.col("network").first(),
         pl.col("fp").first(),
@@ -123,30 +126,53 @@ def _clients(d: pl.DataFrame) -> pl.DataFrame:
         (pl.col("action") != "allow").sum().alias("refused"),
         pl.col("score").sum().alias("score_sum"),
         pl.col("score").max().alias("score_max"),
-    )
+    ).with_columns(  # (severities are one per action: the worst one names it)
+        pl.col("worst").replace_strict(_ACTION_OF, return_dtype=pl.String).alias("worst_action")
+    ).select(_CLIENT_COLUMNS)
 
 
-Runs = tuple[list[int], list[tuple[int, int]], list[list[Any]]]  # codes, their spans, values
+class _Records:
+    """Each line's client and record by number (one hashing pass over the record texts), so
+    the per-client sets are made from numbers and the texts are shared, not made per line."""
 
+    def __init__(self, clients: np.ndarray, records: pl.Series, client_names: list[str]) -> None:
+        rows, texts = encode(records)
+        self.words = np.array(texts.to_list(), dtype=object)  # (gathered by number in C)
+        self.width = max(1, len(self.words))
+        self.pairs = clients * self.width + rows  # client and record in one number
+        self.reads = (records != "").to_numpy()
+        self.client_names = client_names
 
-def _by_client(pairs: pl.DataFrame, *values: str) -> Runs:
-    """Rows with a ``cid`` → the codes, where each code's run starts and ends, and the
-    ``values`` columns, sorted by code (order inside a code kept): Python lists made in one
-    go, not row by row."""
-    pairs = pairs.sort("cid", maintain_order=True)
-    cids = pairs["cid"].to_numpy()
-    if not len(cids):
-        return [], [], [[] for _ in values]
-    starts = np.flatnonzero(np.r_[True, cids[1:] != cids[:-1]])
-    ends = np.r_[starts[1:], len(cids)]
-    spans = list(zip(starts.tolist(), ends.tolist(), strict=True))
-    return cids[starts].tolist(), spans, [pairs[v].to_list() for v in values]
+    def sets(self, lines: np.ndarray) -> dict[str, set[str]]:
+        """client → the distinct records on the chosen lines (a boolean per line)."""
+        pairs = np.sort(self.pairs[lines & self.reads])  # by client, then record
+        if len(pairs):  # (np.unique hashes: many times slower than this on sorted numbers)
+            pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
+        return {self.client_names[c]: set(texts) for c, texts in self._runs(pairs)}
 
+    def firsts(self, count: int) -> tuple[np.ndarray, dict[int, set[str]]]:
+        """Per client: how many distinct records it read, and the first MAX_RECORDS_PER_CLIENT
+        of them in the order it first read them (``ClientSummary.add``'s sample)."""
+        pairs = pl.Series(self.pairs[self.reads]).unique(maintain_order=True).to_numpy()
+        client = pairs // self.width
+        seen = np.bincount(client, minlength=count)
+        order = grouped(client)  # by client, first reads first
+        by_client = client[order]
+        start = np.flatnonzero(np.r_[True, by_client[1:] != by_client[:-1]]) if len(order) else order
+        rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
+        kept = pairs[order][rank < MAX_RECORDS_PER_CLIENT]
+        return seen, {c: set(texts) for c, texts in self._runs(kept)}
 
-def _record_sets(served: pl.DataFrame) -> dict[str, set[str]]:
-    pairs = served.select("cid", "client", "record").unique(["cid", "record"], maintain_order=True)
-    codes, spans, (records, names) = _by_client(pairs, "record", "client")
-    return {str(names[a]): set(records[a:b]) for (a, b) in spans}
+    def _runs(self, pairs: np.ndarray) -> list[tuple[int, list[str]]]:
+        """Numbers grouped by client (``pairs`` in client order) → (client, record texts)."""
+        if not len(pairs):
+            return []
+        client = pairs // self.width
+        texts: list[str] = self.words[pairs % self.width].tolist()
+        starts = np.flatnonzero(np.r_[True, client[1:] != client[:-1]])
+        ends = np.r_[starts[1:], len(pairs)].tolist()
+        firsts = client[starts].tolist()
+        return [(c, texts[a:b]) for c, a, b in zip(firsts, starts.tolist(), ends, strict=True)]
 
 
 def _routes_of(served: pl.DataFrame) -> dict[str, frozenset[str]]:
@@ -179,31 +205,35 @@ def _gaps(ts: np.ndarray, codes: np.ndarray, count: int) -> tuple[np.ndarray, np
     )
 
 
-def _counters(pairs: pl.DataFrame) -> dict[int, Counter[str]]:
-    """(cid, key, len) rows → a Counter per client code."""
-    codes, spans, (keys, counts) = _by_client(pairs, "key", "len")
-    return {
-        code: Counter(dict(zip(keys[a:b], counts[a:b], strict=True)))
-        for code, (a, b) in zip(codes, spans, strict=True)
-    }
+def _counters(codes: np.ndarray, keys: pl.Series, count: int) -> dict[int, Counter[str]]:
+    """A Counter of ``keys`` per client code: one count over (client, key) numbers, each
+    client's keys put in as first seen (as ``ClientSummary.add`` would: ties keep that order)."""
+    rows, names = encode(keys)
+    width = max(1, len(names))
+    pairs = codes * width + rows
+    tally = np.bincount(pairs, minlength=count * width)
+    found = pl.Series(pairs).unique(maintain_order=True).to_numpy()
+    words = names.to_list()
+    out: dict[int, Counter[str]] = {}
+    for at, n in zip(found.tolist(), tally[found].tolist(), strict=True):
+        client, key = divmod(at, width)
+        counter = out.get(client)
+        if counter is None:
+            counter = out[client] = Counter()
+        counter[words[key]] = n
+    return out
 
 
-def _summaries(d: pl.DataFrame, clients: pl.DataFrame, codes: np.ndarray) -> dict[str, ClientSummary]:
+def _summaries(
+    d: pl.DataFrame, clients: pl.DataFrame, codes: np.ndarray, records: _Records
+) -> dict[str, ClientSummary]:
     """The grouper's per-client summary (see ``ClientSummary.add``), computed column-wise."""
     count = int(codes.max()) + 1 if len(codes) else 0
     gaps, lg, lg2 = _gaps(d["ts"].to_numpy(), codes, count)
-    with_records = d.select("cid", "record").filter(pl.col("record") != "")
-    firsts = with_records.unique(maintain_order=True)  # each client's records, first reads first
-    seen = np.bincount(firsts["cid"].to_numpy(), minlength=count)
-    sample = firsts.filter(pl.int_range(pl.len()).over("cid") < MAX_RECORDS_PER_CLIENT)
-    sample_codes, sample_spans, (sample_records,) = _by_client(sample, "record")
-    samples = {
-        c: set(sample_records[a:b])
-        for c, (a, b) in zip(sample_codes, sample_spans, strict=True)
-    }
-    routes = _counters(d.group_by("cid", pl.col("route").alias("key")).len())
+    seen, samples = records.firsts(count)
+    routes = _counters(codes, d["route"], count)
     refused = d.select("cid", "rule", "action").filter(pl.col("action") != "allow")
-    reasons = _counters(refused.group_by("cid", pl.col("rule").alias("key")).len())
+    reasons = _counters(refused["cid"].to_numpy(), refused["rule"], count)
     columns = ("cid", "client", "network", "fp", "ua", "first_seen", "last_seen",
                "lines", "record_lines", "refused", "score_sum")
     out: dict[str, ClientSummary] = {}
