@@ -391,7 +391,7 @@ def test_internal_failure_answers_with_the_fail_mode(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("shield bug")
 
-    monkeypatch.setattr(shield.engine.contexts, "from_asgi", explode)
+    monkeypatch.setattr(shield.engine.contexts, "build", explode)  # the context stage fails
     assert call(app, AUTH, original("/", CURL)).status == auth
     assert call(app, FORWARD, original("/", CURL, family="forward")).status == forward
     assert call(app, PAGE, original("/", CURL)).status == 403
