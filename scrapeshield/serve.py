@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import socket
@@ -16,6 +15,7 @@ import uvicorn
 from scrapeshield.errors import ConfigError
 from scrapeshield.hosts.asgi import ASGIApp
 from scrapeshield.hosts.edge_server import EdgeServer
+from scrapeshield.hosts.heap import settle_heap
 from scrapeshield.runtime import Shield
 
 log = logging.getLogger("scrapeshield.serve")
@@ -83,7 +83,7 @@ def serve_pair(
             loop.add_signal_handler(sig, stop)
         loop.add_signal_handler(signal.SIGHUP, reload)
         shield.start()
-        settle_heap()
+        settle_heap()  # startup's heap out of full GC passes (hosts/heap.py)
         tasks = [asyncio.create_task(s.serve([sock])) for s, sock in zip(servers, sockets, strict=True)]
         while not all(s.started for s in servers):
             if any(t.done() for t in tasks):
@@ -101,17 +101,6 @@ def serve_pair(
         for sock in sockets:
             sock.close()
         shield.close()
-
-
-def settle_heap() -> None:
-    """Take what startup built (policy, user-agent lists, SQLAlchemy and pydantic models, the
-    admin app) out of the collector's full passes, which otherwise scan it every few seconds
-    under load, holding the GIL: 50-200 ms each on the bench machine, the worst of a serving
-    process's latency. Garbage is collected first; objects frozen here are still freed when
-    their last reference goes, only a reference cycle among them would stay. For a process
-    this module serves from, once."""
-    gc.collect()
-    gc.freeze()
 
 
 def _fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
