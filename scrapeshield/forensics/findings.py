@@ -69,14 +69,14 @@ def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[
     """Campaigns are grouped on pseudonyms (client and network), as the live campaigns job
     groups stored events, so a replayed campaign has the id a live one would have."""
     codes, names = encode(decided["client"])
+    records_of = _Records(codes, decided["record"], names.to_list())
     d = decided.with_columns(
         pl.Series("cid", codes),
         pl.col("action").replace_strict(_SEVERITY, return_dtype=pl.Int8).alias("sev"),
-        ((pl.col("status") >= 200) & (pl.col("status") < 400) & (pl.col("record") != "")).alias("served"),
-    )
+        pl.Series("reads", records_of.reads),
+    ).with_columns((pl.col("reads") & (pl.col("status") >= 200) & (pl.col("status") < 400)).alias("served"))
     clients = _clients(d)
     grouper = CampaignGrouper(min_score=CAMPAIGN_MIN_SCORE)
-    records_of = _Records(codes, decided["record"], names.to_list())
     summaries = _summaries(d, clients, codes, records_of)
     ip_of: dict[str, str] = {}
     for ip, summary in summaries.items():
@@ -96,7 +96,8 @@ def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[
     records = records_of.sets(served["w"].to_numpy())
     records_allowed = records_of.sets(served["a"].to_numpy())
     routes_of = _routes_of(d.select("record", "route").filter(served["w"]))
-    counts = dict(d.group_by("action").len().iter_rows())
+    per_severity = np.bincount(d["sev"].to_numpy(), minlength=len(_ACTION_OF))
+    counts = {_ACTION_OF[s]: n for s, n in enumerate(per_severity.tolist()) if n}
     return Findings(
         clients.drop("cid"),
         campaigns,
@@ -122,8 +123,8 @@ def _clients(d: pl.DataFrame) -> pl.DataFrame:
         pl.col("network").first(),
         pl.col("fp").first(),
         pl.col("ua").first(),
-        (pl.col("record") != "").sum().alias("record_lines"),
-        (pl.col("action") != "allow").sum().alias("refused"),
+        pl.col("reads").sum().alias("record_lines"),
+        refused.sum().alias("refused"),  # (allow is the one action of severity 0)
         pl.col("score").sum().alias("score_sum"),
         pl.col("score").max().alias("score_max"),
     ).with_columns(  # (severities are one per action: the worst one names it)
