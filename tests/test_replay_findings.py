@@ -8,6 +8,8 @@ agree.
 
 from __future__ import annotations
 
+import gc
+
 import polars as pl
 import pytest
 
@@ -80,3 +82,17 @@ def test_records_served_per_client_equal_a_line_by_line_count(decided: pl.DataFr
     contained = set(found.contained()["client"].to_list())
     assert contained <= set(found.records) | set(found.clients["client"].to_list())
     assert sum(found.decisions.values()) == decided.height
+
+
+def test_the_cycle_collector_is_left_as_it_was(decided: pl.DataFrame) -> None:
+    """Findings pause Python's cycle collector while they work, and only while they work."""
+    policy, pseudonymise = load_policy(), Pseudonymiser(b"findings-test")
+    assert gc.isenabled()
+    find(decided, policy, pseudonymise)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        find(decided, policy, pseudonymise)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -11,8 +11,10 @@ grouping on the address strings again; Python objects are made once per client, 
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,6 +70,26 @@ class Findings:
 def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[str], str]) -> Findings:
     """Campaigns are grouped on pseudonyms (client and network), as the live campaigns job
     groups stored events, so a replayed campaign has the id a live one would have."""
+    with _without_gc_passes():
+        return _find(decided, policy, pseudonymise)
+
+
+@contextmanager
+def _without_gc_passes() -> Iterator[None]:
+    """Python's cycle collector paused while the per-client objects are made: hundreds of
+    thousands of sets, counters and summaries set off collection after collection over all
+    of them (measured: a third of the findings' time on 5M lines). Nothing made here forms
+    a cycle that must go before the collector runs again."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[str], str]) -> Findings:
     codes, names = encode(decided["client"])
     records_of = _Records(codes, decided["record"], names.to_list())
     d = decided.with_columns(
