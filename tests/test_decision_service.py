@@ -22,6 +22,7 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
+from faults import FailingContexts
 from redis_server import redis_server  # noqa: F401 - the fixture
 from servers import start_cli
 from starlette.applications import Starlette
@@ -388,10 +389,7 @@ def test_internal_failure_answers_with_the_fail_mode(
 ) -> None:
     app, shield, _ = make(tmp_path, edge_policy(fail_mode=mode))
 
-    def explode(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("shield bug")
-
-    monkeypatch.setattr(shield.engine.contexts, "from_asgi", explode)
+    monkeypatch.setattr(shield, "engine", FailingContexts(shield.engine))
     assert call(app, AUTH, original("/", CURL)).status == auth
     assert call(app, FORWARD, original("/", CURL, family="forward")).status == forward
     assert call(app, PAGE, original("/", CURL)).status == 403
