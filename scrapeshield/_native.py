@@ -78,15 +78,17 @@ def _compiled() -> dict[str, Path]:
     """Every module of the package with an extension file next to its ``.py`` (name → source).
 
     The whole package, not only ``MODULES``: a module dropped from the list may have left an
-    older build behind. (About 30 folders: a fraction of a millisecond.)
+    older build behind. (About 30 folders and 300 files: about a millisecond.)
     """
     found: dict[str, Path] = {}
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
     for folder, subfolders, files in os.walk(ROOT / "scrapeshield"):
         subfolders[:] = [d for d in subfolders if d != "__pycache__"]
         for file in files:
-            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            suffix = next((s for s in suffixes if file.endswith(s)), "")
+            if suffix:
                 source = Path(folder) / (file.removesuffix(suffix) + ".py")
-                if file.endswith(suffix) and source.exists():
+                if source.exists():
                     found[module_name(source.relative_to(ROOT).as_posix())] = source
     return found
 
