@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from faults import FailingContexts
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from wsgi_apps.faults import FailingContexts
 
 from scrapeshield.clock import monotonic
 from scrapeshield.hosts.asgi import ScrapeshieldMiddleware

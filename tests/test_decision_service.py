@@ -22,13 +22,13 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
-from faults import FailingContexts
 from redis_server import redis_server  # noqa: F401 - the fixture
 from servers import start_cli
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from wsgi_apps.faults import FailingContexts
 
 from scrapeshield.cli import main
 from scrapeshield.clock import ManualClock

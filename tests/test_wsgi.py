@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults import FailingContexts, FailingStore
 from flask import Flask
+from wsgi_apps.faults import FailingContexts, FailingStore
 from wsgi_apps.harness import solve
 
 from scrapeshield.clock import monotonic

@@ -21,7 +21,23 @@ class FailingContexts:
 
     @property
     def contexts(self) -> Any:
-        raise RuntimeError("shield bug")
+        raise RuntimeError("injected shield failure")
+
+
+class FailingDecisions:
+    """The engine as it is, except that deciding raises (only the host's own guard is left)."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def decide(self, *args: object) -> Any:
+        raise RuntimeError("injected shield failure")
+
+    async def adecide(self, *args: object) -> Any:
+        raise RuntimeError("injected shield failure")
 
 
 class FailingStore:
@@ -34,7 +50,7 @@ class FailingStore:
         return getattr(self._store, name)
 
     def update(self, *args: object) -> Any:
-        raise RuntimeError("shield bug")
+        raise RuntimeError("injected shield failure")
 
     async def aupdate(self, *args: object) -> Any:
-        raise RuntimeError("shield bug")
+        raise RuntimeError("injected shield failure")
