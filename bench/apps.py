@@ -1,4 +1,8 @@
-"""The hello-world Starlette app, bare and behind each protection, for uvicorn --factory."""
+"""The hello-world Starlette app, bare and behind each protection, for uvicorn --factory.
+
+Every variant ends with ``settle_heap()``, as a serving process that embeds the middleware
+should (hosts/heap.py): the same step for the baseline and for each protection.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from scrapeshield.hosts.heap import settle_heap
+
 POLICY = Path(__file__).with_name("bench-policy.yaml")
 
 
@@ -17,8 +23,14 @@ async def hello(request: Request) -> Response:
     return PlainTextResponse("hello, world")
 
 
-def bare() -> Starlette:
+def _app() -> Starlette:
     return Starlette(routes=[Route("/", hello), Route("/u/{name}", hello)])
+
+
+def bare() -> Starlette:
+    app = _app()
+    settle_heap()
+    return app
 
 
 def shielded():  # type: ignore[no-untyped-def]
@@ -28,7 +40,9 @@ def shielded():  # type: ignore[no-untyped-def]
 
     shield = Shield(Settings.resolve(data_dir=os.environ["BENCH_DATA_DIR"], policy_path=str(POLICY)))
     shield.start()
-    return ScrapeshieldMiddleware(bare(), shield)
+    app = ScrapeshieldMiddleware(_app(), shield)
+    settle_heap()
+    return app
 
 
 def with_slowapi() -> Starlette:
@@ -37,7 +51,8 @@ def with_slowapi() -> Starlette:
     from slowapi.util import get_remote_address
 
     limiter = Limiter(key_func=get_remote_address, default_limits=["1000000/minute"])
-    app = bare()
+    app = _app()
     app.state.limiter = limiter
     app.add_middleware(SlowAPIMiddleware)
+    settle_heap()
     return app

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from typing import Any
 
-from bench.load import ROOT, wait_listening, wrk
+from bench.load import ROOT, process_cpu, wait_listening, wrk
 
 VARIANTS = ("bare", "shielded", "with_slowapi")
 
@@ -60,7 +60,13 @@ def run(seconds: int = 8, rounds: int = 3) -> dict[str, Any]:
                 proc = _start(variant, port, tmp)
                 try:
                     wrk(port, 2)  # warm-up
-                    results[variant].append(wrk(port, seconds))
+                    before = process_cpu(proc.pid)
+                    measured = wrk(port, seconds)
+                    # CPU per request of the server (all its threads): steadier than requests
+                    # per second when other processes share the machine.
+                    used = process_cpu(proc.pid) - before
+                    measured["cpu_us_per_request"] = round(used / measured["requests"] * 1e6, 1)
+                    results[variant].append(measured)
                 finally:
                     proc.terminate()
                     proc.wait(timeout=20)
@@ -70,5 +76,7 @@ def run(seconds: int = 8, rounds: int = 3) -> dict[str, Any]:
     bare = summary["bare"]["rps"]
     summary["ratio_shielded_to_bare"] = round(summary["shielded"]["rps"] / bare, 3)
     summary["ratio_slowapi_to_bare"] = round(summary["with_slowapi"]["rps"] / bare, 3)
+    summary["cpu_ratio_bare_to_shielded"] = round(
+        summary["bare"]["cpu_us_per_request"] / summary["shielded"]["cpu_us_per_request"], 3)
     summary["added_p50_ms_shielded"] = round(summary["shielded"]["p50_ms"] - summary["bare"]["p50_ms"], 3)
     return summary

@@ -6,7 +6,7 @@ or --policy). Scrapers: distinct REAL profiles obtained (checked against the
 population; decoys and degraded answers do not count). People: share of sessions
 blocked and challenged. Targets are those of issue #3, printed next to the results.
 
-    python -m bench.quality [--users N] [--seed S] [--policy FILE] [--quick] [--json] [--with-arrivals]
+    python -m bench.quality [--users N] [--seed S] [--policy FILE] [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scrapeshield.demo.population import Population  # noqa: E402
-from scrapeshield.simulate.personas import EXTRA, PERSONAS, Persona  # noqa: E402
+from scrapeshield.simulate.personas import PERSONAS, Persona  # noqa: E402
 from scrapeshield.simulate.policies import LEVELS, policy_for  # noqa: E402
 from scrapeshield.simulate.replay import simulate  # noqa: E402
 from scrapeshield.simulate.report import table  # noqa: E402
@@ -38,11 +38,8 @@ NEVER_BLOCKED = ("mobile app", "search engines")
 
 
 def run(users: int = 10_000, seed: int = 1, policy: str | None = None,
-        arrivals: bool = False) -> dict[str, Any]:
-    """``arrivals``: add the people who land on a profile from a search engine (not in the
-    issue's day; they are counted among people)."""
+        personas: tuple[Persona, ...] = PERSONAS) -> dict[str, Any]:
     population = Population.generate(users, seed)
-    personas = (*PERSONAS, *EXTRA) if arrivals else PERSONAS
     results: dict[str, Result] = {}
     seconds: dict[str, float] = {}
     for level in LEVELS:
@@ -136,11 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--policy", default=None, help="policy file for the scrapeshield column")
     parser.add_argument("--quick", action="store_true", help="1,000 users (a smoke run; same targets)")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--with-arrivals", action="store_true",
-                        help="add people who land on a profile from a search engine")
     args = parser.parse_args(argv)
     users = 1000 if args.quick else args.users
-    summary = run(users, args.seed, args.policy, args.with_arrivals)
+    summary = run(users, args.seed, args.policy)
     print(json.dumps(summary, indent=2) if args.json else render(summary))
 
 

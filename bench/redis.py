@@ -11,7 +11,12 @@ In one run, on one local Redis (started here unless $SCRAPESHIELD_BENCH_REDIS na
   `limits` cannot express, is checked as a request limit of the same size);
 - Redis round trips and commands per decision, from INFO commandstats (sync), and
   round trips per decision counted by the store (asyncio: concurrent decisions share one);
-- Redis memory per tracked client (INFO used_memory growth over N clients).
+- Redis memory per tracked client (INFO used_memory growth over N clients);
+- where a sync decision's time goes, in CPU microseconds, which a loaded machine does
+  not inflate as it does wall time: the client process (pipeline with Redis against the
+  in-process pipeline; building the script call, decoding its reply, the memory write),
+  the Redis server (INFO cpu) and its script alone (commandstats), and a bare round trip
+  on a redis-py connection (no command layer) in wall time.
 
 Rounds are interleaved so that machine noise hits every figure alike; medians reported.
 """
@@ -41,6 +46,7 @@ from scrapeshield.context import ContextBuilder
 from scrapeshield.policy.loader import load_policy
 from scrapeshield.runtime import Shield
 from scrapeshield.settings import Settings
+from scrapeshield.state.layout import decode, sizes
 from scrapeshield.types import RequestContext
 
 CONCURRENCY = 16
@@ -203,6 +209,84 @@ def commands_per_decision(url: str, tmp: str, requests: list[dict[str, Any]]) ->
     }
 
 
+def _server_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def breakdown(url: str, tmp: str, requests: list[dict[str, Any]]) -> dict[str, float]:
+    """Per sync decision, in microseconds: see the module's docstring."""
+    admin = redis.Redis.from_url(url.split("?")[0])
+    n = len(requests)
+    out: dict[str, float] = {}
+    for name, state in (("memory", "memory"), ("redis", url)):
+        shield, clock = _shield(state, tmp)
+        build, decide = shield.engine.contexts.from_asgi, shield.engine.decide
+        admin.flushall()
+        admin.config_resetstat()
+        cpu, server = time.process_time(), _server_cpu(admin)
+        for scope in requests:
+            clock.advance(0.0005)
+            decide(build(scope, clock.now()))
+        out[f"client_cpu_us_{name}_pipeline"] = (time.process_time() - cpu) / n * 1e6
+        if name == "redis":
+            out["server_cpu_us"] = (_server_cpu(admin) - server) / n * 1e6
+            stats = admin.info("commandstats")
+            out["server_script_us"] = float(stats["cmdstat_evalsha"]["usec_per_call"])
+        _no_fallback(shield)
+        shield.close()
+    out["client_cpu_us_state_share"] = (
+        out["client_cpu_us_redis_pipeline"] - out["client_cpu_us_memory_pipeline"])
+    out.update(_client_parts(url, tmp, requests))
+    conn: Any = admin.connection_pool.get_connection()
+    start = time.perf_counter()
+    for _ in range(n):
+        conn.send_packed_command((b"*1\r\n$4\r\nPING\r\n",), check_health=False)
+        conn.read_response()
+    out["bare_round_trip_wall_us"] = (time.perf_counter() - start) / n * 1e6
+    admin.connection_pool.release(conn)
+    admin.close()
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def _client_parts(url: str, tmp: str, requests: list[dict[str, Any]]) -> dict[str, float]:
+    """Client CPU of the store's own Python work, each part timed alone on the pipeline's calls."""
+    shield, clock = _shield(url, tmp)
+    store: Any = shield.store.primary  # type: ignore[attr-defined]
+    calls: list[tuple[Any, str, float]] = []
+    update = store.update
+
+    def recording(updates: Any, client: str, now: float) -> Any:
+        calls.append((updates, client, now))
+        return update(updates, client, now)
+
+    store.update = recording
+    for scope in requests[:2000]:
+        clock.advance(0.0005)
+        shield.engine.decide(shield.engine.contexts.from_asgi(scope, clock.now()))
+    layout = store._layout  # noqa: SLF001 - the bench looks inside
+    start = time.process_time()
+    commands = [layout.evalsha(u, layout.memory_key(c), now) for u, c, now in calls]
+    build = time.process_time() - start
+    conn = store._take()  # noqa: SLF001
+    replies = []
+    for command in commands:
+        conn.send_packed_command((command,), check_health=False)
+        replies.append(conn.read_response())
+    store._links.append(conn)  # noqa: SLF001
+    start = time.process_time()
+    memories = [decode(r, sizes(u), now)[1] for r, (u, _, now) in zip(replies, calls, strict=True)]
+    parse = time.process_time() - start
+    start = time.process_time()
+    for memory, (_, client, _) in zip(memories, calls, strict=True):
+        store.keep(client, memory)
+    keep = time.process_time() - start
+    shield.close()
+    n = len(calls)
+    return {"client_cpu_us_build_call": build / n * 1e6, "client_cpu_us_decode_reply": parse / n * 1e6,
+            "client_cpu_us_memory_write": keep / n * 1e6}
+
+
 def memory_per_client(url: str, tmp: str, clients: int) -> dict[str, float]:
     client = redis.Redis.from_url(url.split("?")[0])
     client.flushall()
@@ -253,6 +337,7 @@ def run(count: int = 20_000, limits_count: int = 2_000, rounds: int = 5,
                 rates["ping_async"].append(ping_async(server, count))
             flush.flushall()
             trips = commands_per_decision(url, tmp, requests[:5000])
+            parts = [breakdown(url, tmp, requests[:5000]) for _ in range(3)]
             memory = memory_per_client(url, tmp, memory_clients)
             flush.close()
         finally:
@@ -283,6 +368,8 @@ def run(count: int = 20_000, limits_count: int = 2_000, rounds: int = 5,
         "limits_hits_per_decision": round(hits, 2),
         "ratio_pipeline_sync_to_limits": ratio("sync", "limits"),
         **trips,
+        # Medians of three runs, microseconds per sync decision.
+        "breakdown": {k: round(statistics.median(p[k] for p in parts), 1) for k in parts[0]},
         "redis_memory": memory,
     }
 

@@ -131,7 +131,10 @@ def stages(path: str) -> None:
     find(decided, policy, Pseudonymiser(b"bench"))
     found = time.process_time()
     print(json.dumps({"lines": total, "read_and_parse_cpu_s": round(parsed - cpu, 2),
-                      "score_cpu_s": round(scored - parsed, 2), "findings_cpu_s": round(found - scored, 2)}))
+                      "score_cpu_s": round(scored - parsed, 2), "findings_cpu_s": round(found - scored, 2),
+                      "lines_per_cpu_s": round(total / (scored - cpu)),
+                      "lines_per_cpu_s_with_findings": round(total / (found - cpu)),
+                      "load_average_1m": round(os.getloadavg()[0], 2)}))
 
 
 Rates = tuple[float, float]  # lines per wall second, per CPU second
@@ -173,6 +176,7 @@ def fail2ban(path: Path, lines: int) -> Rates | None:
 
 def run() -> dict[str, Any]:
     path = log_file()
+    load_before = os.getloadavg()
     lines = json.loads(path.with_suffix(".json").read_text())["lines"]
     fast = batch(path)
     exact = line_at_a_time(head(path, LIVE_SLICE))
@@ -196,6 +200,9 @@ def run() -> dict[str, Any]:
         "ratio_batch_to_goaccess": round(rate / ga[1], 2) if ga else None,
         "ratio_batch_to_fail2ban_regex": round(rate / f2b[1], 1) if f2b else None,
         "target_lines_per_s": 300_000,
+        # Other work on the machine inflates CPU seconds too (shared caches, a VM's stolen time):
+        # the 1-minute load average before and after the run says how quiet it was.
+        "load_average_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "notes": f"one core each (taskset, POLARS_MAX_THREADS=1); line-at-a-time on the first "
         f"{LIVE_SLICE:,} lines, fail2ban-regex on the first {F2B_SLICE:,}; ratios per CPU second",
     }

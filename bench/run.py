@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import console, http, inprocess, ledger, memory, nginx, quality, redis, replay, wsgi  # noqa: E402
+from scrapeshield.clock import SystemClock  # noqa: E402
 
 BENCHES: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
     ("inprocess", "in-process: full pipeline vs limits' moving-window hit (100k clients)", inprocess.run),
@@ -41,12 +43,26 @@ def main() -> None:
         if wanted and name not in wanted:
             continue
         print(f"== {title} ==", flush=True)
-        out[name] = bench()
+        out[name] = {"measured_at": _now_iso()} | bench()
         print(json.dumps(out[name], indent=2), flush=True)
-    target = Path(".bench")
-    target.mkdir(exist_ok=True)
-    (target / "results.json").write_text(json.dumps(out, indent=2))
-    print(f"written to {target / 'results.json'}")
+    path = Path(".bench") / "results.json"
+    path.parent.mkdir(exist_ok=True)
+    # Merge: a run of one bench must not erase the others' latest figures.
+    path.write_text(json.dumps(_previous(path) | out, indent=2))
+    print(f"written to {path}")
+
+
+def _now_iso() -> str:
+    return datetime.fromtimestamp(SystemClock().now(), UTC).isoformat(timespec="seconds")
+
+
+def _previous(path: Path) -> dict[str, object]:
+    """The results of earlier runs, each entry stamped with when it was measured."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return old if isinstance(old, dict) else {}
 
 
 if __name__ == "__main__":

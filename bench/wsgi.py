@@ -21,6 +21,7 @@ from typing import Any
 from flask import Flask
 
 from bench.load import ROOT, free_port, wait_answering, wrk
+from scrapeshield.hosts.heap import settle_heap
 
 POLICY = Path(__file__).with_name("bench-policy.yaml")
 VARIANTS = ("bare", "shielded")
@@ -30,6 +31,12 @@ VARIANTS = ("bare", "shielded")
 
 
 def bare() -> Flask:
+    app = _app()
+    settle_heap()  # as a serving process should (hosts/heap.py); the same step in both variants
+    return app
+
+
+def _app() -> Flask:
     app = Flask("bench")
 
     @app.get("/")
@@ -50,8 +57,9 @@ def shielded() -> Flask:
 
     shield = Shield(Settings.resolve(data_dir=os.environ["BENCH_DATA_DIR"], policy_path=str(POLICY)))
     shield.start()
-    app = bare()
+    app = _app()
     app.wsgi_app = ScrapeshieldWSGI(app.wsgi_app, shield)  # type: ignore[method-assign]
+    settle_heap()
     return app
 
 

@@ -30,13 +30,20 @@ from typing import Any
 from scrapeshield.clock import Clock, monotonic
 from scrapeshield.db.spool import EventSpool, SpoolFull
 from scrapeshield.db.store import Database
+from scrapeshield.jobs import yield_gil
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.types import Action, Decision, RequestContext
 
 log = logging.getLogger("scrapeshield.events")
 
 FLUSH_EVERY = 0.5  # seconds between batch writes
-BATCH = 2000
+BATCH = 2000  # queued events that wake the writer before FLUSH_EVERY
+# Events per write. The writer builds and cleans each step's rows in Python, holding the GIL;
+# a request that needs it waits for the step to end (or for the 5 ms switch interval), so a
+# step is about a millisecond of work (15-30 us an event) and the writer yields between steps.
+# Small steps cost little: 50 rows a transaction take ~10 % more CPU per event than 2000
+# (measured on the bench machine: 25 rows 29.6 us, 100 rows 27.4 us, 2000 rows 24.6 us).
+STEP = 50
 PURGE_EVERY = 3600.0
 
 Sink = Callable[[list[dict[str, Any]]], None]
@@ -193,7 +200,7 @@ class EventRecorder:
     # -- delivery (under self._lock) -------------------------------------------------
 
     def _take(self) -> list[dict[str, Any]]:
-        batch = [self._row(self._queue.popleft()) for _ in range(min(BATCH, len(self._queue)))]
+        batch = [self._row(self._queue.popleft()) for _ in range(min(STEP, len(self._queue)))]
         for row in batch:
             if "uid" not in row:
                 self._seq += 1
@@ -241,12 +248,13 @@ class EventRecorder:
     def _drain_spool(self) -> bool:
         spool = self._spool
         while spool is not None and spool.pending_bytes:
-            rows, position, lines = spool.read(BATCH)
+            rows, position, lines = spool.read(STEP)
             if not lines:
                 break
             if rows and not self._send(rows):
                 return False
             spool.commit(position, lines)
+            yield_gil()
         return True
 
     def _deliver_queue(self) -> None:
@@ -259,11 +267,13 @@ class EventRecorder:
                 self._to_spool(batch)
                 self._spool_queue()
                 return
+            yield_gil()
 
     def _spool_queue(self) -> None:
         while self._spool is not None and self._queue:
             if not self._to_spool(self._take()):
                 return
+            yield_gil()
 
     def _to_spool(self, batch: list[dict[str, Any]]) -> bool:
         assert self._spool is not None

@@ -3,13 +3,19 @@
 Campaign grouping, ledger sealing, alert evaluation and the like each register a job;
 a job that raises is logged and tried again at its next turn, never stopping the others.
 Jobs must be idempotent: on many nodes each node runs them against the shared database.
+
+The runner shares the GIL with the request path, which waits for it up to the 5 ms switch
+interval whenever a job runs Python code. So the runner yields between jobs, and a job with
+much to do can return an iterator and do its work one bounded piece per step: the runner
+yields between steps (and stops stepping at shutdown).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 from scrapeshield.clock import monotonic
@@ -43,12 +49,23 @@ class Jobs:
             if monotonic() < job.due:
                 continue
             try:
-                job.run()
+                result = job.run()
+                if isinstance(result, Iterator):
+                    self._step(result)
                 job.failures = 0
             except Exception:
                 job.failures += 1
                 log.exception("background job %s failed (%d in a row)", job.name, job.failures)
             job.due = monotonic() + job.every
+            yield_gil()
+
+    def _step(self, steps: Iterator[object]) -> None:
+        for _ in steps:
+            if self._stop.is_set():
+                if isinstance(steps, Generator):
+                    steps.close()
+                return
+            yield_gil()
 
     def start(self) -> None:
         if self._thread is None and self.jobs:
@@ -66,3 +83,9 @@ class Jobs:
             self.run_due()
             wait = min((job.due for job in self.jobs), default=monotonic() + 1.0) - monotonic()
             self._stop.wait(min(max(wait, 0.05), 1.0))
+
+
+def yield_gil() -> None:
+    """Let a thread waiting for the GIL (the request path) run now rather than after the
+    switch interval: sleep(0) releases the GIL and takes it back (it reads no time)."""
+    time.sleep(0)

@@ -15,6 +15,7 @@ import uvicorn
 from scrapeshield.errors import ConfigError
 from scrapeshield.hosts.asgi import ASGIApp
 from scrapeshield.hosts.edge_server import EdgeServer
+from scrapeshield.hosts.heap import settle_heap
 from scrapeshield.runtime import Shield
 
 log = logging.getLogger("scrapeshield.serve")
@@ -82,6 +83,7 @@ def serve_pair(
             loop.add_signal_handler(sig, stop)
         loop.add_signal_handler(signal.SIGHUP, reload)
         shield.start()
+        settle_heap()  # startup's heap out of full GC passes (hosts/heap.py)
         tasks = [asyncio.create_task(s.serve([sock])) for s, sock in zip(servers, sockets, strict=True)]
         while not all(s.started for s in servers):
             if any(t.done() for t in tasks):

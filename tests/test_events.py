@@ -8,7 +8,7 @@ import pytest
 
 from scrapeshield.clock import ManualClock
 from scrapeshield.db.store import Database
-from scrapeshield.events import EventRecorder, Pseudonymiser
+from scrapeshield.events import STEP, EventRecorder, Pseudonymiser
 from scrapeshield.policy.loader import parse_policy
 from scrapeshield.runtime import Shield
 from scrapeshield.settings import Settings
@@ -128,3 +128,32 @@ def test_background_writer_delivers_and_close_flushes(tmp_path: Path) -> None:
         ask(shield, clock, f"/api/v1/users/{i + 1}", CURL, "203.0.113.8")
     shield.close()
     assert Database(shield.settings.db_url).count_events() == 20
+
+
+def test_a_large_queue_is_delivered_whole_in_small_steps_and_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer holds the GIL only for one step's rows at a time; every event still arrives
+    once, in order, also when a step in the middle fails and is retried."""
+    shield, clock = shield_with(tmp_path)
+    count = STEP * 4 + 3
+    for i in range(count):
+        ask(shield, clock, f"/api/v1/users/{i + 1}", CURL, f"203.0.113.{i % 200}")
+    real_write = shield.db.write_events
+    sizes: list[int] = []
+
+    def stepwise(rows: list[dict[str, object]]) -> None:
+        sizes.append(len(rows))
+        if len(sizes) == 3:
+            raise OSError("disk full")  # the third step fails: it and the rest wait
+        real_write(rows)
+
+    monkeypatch.setattr(shield.db, "write_events", stepwise)
+    shield.recorder.flush()
+    assert shield.db.count_events() == 2 * STEP
+    shield.recorder.flush()
+    assert sizes == [STEP, STEP, STEP, STEP, STEP, 3] and shield.db.count_events() == count
+    records = [e["record"] for e in shield.db.recent_events(limit=count)]
+    assert sorted(records, key=lambda r: int(r.split(":")[1])) == [f"user:{i + 1}" for i in range(count)]
+    assert len(set(records)) == count
+    shield.close()

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VERSION = "0.1.0"
 # Top-level files the build reads (pyproject's readme, license files, the manifest) when present.
 BUILD_INPUTS = ("pyproject.toml", "README.md", "CHANGELOG.md", "MANIFEST.in", "LICENSE", "NOTICE")
-EXTRAS = {"redis": {"redis"}, "postgres": {"psycopg"}, "flask": {"flask"}, "django": {"django"}}
+EXTRAS = {"redis": {"redis", "hiredis"}, "postgres": {"psycopg"}, "flask": {"flask"}, "django": {"django"}}
 
 pytestmark = pytest.mark.timeout(240)
 

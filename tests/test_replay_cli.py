@@ -120,3 +120,12 @@ def test_nothing_readable_is_an_error_with_the_reasons(tmp_path: Path) -> None:
     assert "line 1" in out and "line 2" in out and "cannot open" in out
     code, out = cli("replay", str(junk), "--format", "regex:(?P<ip>", "--data-dir", str(tmp_path / "d"))
     assert code != 0 and "does not compile" in out and "Traceback" not in out
+
+
+def test_replay_does_not_offer_a_state_it_would_ignore() -> None:
+    """A replay's counters are its own, in memory: the shared --state option is not taken."""
+    code, out = cli("replay", "--help")
+    assert code == 0 and "--store" in out and "--policy" in out
+    assert "--state" not in out
+    code, out = cli("replay", "x.log", "--state", "redis://127.0.0.1:6379/0")
+    assert code == 2 and "No such option" in out

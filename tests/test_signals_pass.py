@@ -140,3 +140,42 @@ def test_engine_headless_browser_browses_on_its_pass_but_gets_decoys_when_it_enu
     assert Action.ALLOW not in walked[walked.index(Action.DECOY):], "once it shows, it stays shown"
     # Without its pass the same walk is refused outright; with it, it never gets a real record.
     assert ask("/api/v1/users/112").action is Action.BLOCK
+
+
+def test_engine_declared_headless_browser_reads_a_few_records_on_its_pass_not_dozens() -> None:
+    """Browsing like a person (from the site's pages, assets loaded, human pauses), the
+    clients of a declared headless build on their passes read what previews or tests read;
+    past that, records are decoys, for every address of that build. A real browser doing
+    the same is not touched."""
+    from scrapeshield.signals.user_agent import AUTOMATION_RECORDS
+
+    chrome_ua = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                 "Chrome/156.0.0.0 Safari/537.36")
+    for ua in (HEADLESS_UA, chrome_ua):
+        clock = ManualClock(1_767_225_600.0)
+        service = ChallengeService(b"s" * 32, clock, ChallengeSettings(difficulty_bits=4))
+        engine = Engine(POLICY, MemoryStore(), clock, service)
+        answers = []
+        for ip in ("198.51.100.23", "203.0.113.40"):  # two sessions of the build, 15 profiles each
+            cookie = ""
+            for n in range(16):
+                clock.advance(9.0 + n % 4)
+                path = f"/u/person{len(answers) * 37 + n}"
+                headers = [(k, ua if k == "user-agent" else v) for k, v in _headers("/" if n else "")]
+                if cookie:
+                    headers.append(("cookie", f"{PASS_COOKIE}={cookie}"))
+                decision = engine.decide(engine.contexts.build(clock.now(), ip, "GET", path, headers))
+                if decision.action is Action.CHALLENGE and not cookie:
+                    cookie = solver.solve(service, ip, ua, path) or ""
+                    continue
+                answers.append(decision.action)
+                avatar = f"/static/avatars/{n}.svg"
+                engine.decide(engine.contexts.build(clock.now(), ip, "GET", avatar, headers))
+        if ua == HEADLESS_UA:
+            assert len(answers) == 30, "each session was challenged once and solved it"
+            # Each session's first read was the challenged one (counted for the build too).
+            real = answers.index(Action.DECOY)
+            assert AUTOMATION_RECORDS - 3 <= real <= AUTOMATION_RECORDS, answers
+            assert answers[:real] == [Action.ALLOW] * real and set(answers[real:]) == {Action.DECOY}, answers
+        else:
+            assert set(answers) == {Action.ALLOW} and len(answers) == 32, answers

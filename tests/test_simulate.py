@@ -109,13 +109,14 @@ def test_search_engines_are_verified_as_in_production_and_never_blocked() -> Non
     result = simulate(policy_for("default"), users=1000, seed=6, personas=personas)
     crawlers = result.tally("search engines")
     assert crawlers.requests > 200 and not crawlers.blocked and not crawlers.challenged
+    assert len(crawlers.sessions) >= 10  # many visits from many verified addresses, not two sessions
     assert crawlers.actions == {"allow": crawlers.requests}
     assert not result.tally("fake googlebot").profiles
 
 
 def test_search_arrivals_land_on_a_profile_from_a_search_engine() -> None:
-    """The opt-in persona (bench.quality --with-arrivals): its first request is a profile
-    with the search engine as referer, then the site's own assets and pages."""
+    """People of the default day: their first request is a profile with the search engine
+    as referer, then the site's own assets and pages."""
     import random
 
     from scrapeshield.simulate.model import Outcome, World

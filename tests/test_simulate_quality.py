@@ -21,6 +21,10 @@ def test_quick_quality_run_contains_the_naive_crawler_and_spares_people() -> Non
     browsing = people["people browsing"]
     assert browsing["default"]["sessions"] >= 200
     assert browsing["default"]["blocked"] <= quality.BLOCK_TARGET
+    # People landing on a profile from a search engine are part of the day (a bare first read).
+    arrivals = people["search arrivals"]["default"]
+    assert arrivals["sessions"] >= 100 and arrivals["challenged"] <= quality.CHALLENGE_TARGET
+    assert people["search engines"]["default"]["sessions"] >= 10  # many verified crawler visits
     assert all(p["none"]["blocked"] == 0 for p in summary["people"])  # ground truth: nothing refuses
     text = quality.render(summary)
     assert text.count("\n") > 15 and "<= 50 profiles" in text and "naive crawler" in text

@@ -112,6 +112,34 @@ def test_asyncio_over_three_nodes(cluster: RedisCluster, store: ClusterStore) ->
     assert store.update([], keys[1], 60.0)[1].requests == 4
 
 
+def test_asyncio_decisions_waiting_together_share_one_pipeline(
+    cluster: RedisCluster, store: ClusterStore
+) -> None:
+    """Sixteen decisions queued in one turn of the event loop, over three nodes: one round trip,
+    each its own answer, and the memory writes of the turn go with the next batch."""
+    keys = spread(store, cluster)
+    clients = [f"ip:10.1.0.{i}" for i in range(16)]
+
+    async def one(i: int) -> tuple[list[tuple[float, ...]], int]:
+        usages, memory = await store.aupdate(updates(keys, f"user:{i}"), clients[i], 70.0)
+        memory.requests = i + 1
+        store.keep(clients[i], memory)
+        return usages, memory.requests
+
+    async def run() -> list[tuple[list[tuple[float, ...]], int]]:
+        got = await asyncio.gather(*(one(i) for i in range(16)))
+        await store.aclose()
+        return got
+
+    got = asyncio.run(run())
+    assert store.round_trips == 1, "decisions waiting at the same moment share one round trip"
+    # One after the other, as the script calls ran on each node: counts 1..16 on every entity.
+    for key_index in range(3):
+        assert sorted(usages[key_index][0] for usages, _ in got) == [float(n) for n in range(1, 17)]
+    for i, client in enumerate(clients):
+        assert store.update([], client, 71.0)[1].requests == i + 1, "every memory write arrived"
+
+
 def test_node_down_fails_fast_and_the_store_recovers_when_it_is_back(
     cluster: RedisCluster, store: ClusterStore
 ) -> None:

@@ -30,7 +30,7 @@ from scrapeshield.types import LimitBreach, Signal
 # "client" is the engine's address-and-fingerprint key (one browser behind an address).
 KEY_COLUMNS = {"ip": "client_id", "subnet": "net_id", "fingerprint": "fp_id", "client": "cf_id"}
 ABSENT_KEYS = frozenset({"account", "session", "token"})
-SCRATCH = ("p", "route_index")  # table columns the lines do not need
+SCRATCH = ("p",)  # table columns the lines do not need
 
 
 class Unsupported(ScrapeshieldError):
@@ -67,8 +67,8 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
         ts=df["ts"].to_numpy(),
         fp_code=df["fp_code"].to_numpy(),
         record=(df["record_id"] >= 0).to_numpy(),
-        routed=(df["route"] != "").to_numpy(),
-        listed=df["route"].is_in(list(policy.paginated_routes)).to_numpy(),
+        routed=_by_route(policy, df, lambda name: name != ""),
+        listed=_by_route(policy, df, lambda name: name in policy.paginated_routes),
         path_id=df["path_id"].to_numpy(),
     )
     found = detect.detect(orders["ip"], lines_in, bool(policy.routes))
@@ -90,28 +90,36 @@ def _attach(df: pl.DataFrame, key: str, table_of: Callable[[pl.Series], pl.DataF
     return df.hstack(picked)
 
 
+def _by_route(policy: CompiledPolicy, df: pl.DataFrame, test: Callable[[str], bool]) -> np.ndarray:
+    """Per line, ``test`` of its route's name ("" for none): asked once per route, put onto
+    the lines by route number (not a string comparison per line)."""
+    answers = np.array([test(r.name) for r in policy.routes] + [test("")], dtype=bool)
+    found: np.ndarray = answers[df["route_index"].to_numpy()]  # (-1, no route: the last)
+    return found
+
+
 def _breaches(df: pl.DataFrame, policy: CompiledPolicy, orders: dict[str, KeyOrder]) -> np.ndarray:
     """Per line, a bit per limit (by ``CompiledLimit.index``) that this line took over budget."""
     bits = np.zeros(df.height, dtype=np.int64)
     times = Timeline(df["ts"].to_numpy())
-    route = df["route"]
     route_cost = df["cost"].to_numpy()
     record = df["record_id"].to_numpy()
+    reads = record >= 0
+    # Limits on the same routes share their cost and read columns, worked out once.
+    costs: dict[frozenset[str] | None, tuple[np.ndarray, np.ndarray]] = {None: (route_cost, reads)}
     for kind, limits in policy.limits_by_key.items():
         if kind in ABSENT_KEYS:
             continue
         for lim in limits:
-            applies = (
-                np.ones(df.height, dtype=bool)
-                if lim.routes is None
-                else route.is_in(list(lim.routes)).to_numpy()
-            )
+            routes = lim.routes
+            if routes is not None and routes not in costs:
+                applies = _by_route(policy, df, routes.__contains__)
+                costs[routes] = (np.where(applies, route_cost, 0), applies & reads)
+            cost, counts = costs[routes]
             if lim.distinct:
-                counts = applies & (record >= 0)
                 usage = distinct_usage(orders[kind], times, record, counts, lim.window, lim.limit)
                 over = counts & (usage > lim.limit)  # NaN (lines that read no record) is never over
             else:
-                cost = np.where(applies, route_cost, 0)
                 usage = request_usage(orders[kind], times, cost, lim.window)
                 over = (usage > lim.limit) & (cost != 0)
             bits[over] |= np.int64(1) << lim.index
@@ -132,11 +140,28 @@ FLAGS = {
 
 
 def _sleepless(order: KeyOrder, ts: np.ndarray) -> np.ndarray:
-    """pacing: active in AWAKE_HOURS of the last 24 hours (distinct hours in a 24-hour window)."""
+    """pacing: active in AWAKE_HOURS of the last 24 hours (the hours h - 23 … h).
+
+    A key's lines are in time order, so its hours never go down: the distinct hours in the
+    window are the hour changes counted from the key's first line inside it (one search)."""
     hours = np.floor_divide(ts, 3600.0)
-    ids = (hours - hours[0]).astype(np.int64)
-    awake = distinct_usage(order, Timeline(hours), ids, np.ones(len(ts), dtype=bool), 24.0, 1 << 40)
-    return awake >= pacing.AWAKE_HOURS
+    hour = (hours - hours.min()).astype(np.int64) if len(ts) else np.zeros(0, np.int64)
+    span = int(hour.max()) + 1 if len(ts) else 1
+    awake = np.empty(len(ts), dtype=np.int64)
+    for part in order.blocks():
+        lines = order.order[part]
+        ke, h = order.ke[part], hour[lines]
+        first = np.empty(len(lines), dtype=bool)
+        first[0] = True
+        np.not_equal(ke[1:], ke[:-1], out=first[1:])
+        changed = first.copy()
+        changed[1:] |= h[1:] != h[:-1]
+        counted = np.cumsum(changed)
+        key = (np.cumsum(first) - 1) * span
+        start = np.searchsorted(key + h, key + np.maximum(h - 23, 0), "left")
+        awake[lines] = counted - counted[start] + 1
+    out: np.ndarray = awake >= pacing.AWAKE_HOURS
+    return out
 
 
 def _decisions(df: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:

@@ -84,6 +84,11 @@ def replay(as_json: bool, **options: Any) -> None:
         sys.exit(1)
 
 
+# A replay keeps its counters in its own memory, whatever a shared store says: the --state
+# option the other commands take would be accepted and ignored, so replay does not take it.
+replay.params = [p for p in replay.params if p.name != "state"]
+
+
 @dataclass(frozen=True)
 class Options:
     """The command's options but ``--json`` (names as click passes them)."""
@@ -100,7 +105,6 @@ class Options:
     policy_path: str | None
     data_dir: str | None
     db_url: str | None
-    state: str  # (shared store option; a replay's counters are its own, in memory)
 
 
 def _run(o: Options) -> dict[str, Any]:

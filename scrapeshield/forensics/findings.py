@@ -4,6 +4,9 @@
 in the policy's route map; "taken under the shield" counts only the lines the shield would
 have allowed, so the difference is what the shield would have kept. Campaigns come from
 the shield's own ``CampaignGrouper``, fed with per-client summaries built column-wise.
+
+Clients are worked on by an integer code (one hashing pass over the addresses), never by
+grouping on the address strings again; Python objects are made once per client, not per line.
 """
 
 from __future__ import annotations
@@ -12,15 +15,22 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from scrapeshield.campaigns.grouping import MAX_RECORDS_PER_CLIENT, Campaign, CampaignGrouper, ClientSummary
+from scrapeshield.forensics.lookup import encode
+from scrapeshield.forensics.windows import grouped
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.types import SEVERITY, Action
 
 CAMPAIGN_MIN_SCORE = 20.0  # as the campaigns job: below this, a crowd of ordinary browsers
 CONTAINED = SEVERITY[Action.DEGRADE]  # anything but allow: the real record was not simply served
 _SEVERITY = {a.value: s for a, s in SEVERITY.items()}
+_ACTION_OF = {s: a for a, s in _SEVERITY.items()}
+_CLIENT_COLUMNS = ("cid", "client", "lines", "first_seen", "last_seen", "contained_at", "worst",
+                   "worst_action", "rule", "network", "fp", "ua", "record_lines", "refused", "score_sum",
+                   "score_max")
 
 
 @dataclass
@@ -58,15 +68,18 @@ class Findings:
 def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[str], str]) -> Findings:
     """Campaigns are grouped on pseudonyms (client and network), as the live campaigns job
     groups stored events, so a replayed campaign has the id a live one would have."""
+    codes, names = encode(decided["client"])
+    records_of = _Records(codes, decided["record"], names.to_list())
     d = decided.with_columns(
+        pl.Series("cid", codes),
         pl.col("action").replace_strict(_SEVERITY, return_dtype=pl.Int8).alias("sev"),
-        ((pl.col("status") >= 200) & (pl.col("status") < 400) & (pl.col("record") != "")).alias("served"),
-    )
+        pl.Series("reads", records_of.reads),
+    ).with_columns((pl.col("reads") & (pl.col("status") >= 200) & (pl.col("status") < 400)).alias("served"))
     clients = _clients(d)
     grouper = CampaignGrouper(min_score=CAMPAIGN_MIN_SCORE)
-    summaries = _summaries(d, clients)
+    summaries = _summaries(d, clients, codes, records_of)
     ip_of: dict[str, str] = {}
-    for ip, summary in list(summaries.items()):
+    for ip, summary in summaries.items():
         summary.client = pseudonymise(ip)
         summary.network = pseudonymise(summary.network)
         ip_of[summary.client] = ip
@@ -77,16 +90,16 @@ def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[
     wanted = set(clients.filter(pl.col("contained_at").is_not_null())["client"].to_list())
     for campaign in campaigns:
         wanted.update(ip_of.get(m.client, m.client) for m in campaign.members)
-    served = d.filter(
-        pl.col("served") & pl.col("client").is_in(pl.Series(list(wanted), dtype=pl.String).implode())
-    )
-    records = _record_sets(served)
-    records_allowed = _record_sets(served.filter(pl.col("action") == "allow"))
-    routes = served.group_by("record").agg(pl.col("route").unique())
-    routes_of = {r: frozenset(rs) for r, rs in routes.iter_rows()}
-    counts = dict(d.group_by("action").len().iter_rows())
+    wanted_codes = clients.filter(pl.col("client").is_in(pl.Series(list(wanted), dtype=pl.String).implode()))
+    of_wanted = pl.col("served") & pl.col("cid").is_in(wanted_codes["cid"].implode())
+    served = d.select(of_wanted.alias("w"), (of_wanted & (pl.col("action") == "allow")).alias("a"))
+    records = records_of.sets(served["w"].to_numpy())
+    records_allowed = records_of.sets(served["a"].to_numpy())
+    routes_of = _routes_of(d.select("record", "route").filter(served["w"]))
+    per_severity = np.bincount(d["sev"].to_numpy(), minlength=len(_ACTION_OF))
+    counts = {_ACTION_OF[s]: n for s, n in enumerate(per_severity.tolist()) if n}
     return Findings(
-        clients,
+        clients.drop("cid"),
         campaigns,
         records,
         records_allowed,
@@ -99,71 +112,140 @@ def find(decided: pl.DataFrame, policy: CompiledPolicy, pseudonymise: Callable[[
 
 def _clients(d: pl.DataFrame) -> pl.DataFrame:
     refused = pl.col("sev") >= CONTAINED
-    return d.group_by("client", maintain_order=True).agg(
+    return d.group_by("cid", maintain_order=True).agg(
+        pl.col("client").first(),
         pl.len().alias("lines"),
         pl.col("ts").min().alias("first_seen"),
         pl.col("ts").max().alias("last_seen"),
         pl.col("ts").filter(refused).min().alias("contained_at"),
         pl.col("sev").max().alias("worst"),
-        pl.col("action").sort_by("sev", descending=True).first().alias("worst_action"),
         pl.col("rule").filter(refused).mode().first().alias("rule"),
         pl.col("network").first(),
         pl.col("fp").first(),
         pl.col("ua").first(),
-        (pl.col("record") != "").sum().alias("record_lines"),
-        (pl.col("action") != "allow").sum().alias("refused"),
+        pl.col("reads").sum().alias("record_lines"),
+        refused.sum().alias("refused"),  # (allow is the one action of severity 0)
         pl.col("score").sum().alias("score_sum"),
         pl.col("score").max().alias("score_max"),
+    ).with_columns(  # (severities are one per action: the worst one names it)
+        pl.col("worst").replace_strict(_ACTION_OF, return_dtype=pl.String).alias("worst_action")
+    ).select(_CLIENT_COLUMNS)
+
+
+class _Records:
+    """Each line's client and record by number (one hashing pass over the record texts), so
+    the per-client sets are made from numbers and the texts are shared, not made per line."""
+
+    def __init__(self, clients: np.ndarray, records: pl.Series, client_names: list[str]) -> None:
+        rows, texts = encode(records)
+        self.words = np.array(texts.to_list(), dtype=object)  # (gathered by number in C)
+        self.width = max(1, len(self.words))
+        self.pairs = clients * self.width + rows  # client and record in one number
+        self.reads = (records != "").to_numpy()
+        self.client_names = client_names
+
+    def sets(self, lines: np.ndarray) -> dict[str, set[str]]:
+        """client → the distinct records on the chosen lines (a boolean per line)."""
+        pairs = np.sort(self.pairs[lines & self.reads])  # by client, then record
+        if len(pairs):  # (np.unique hashes: many times slower than this on sorted numbers)
+            pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
+        return {self.client_names[c]: set(texts) for c, texts in self._runs(pairs)}
+
+    def firsts(self, count: int) -> tuple[np.ndarray, dict[int, set[str]]]:
+        """Per client: how many distinct records it read, and the first MAX_RECORDS_PER_CLIENT
+        of them in the order it first read them (``ClientSummary.add``'s sample)."""
+        pairs = pl.Series(self.pairs[self.reads]).unique(maintain_order=True).to_numpy()
+        client = pairs // self.width
+        seen = np.bincount(client, minlength=count)
+        order = grouped(client)  # by client, first reads first
+        by_client = client[order]
+        start = np.flatnonzero(np.r_[True, by_client[1:] != by_client[:-1]]) if len(order) else order
+        rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
+        kept = pairs[order][rank < MAX_RECORDS_PER_CLIENT]
+        return seen, {c: set(texts) for c, texts in self._runs(kept)}
+
+    def _runs(self, pairs: np.ndarray) -> list[tuple[int, list[str]]]:
+        """Numbers grouped by client (``pairs`` in client order) → (client, record texts)."""
+        if not len(pairs):
+            return []
+        client = pairs // self.width
+        texts: list[str] = self.words[pairs % self.width].tolist()
+        starts = np.flatnonzero(np.r_[True, client[1:] != client[:-1]])
+        ends = np.r_[starts[1:], len(pairs)].tolist()
+        firsts = client[starts].tolist()
+        return [(c, texts[a:b]) for c, a, b in zip(firsts, starts.tolist(), ends, strict=True)]
+
+
+def _routes_of(served: pl.DataFrame) -> dict[str, frozenset[str]]:
+    """record → the routes it was served through (nearly always one: one frozenset per route)."""
+    pairs = served.select("record", "route").unique(maintain_order=True)
+    one = {route: frozenset([route]) for route in pairs["route"].unique().to_list()}
+    records, routes = pairs["record"].to_list(), pairs["route"].to_list()
+    out = dict(zip(records, [one[r] for r in routes], strict=True))
+    if len(out) < len(records):  # a record served through several routes
+        many: dict[str, set[str]] = {}
+        for record, route in zip(records, routes, strict=True):
+            many.setdefault(record, set()).add(route)
+        out.update({r: frozenset(rs) for r, rs in many.items() if len(rs) > 1})
+    return out
+
+
+def _gaps(ts: np.ndarray, codes: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per client: the number of positive gaps between its successive lines, and the sums of
+    their log2 and squared log2, added in time order as ``ClientSummary.add`` adds them."""
+    order = grouped(codes)
+    c, t = codes[order], ts[order]
+    gap = t[1:] - t[:-1]
+    ok = (c[1:] == c[:-1]) & (gap > 0)
+    who = c[1:][ok]
+    lg = np.log2(gap[ok])
+    return (
+        np.bincount(who, minlength=count),
+        np.bincount(who, lg, minlength=count),
+        np.bincount(who, lg * lg, minlength=count),
     )
 
 
-def _record_sets(served: pl.DataFrame) -> dict[str, set[str]]:
-    grouped = served.group_by("client").agg(pl.col("record").unique())
-    return {c: set(rs) for c, rs in grouped.iter_rows()}
+def _counters(codes: np.ndarray, keys: pl.Series, count: int) -> dict[int, Counter[str]]:
+    """A Counter of ``keys`` per client code: one count over (client, key) numbers, each
+    client's keys put in as first seen (as ``ClientSummary.add`` would: ties keep that order)."""
+    rows, names = encode(keys)
+    width = max(1, len(names))
+    pairs = codes * width + rows
+    tally = np.bincount(pairs, minlength=count * width)
+    found = pl.Series(pairs).unique(maintain_order=True).to_numpy()
+    words = names.to_list()
+    out: dict[int, Counter[str]] = {}
+    for at, n in zip(found.tolist(), tally[found].tolist(), strict=True):
+        client, key = divmod(at, width)
+        counter = out.get(client)
+        if counter is None:
+            counter = out[client] = Counter()
+        counter[words[key]] = n
+    return out
 
 
-def _summaries(d: pl.DataFrame, clients: pl.DataFrame) -> dict[str, ClientSummary]:
+def _summaries(
+    d: pl.DataFrame, clients: pl.DataFrame, codes: np.ndarray, records: _Records
+) -> dict[str, ClientSummary]:
     """The grouper's per-client summary (see ``ClientSummary.add``), computed column-wise."""
-    gaps = (
-        d.select("client", pl.col("ts").diff().over("client").alias("gap"))
-        .filter(pl.col("gap") > 0)
-        .group_by("client")
-        .agg(
-            pl.len().alias("gaps"),
-            pl.col("gap").log(2).sum().alias("lg"),
-            (pl.col("gap").log(2) ** 2).sum().alias("lg2"),
-        )
-    )
-    with_records = d.filter(pl.col("record") != "")
-    sample = with_records.group_by("client").agg(
-        pl.col("record").unique(maintain_order=True).head(MAX_RECORDS_PER_CLIENT).alias("sample"),
-        pl.col("record").n_unique().alias("seen"),
-    )
-    routes = d.group_by("client", "route").len()
-    route_counts: dict[str, Counter[str]] = {}
-    for client, route, n in routes.iter_rows():
-        route_counts.setdefault(client, Counter())[route] = n
-    reasons = d.filter(pl.col("action") != "allow").group_by("client", "rule").len()
-    reason_counts: dict[str, Counter[str]] = {}
-    for client, rule, n in reasons.iter_rows():
-        reason_counts.setdefault(client, Counter())[rule] = n
-    table = clients.join(gaps, on="client", how="left").join(sample, on="client", how="left")
+    count = int(codes.max()) + 1 if len(codes) else 0
+    gaps, lg, lg2 = _gaps(d["ts"].to_numpy(), codes, count)
+    seen, samples = records.firsts(count)
+    routes = _counters(codes, d["route"], count)
+    refused = d.select("cid", "rule", "action").filter(pl.col("action") != "allow")
+    reasons = _counters(refused["cid"].to_numpy(), refused["rule"], count)
+    columns = ("cid", "client", "network", "fp", "ua", "first_seen", "last_seen",
+               "lines", "record_lines", "refused", "score_sum")
     out: dict[str, ClientSummary] = {}
-    for row in table.iter_rows(named=True):
-        client = row["client"]
-        summary = ClientSummary(
-            client, row["network"], row["fp"], (row["ua"] or "")[:200], row["first_seen"], row["last_seen"]
+    for cid, client, network, fp, ua, first, last, lines, record_lines, refused, score_sum in zip(
+        *(clients[c].to_list() for c in columns), strict=True
+    ):
+        out[client] = ClientSummary(
+            client, network, fp, (ua or "")[:200], first, last,
+            lines, record_lines, refused, score_sum,
+            int(gaps[cid]), float(lg[cid]), float(lg2[cid]),
+            samples.get(cid, set()), int(seen[cid]), set(),
+            routes.get(cid, Counter()), reasons.get(cid, Counter()),
         )
-        summary.requests = row["lines"]
-        summary.record_requests = row["record_lines"]
-        summary.refused = row["refused"]
-        summary.score_sum = row["score_sum"]
-        summary.gaps = row["gaps"] or 0
-        summary.log_gap_sum = row["lg"] or 0.0
-        summary.log_gap_sq = row["lg2"] or 0.0
-        summary.records = set(row["sample"] or ())
-        summary.records_seen = row["seen"] or 0
-        summary.routes = route_counts.get(client, Counter())
-        summary.reasons = reason_counts.get(client, Counter())
-        out[client] = summary
     return out

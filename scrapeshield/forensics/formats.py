@@ -21,10 +21,14 @@ ISO_TIME = (
 )
 EPOCH_TIME = r"^[0-9]{1,12}(?:\.[0-9]{1,6})?$"
 _QUOTED = r'(?:[^"\\]|\\.)*'
-# nginx and Apache "combined" (and "common", whose referer and user-agent are absent).
+# A run of non-space characters, as Python's re reads \S: Rust's \s (polars) leaves out the
+# separators \x1c-\x1f, which Python's counts as space; this class means the same to both.
+_TOKEN = r"[^\s\x1c-\x1f]+"
+# nginx and Apache "combined" (and "common", whose referer and user-agent are absent). The
+# status is ASCII digits ([0-9]): the engines' Unicode \d tables differ by a hundred digits.
 COMBINED = (
-    r"^(?P<ip>\S+) \S+ \S+ \[(?P<time>[^\]]+)\] "
-    r'"(?P<method>[A-Za-z]+) (?P<target>[^ "]+)(?: [^"]*)?" (?P<status>\d{3}) \S+'
+    rf"^(?P<ip>{_TOKEN}) {_TOKEN} {_TOKEN} \[(?P<time>[^\]]+)\] "
+    rf'"(?P<method>[A-Za-z]+) (?P<target>[^ "]+)(?: [^"]*)?" (?P<status>[0-9]{{3}}) {_TOKEN}'
     rf'(?: "(?P<referer>{_QUOTED})" "(?P<ua>{_QUOTED})")?'
 )
 FIELDS = ("ip", "time", "method", "target", "status", "referer", "ua")
@@ -118,18 +122,18 @@ def from_nginx(log_format: str) -> LogFormat:
         quoted = literal.endswith('"')
         name = _NGINX_VARS.get(var)
         if var == "request":
-            out += '(?P<method>[A-Za-z]+) (?P<target>[^ "]+)(?: [^"]*)?' if quoted else r"\S+"
+            out += '(?P<method>[A-Za-z]+) (?P<target>[^ "]+)(?: [^"]*)?' if quoted else _TOKEN
             seen |= {"method", "target"}
         elif name is not None and name not in seen:
             seen.add(name)
-            body = _QUOTED if quoted else (r"[^\]]+" if literal.endswith("[") else r"\S+")
+            body = _QUOTED if quoted else (r"[^\]]+" if literal.endswith("[") else _TOKEN)
             out += f"(?P<{name}>{body})"
             if var == "time_iso8601":
                 time_format = "iso"
             elif var == "msec":
                 time_format = "epoch"
         else:
-            out += _QUOTED if quoted else r"\S+"
+            out += _QUOTED if quoted else _TOKEN
         last = m.end()
     out += re.escape(log_format[last:]).replace("\\ ", " ")
     return from_regex(out, time_format)

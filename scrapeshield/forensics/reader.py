@@ -9,10 +9,10 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import BufferedReader
 from pathlib import Path
-from typing import BinaryIO
 
-CHUNK_BYTES = 32 * 1024 * 1024  # lines are handed on in blocks of about this size
+CHUNK_BYTES = 16 * 1024 * 1024  # lines are handed on in blocks of about this size
 _READ = 4 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -73,23 +73,36 @@ def read_chunks(path: str | Path, problems: list[Problem], chunk_bytes: int = CH
         handle.close()
 
 
-def _plain_lines(handle: BinaryIO, name: str, problems: list[Problem], chunk_bytes: int) -> Iterator[bytes]:
-    """A chunk's worth read at once, cut after its last newline; the rest is read again with
-    the next chunk (a seek back), so the bytes are not copied to be joined."""
+def _plain_lines(
+    handle: BufferedReader, name: str, problems: list[Problem], chunk_bytes: int
+) -> Iterator[bytes]:
+    """A chunk's worth read into one reused buffer, cut after its last newline and copied out
+    once; the rest is read again with the next chunk (a seek back). A fresh buffer per chunk
+    would be fresh memory the kernel hands over page by page, every time (measured 4x slower)."""
+    buffer = bytearray(chunk_bytes)
+    view = memoryview(buffer)
     carry: list[bytes] = []  # a line longer than a chunk, so far
-    for read in _plain(handle, name, problems, chunk_bytes):
-        block = b"".join([*carry, read]) if carry else read
-        carry = []
-        cut = block.rfind(b"\n") + 1
-        if len(read) < chunk_bytes or cut == len(block):
-            yield block  # the end of the file, or whole lines already
-        elif cut == 0:
-            carry = [block]
-        else:
-            handle.seek(cut - len(block), 1)  # (the newline is in ``read``: carry has none)
-            yield block[:cut]
+    while True:
+        try:
+            size = handle.readinto(buffer)
+        except OSError as exc:
+            problems.append(Problem(name, 0, f"read error: {exc.strerror or exc}"))
+            break
+        if not size:
+            break
+        cut = size if size < chunk_bytes else buffer.rfind(b"\n", 0, size) + 1
+        if cut == 0:
+            carry.append(bytes(view[:size]))
+            continue
+        data = bytes(view[:cut])
+        if carry:
+            data = b"".join([*carry, data])
+            carry = []
+        if cut < size:
+            handle.seek(cut - size, 1)
+        yield data
     if carry:
-        yield carry[0]
+        yield b"".join(carry)
 
 
 def _whole_lines(blocks: Iterator[bytes], chunk_bytes: int) -> Iterator[bytes]:

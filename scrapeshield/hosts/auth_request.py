@@ -204,36 +204,46 @@ class DecisionService:
         """The original request's context, its URI as the proxy gave it ("" when missing), and
         the control headers (set by the proxy: kept out of the client's header set and order)."""
         raw: list[tuple[bytes, bytes]] = scope["headers"]
-        kept = [pair for pair in raw if pair[0] not in _CONTROL]
-        found = {n: v for n, v in raw if n in _CONTROL} if len(kept) != len(raw) else {}
+        # One pass: the client's headers decoded for the context, the proxy's set aside.
+        kept: list[tuple[str, str]] = []
+        found: dict[bytes, bytes] = {}
+        forwarded = False
+        for name, value in raw:
+            if name in _CONTROL:
+                found[name] = value
+            else:
+                if name == b"x-forwarded-for":
+                    forwarded = True
+                kept.append((name.decode("latin-1"), value.decode("latin-1")))
         uri = found.get(control[1], b"").decode("latin-1") if control else ""
         if control and not uri:
-            name = control[1].decode()
-            self._warn(f"uri:{name}", "requests carry no %s header: deciding on '/'; configure "
-                       "the proxy as in deploy/", name)
+            missing = control[1].decode()
+            self._warn(f"uri:{missing}", "requests carry no %s header: deciding on '/'; configure "
+                       "the proxy as in deploy/", missing)
         host = found.get(b"x-forwarded-host") if forwarded_host else None
         if host:  # Traefik names the service in Host and the site in X-Forwarded-Host
-            kept = [(b"host", host) if n == b"host" else (n, v) for n, v in kept]
-            if not any(n == b"host" for n, _ in kept):
-                kept.insert(0, (b"host", host))
+            site = host.decode("latin-1")
+            kept = [("host", site) if n == "host" else (n, v) for n, v in kept]
+            if not any(n == "host" for n, _ in kept):
+                kept.insert(0, ("host", site))
         real_ip = found.get(b"x-real-ip", b"").strip()
-        if real_ip and not any(n == b"x-forwarded-for" for n, _ in kept):
-            kept.append((b"x-forwarded-for", real_ip))  # a proxy that sets X-Real-IP only
+        if real_ip and not forwarded:
+            kept.append(("x-forwarded-for", real_ip.decode("latin-1")))  # a proxy that sets X-Real-IP only
+            forwarded = True
         client = scope.get("client")
         peer = str(client[0]) if client else ""
         if self._noted_policy is not self.shield.policy:  # reloaded: trusted_proxies may differ
             self._noted_policy = self.shield.policy
             self._noted.clear()
-        if f"peer:{peer}" not in self._noted and any(n == b"x-forwarded-for" for n, _ in kept):
+        if forwarded and f"peer:{peer}" not in self._noted:
             self._check_peer(peer)
-        original = {
-            "client": client,
-            "method": _method(found.get(control[0], b"")) if control else scope.get("method"),
-            "path": _path(uri) if control else scope["path"],
-            "headers": kept,
-            "scheme": scope.get("scheme"),
-        }
-        ctx = self.shield.engine.contexts.from_asgi(original, self.shield.clock.now())
+        if control:
+            method = _method(found.get(control[0], b""))
+            path = _path(uri)
+        else:
+            method, path = str(scope.get("method") or "GET"), str(scope.get("path") or "/")
+        ctx = self.shield.engine.contexts.build(
+            self.shield.clock.now(), peer, method, path, kept, str(scope.get("scheme") or "http"))
         return ctx, uri, found
 
     def _debug(self, decision: Decision) -> tuple[tuple[str, str], ...]:

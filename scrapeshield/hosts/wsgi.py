@@ -44,6 +44,7 @@ MAX_NAMES = 4096  # environ keys whose header names are remembered (clients choo
 Reader = Callable[[int], bytes]
 OptExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 
+_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}  # HTTPStatus(n) is a slow call
 _UNAVAILABLE = Reply(503, ((ACTION_HEADER, "block"), ("content-type", "text/plain")), b"unavailable")
 
 
@@ -293,9 +294,12 @@ class ScrapeshieldWSGI:
 
 
 def send_reply(start_response: StartResponse, reply: Reply) -> list[bytes]:
-    line = f"{reply.status} {HTTPStatus(reply.status).phrase}"
+    line = _LINES.get(reply.status) or f"{reply.status} {HTTPStatus(reply.status).phrase}"
     headers = list(reply.headers)
-    if not any(name == "content-length" for name, _ in headers):
+    for name, _ in headers:
+        if name == "content-length":
+            break
+    else:
         headers.append(("content-length", str(len(reply.body))))
     start_response(line, headers)
     return [reply.body]

@@ -8,6 +8,13 @@ bare and has loaded no asset itself is scored as part of the campaign, however f
 requests its own address made. People sharing the same fingerprint (everyone on the
 current Chrome) load assets, so they are spared, and their asset loads keep the ratio
 of a fingerprint that people use up.
+
+How a client arrives is part of the trait: a bare read that follows another site's link
+(a person landing from a search engine's results) is judged by the reads of this
+fingerprint that arrived the same way, not by a fleet's referer-less ones. On its first
+request a person has shown nothing of their own yet; what sets them apart from a fleet
+that copies their browser build is that they arrive unlike it. A fleet that forges a
+search engine's referer makes that count hot in turn, and is caught by it.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from scrapeshield.signals.shared import (
     FP_READS,
     FP_RECORDS,
     IS_BARE,
+    IS_ENTERED,
     NET_ASSETS,
     NET_READS,
 )
@@ -53,24 +61,30 @@ class CampaignDetector:
     def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
         shared = memory.shared
         if len(shared) > FP_CLIENTS and ctx.record:
-            self._breadth(ctx, shared, out)
+            self._breadth(ctx, shared, memory.record_reads, out)
         if not shared or not shared[IS_BARE] or memory.assets:
             return
         every = shared[FP_RECORDS] if len(shared) > FP_RECORDS else 0.0
+        entered = len(shared) > IS_ENTERED and shared[IS_ENTERED] > 0
         for name, trait, weight, least, reads_at, assets_at in self._traits:
             reads, assets = shared[reads_at], shared[assets_at]
             if reads >= least and (assets < self._ratio * reads
                                    or trait == "fingerprint" and 0 < every <= reads / self._share):
+                how = "reached from other sites' links" if entered and trait == "fingerprint" else "read bare"
                 out.append(Signal(
                     name, weight,
-                    f"{trait} {getattr(ctx, trait)}: {int(reads)} profiles read bare by its "
+                    f"{trait} {getattr(ctx, trait)}: {int(reads)} profiles {how} by its "
                     f"clients in {self._window:g}s, {int(assets)} assets loaded",
                 ))
 
-    def _breadth(self, ctx: RequestContext, shared: tuple[float, ...], out: list[Signal]) -> None:
+    def _breadth(self, ctx: RequestContext, shared: tuple[float, ...], own: int, out: list[Signal]) -> None:
         records, clients = shared[FP_RECORDS], shared[FP_CLIENTS]
+        # The fleet must be a fleet without this client: a heavy reader (a moderator, a NAT's
+        # address) with a few light ones on its build would otherwise make the average, and
+        # an address's own reading is what its own budgets and signals judge.
         if (records >= self._breadth_records and self._breadth_clients <= clients < self._clients_cap
-                and records >= self._per_client * clients):
+                and records >= self._per_client * clients
+                and records - own >= self._per_client * (clients - 1)):
             out.append(Signal(
                 "campaign.fingerprint-breadth", self._breadth_weight,
                 f"fingerprint {ctx.fingerprint}: {int(records)} profiles read from {int(clients)} "

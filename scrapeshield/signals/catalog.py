@@ -18,6 +18,11 @@ class SignalSpec:
 SIGNALS: dict[str, SignalSpec] = {
     "ua.http-library": SignalSpec(60, "user-agent of an HTTP library or command-line tool"),
     "ua.browser-automation": SignalSpec(60, "user-agent of a headless or automated browser"),
+    # The decoy band on its own: with a valid pass (which sets the user-agent aside) records
+    # get decoys, not real data; without one, it adds to ua.browser-automation's block.
+    "ua.automation-reading": SignalSpec(
+        40, "a declared automation build reads more personal records than previews or tests do"
+    ),
     "ua.crawler": SignalSpec(40, "user-agent on a public list of crawlers and scrapers"),
     "ua.search-engine-unverified": SignalSpec(
         40, "claims to be a search-engine crawler (not verified by the user-agent alone)"

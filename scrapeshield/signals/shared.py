@@ -9,11 +9,15 @@ answers a decision in one round trip), and hands the usages to the detectors as
 ``ClientMemory.shared``:
 
 ``shared`` = ``(bare, fp_bare, fp_assets, net_bare, net_assets, networks, reads_30d,
-records_new, fp_records, fp_clients)``, zeros where the request touched no such key:
+records_new, fp_records, fp_clients, entered)``, zeros where the request touched no such key:
 
 - per fingerprint: distinct records read bare and asset loads, and per /24 network the
   distinct records read bare (no asset ratio: that would cost a key per asset), within
-  ``detection.campaigns.window`` (``bare`` is 1.0 when this request is a bare read);
+  ``detection.campaigns.window`` (``bare`` is 1.0 when this request is a bare read). A bare
+  read that follows a link from another site (a search engine's results) is counted under
+  the fingerprint *and that entry*, apart from direct reads: a fleet's requests share how
+  they arrive as much as how they look, so people landing from a search engine are not
+  judged by a fleet that sends no referer (and a fleet that forges one heats that count);
 - per account, for its bare record reads (signed-in browsing from the site's own pages
   costs nothing extra): the distinct /24 networks it used within
   ``networks_window``, its record reads over 30 days, and the distinct records it read
@@ -40,6 +44,7 @@ READ = 2
 BARE = 4
 ACCOUNT = 8
 PAGE = 16
+ENTERED = 32  # a bare read following another site's link (counted apart from direct ones)
 MONTH = 30 * 86400.0
 _BIG = 10_000_000  # request counters here are read, never limited
 
@@ -54,6 +59,11 @@ def from_site(ctx: RequestContext) -> bool:
         return False
     end = start + len(host)
     return len(referer) == end or referer[end] in "/?#"
+
+
+def from_elsewhere(ctx: RequestContext) -> bool:
+    """Whether the request follows a link on another site (a referer that is not this site)."""
+    return bool(ctx.referer) and not from_site(ctx)
 
 
 def is_bare(ctx: RequestContext) -> bool:
@@ -88,8 +98,11 @@ class SharedCounters:
         )
         self._fp_clients: tuple[CounterSpec, ...] = ((breadth, True, 4 * camp.breadth_clients),)
         self._net: tuple[CounterSpec, ...] = ((window, True, camp.network_bare_records),)
-        self._costs = {  # (bare, asset) -> costs of the fingerprint's counters
+        self._costs = {  # (direct bare, asset) -> costs of the fingerprint's counters
             (True, False): (1, 0, 1), (False, False): (0, 0, 1), (False, True): (0, 1, 0)}
+        # Bare reads that arrive from another site's link, per fingerprint: the same window
+        # and cap as the direct ones, compared with the same asset count.
+        self._entered: tuple[CounterSpec, ...] = ((window, True, bare_cap),)
         # Record routes a browser shows as pages (they have an HTML field map).
         self._pages = frozenset(r.name for r in policy.routes if r.record and r.html_fields)
         acc = found.accounts
@@ -112,11 +125,16 @@ class SharedCounters:
         page = ctx.route in self._pages
         if not (bare or page):
             return 0, []  # a warm API read: nothing a campaign detector needs
-        keys: list[KeyUpdate] = [(f"trait-fp:{fp}", self._fp, self._costs[bare, False], ctx.record)]
+        entered = bare and from_elsewhere(ctx)
+        costs = self._costs[bare and not entered, False]
+        keys: list[KeyUpdate] = [(f"trait-fp:{fp}", self._fp, costs, ctx.record)]
         layout = READ
         if page:  # a browser fleet reads pages: count who reads them
             layout |= PAGE
             keys.append((f"trait-fp-ip:{fp}", self._fp_clients, self._one, ctx.ip))
+        if entered:
+            layout |= ENTERED
+            keys.append((f"trait-fp-in:{fp}", self._entered, self._one, ctx.record))
         if bare:
             layout |= BARE
             if _public(ctx.network):  # a private /24 is the site's own proxies, not a rented block
@@ -133,19 +151,22 @@ class SharedCounters:
     def view(layout: int, usages: list[tuple[float, ...]]) -> tuple[float, ...]:
         """``ClientMemory.shared`` from the usages of the keys ``updates`` returned."""
         if layout == ASSET:
-            return (0.0, 0.0, usages[0][1], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+            return (0.0, 0.0, usages[0][1], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         fb, fa, records = usages[0]
         clients = nb = nets = reads = new = 0.0
         rest = usages[1:]
         if layout & PAGE:
             (clients,), rest = rest[0], rest[1:]
+        if layout & ENTERED:  # judged against the reads that arrived the same way
+            (fb,), rest = rest[0], rest[1:]
         if layout & BARE:
             nb, rest = (rest[0] or (0.0,))[0], rest[1:]
         if layout & ACCOUNT:
             (nets,), (reads, new) = rest
-        return (float(layout & BARE == BARE), fb, fa, nb, 0.0, nets, reads, new, records, clients)
+        return (float(layout & BARE == BARE), fb, fa, nb, 0.0, nets, reads, new, records, clients,
+                float(layout & ENTERED == ENTERED))
 
 
 # Positions in ``ClientMemory.shared``.
 (IS_BARE, FP_READS, FP_ASSETS, NET_READS, NET_ASSETS, ACCT_NETWORKS, ACCT_READS, ACCT_NEW,
- FP_RECORDS, FP_CLIENTS) = range(10)
+ FP_RECORDS, FP_CLIENTS, IS_ENTERED) = range(11)

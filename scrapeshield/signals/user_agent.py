@@ -12,6 +12,7 @@ import re
 import crawleruseragents
 
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.shared import FP_RECORDS
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal, UAClass
 
@@ -22,6 +23,10 @@ _TAG_CLASSES = (
 )
 _BROWSER = re.compile(r"^Mozilla/5\.0 \(.+\) .*(?:Chrome|Firefox|Safari|Edg|OPR)/\d+")
 _CACHE_MAX = 50_000
+# Distinct personal records that the clients of one declared automation build (its
+# fingerprint: nobody browsing shares it) read within the breadth window before that counts
+# apart from the user-agent: link previews and tests read a few; a headless fleet, hundreds.
+AUTOMATION_RECORDS = 20
 
 
 def _compile_list() -> list[tuple[re.Pattern[str], UAClass, str]]:
@@ -63,6 +68,8 @@ class UserAgentDetector:
 
     def __init__(self, policy: CompiledPolicy) -> None:
         self._weights = policy.weights
+        self._reading = policy.weights["ua.automation-reading"]
+        self._window = policy.source.detection.campaigns.breadth_window
         self._cache: dict[str, tuple[UAClass, Signal | None]] = {}
 
     def classify(self, user_agent: str) -> tuple[UAClass, Signal | None]:
@@ -84,6 +91,17 @@ class UserAgentDetector:
         return hit
 
     def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
-        signal = self.classify(ctx.user_agent)[1]
+        cls, signal = self.classify(ctx.user_agent)
         if signal is not None:
             out.append(signal)
+        # A solved challenge answers that a declared automation browser is a browser
+        # (decide.honour_pass sets its user-agent aside); it does not make its build reading
+        # people's records in bulk what a preview or a test does. This part is not set aside.
+        # Counted per fingerprint (signals.shared), not per address: a NAT's address carries
+        # people's reads too.
+        shared = memory.shared
+        if cls is UAClass.AUTOMATION and ctx.record and len(shared) > FP_RECORDS \
+                and shared[FP_RECORDS] >= AUTOMATION_RECORDS:
+            out.append(Signal("ua.automation-reading", self._reading,
+                              f"declares browser automation; its build read {int(shared[FP_RECORDS])} "
+                              f"personal records in {self._window:g}s"))

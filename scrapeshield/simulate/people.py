@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from scrapeshield.context import PASS_COOKIE
-from scrapeshield.simulate.model import DAY, HOST, Actor, Outcome, Req, World
+from scrapeshield.simulate.model import HOST, Actor, Outcome, Req, World
 from scrapeshield.simulate.tools import Tool
 from scrapeshield.types import Action
 
@@ -195,17 +195,17 @@ def app_session(world: World, tool: Tool, ip: str, session: str, start: float, p
             yield req(f"/api/v1/users/{uid}/followers")
 
 
-def search_crawler(world: World, tool: Tool, ip_of: Iterator[str], session: str, pages: int) -> Actor:
-    """A verified search engine: robots.txt, then public profile pages at a polite pace."""
-    t = world.start + world.rng.uniform(0, 600)
-    ip = next(ip_of)
-    yield Req(t, ip, "/robots.txt", tool.page(HOST), tool.ja4, session=session)
+def search_crawler(world: World, tool: Tool, ip: str, session: str, start: float, pages: int,
+                   robots: bool = False) -> Actor:
+    """One visit of a verified search engine from one of its addresses: robots.txt when
+    asked, then public profile pages, a few seconds apart (engines fetch a site in short
+    bursts from many addresses, not in one long session)."""
+    t = start
+    if robots:
+        yield Req(t, ip, "/robots.txt", tool.page(HOST), tool.ja4, session=session)
     pop = world.population
-    gap = DAY / max(pages, 1)
-    for i in range(pages):
-        t += world.rng.uniform(0.5, 1.5) * gap
-        if i % 50 == 0:
-            ip = next(ip_of)
+    for _ in range(pages):
+        t += world.rng.uniform(1.0, 10.0)
         user = pop.by_id(world.rng.randrange(1, len(pop) + 1))
         if user is None:
             continue

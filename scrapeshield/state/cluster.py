@@ -12,7 +12,14 @@ redis-py's cluster client owns the topology (slot table, MOVED/ASK redirections,
 reconnects); a NOSCRIPT answer (a new or restarted node) loads the script on every
 primary and repeats only the calls that did not run. ``keep`` writes the memory with
 ``CLIENT REPLY SKIP`` on its node's connection and returns, as the single-server
-store does (under asyncio: a task that does not hold up the decision).
+store does.
+
+Under asyncio, as the single-server store does, the decisions that wait at the same
+moment share a round trip: each turn of the event loop's script calls (and the memory
+writes made meanwhile, which go first, so that a client's next call on a node reads
+its last write) leave in one pipeline, one write per node. Each call is still its
+own; 16 concurrent decisions cost about one round trip, and far less client CPU than
+a pipeline each (redis-py's cluster pipeline costs more than its round trip).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from redis.retry import Retry
 
 from scrapeshield.errors import StateError
 from scrapeshield.state.base import ClientMemory, KeyUpdate
-from scrapeshield.state.layout import SCRIPT, SHA, SKIP, Layout, Result, decode, memory_value, pack
+from scrapeshield.state.layout import SCRIPT, SHA, Layout, Result, decode, keep_command, memory_value, sizes
 
 # Per call: the indices of the updates it carries, whether it reads the memory, its slot, its
 # arguments.
@@ -70,8 +77,13 @@ class ClusterStore:
             retry=Retry(NoBackoff(), 0), require_full_coverage=True)
         self._acluster: Any = None
         self._aloop: asyncio.AbstractEventLoop | None = None
-        self._pending: set[asyncio.Task[None]] = set()  # asyncio memory writes in flight
-        self.round_trips = 0  # waits for the cluster (one per update/aupdate, all nodes at once)
+        # asyncio: the decisions and memory writes of this turn of the event loop, whether their
+        # batch is scheduled, and the batches in flight
+        self._queue: list[tuple[list[_Call], asyncio.Future[list[Any]]]] = []
+        self._writes: list[tuple[bytes, bytes]] = []
+        self._scheduled = False
+        self._batches: set[asyncio.Task[None]] = set()
+        self.round_trips = 0  # waits for the cluster (sync: one per update; asyncio: per batch)
         self.write_errors = 0
 
     # -- the protocol ------------------------------------------------------------------
@@ -89,39 +101,30 @@ class ClusterStore:
                     replies[i] = reply
         except _FAILURES as exc:
             raise StateError(f"redis cluster: {exc or type(exc).__name__}") from exc
-        return self._merge(calls, replies, len(updates), now)
+        return self._merge(calls, replies, updates, now)
 
     async def aupdate(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         calls = self._calls(updates, client, now)
-        self.round_trips += 1
-        try:
-            async with asyncio.timeout(self.timeout * 2):  # a NOSCRIPT answer costs a second trip
-                cluster = await self._aclient()
-                replies = await self._arun(cluster, calls)
-                missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-                if missing:
-                    await cluster.script_load(SCRIPT)
-                    again = await self._arun(cluster, [calls[i] for i in missing])
-                    for i, reply in zip(missing, again, strict=True):
-                        replies[i] = reply
-        except _FAILURES as exc:  # TimeoutError is an OSError
-            raise StateError(f"redis cluster: {exc or type(exc).__name__}") from exc
-        return self._merge(calls, replies, len(updates), now)
+        loop = asyncio.get_running_loop()
+        self._on_loop(loop)
+        waiter: asyncio.Future[list[Any]] = loop.create_future()
+        self._queue.append((calls, waiter))
+        self._schedule(loop)
+        return self._merge(calls, await waiter, updates, now)
 
     def keep(self, client: str, memory: ClientMemory) -> None:
         key = self._layout.memory_key(client)
-        value = memory_value(memory)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._send(key, value)
+            self._send(key, memory)
             return
-        if len(self._pending) >= _MAX_PENDING:  # the cluster has not answered for a while
+        self._on_loop(loop)
+        if len(self._writes) >= _MAX_PENDING:  # the cluster has not answered for a while
             self.write_errors += 1
             return
-        task = loop.create_task(self._aset(key, value))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._writes.append((key, memory_value(memory)))  # leaves with this turn's batch
+        self._schedule(loop)
 
     def tracked_clients(self) -> int:
         """Keys on all primaries (all of them: give scrapeshield a cluster of its own)."""
@@ -136,9 +139,11 @@ class ClusterStore:
         self.cluster.close()
 
     async def aclose(self) -> None:
-        """Wait for the memory writes in flight and close the asyncio connections."""
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        """Send what is queued, wait for the batches in flight, close the asyncio connections."""
+        if self._queue or self._writes:
+            self._dispatch()
+        if self._batches:
+            await asyncio.gather(*self._batches, return_exceptions=True)
         if self._acluster is not None:
             cluster, self._acluster = self._acluster, None
             await cluster.aclose()
@@ -169,20 +174,20 @@ class ClusterStore:
         return list(await _pipeline(cluster, calls).execute(raise_on_error=False))
 
     @staticmethod
-    def _merge(calls: list[_Call], replies: list[Any], count: int, now: float) -> Result:
-        usages: list[tuple[float, ...]] = [()] * count
+    def _merge(calls: list[_Call], replies: list[Any], updates: Sequence[KeyUpdate], now: float) -> Result:
+        usages: list[tuple[float, ...]] = [()] * len(updates)
         memory: ClientMemory | None = None
         for (indices, with_memory, _, _), reply in zip(calls, replies, strict=True):
             if isinstance(reply, Exception):
                 raise StateError(f"redis cluster: {reply}")
-            got, remembered = decode(reply, len(indices), now)
+            got, remembered = decode(reply, sizes([updates[i] for i in indices]), now)
             for i, used in zip(indices, got, strict=True):
                 usages[i] = used
             if with_memory:
                 memory = remembered
         return usages, memory if memory is not None else ClientMemory(now)
 
-    def _send(self, key: bytes, value: bytes) -> None:
+    def _send(self, key: bytes, memory: ClientMemory) -> None:
         """The memory write, on its node's connection, without waiting for a reply."""
         try:
             node = self.cluster.get_node_from_key(key)
@@ -192,36 +197,84 @@ class ClusterStore:
             self.write_errors += 1
             return
         try:
-            conn.send_packed_command((SKIP + pack((b"SET", key, value, b"EX", self.idle_ttl)),),
-                                     check_health=False)
+            conn.send_packed_command((keep_command(key, memory, self.idle_ttl),), check_health=False)
         except _FAILURES:
             conn.disconnect()
             self.write_errors += 1
         pool.release(conn)
 
+    def _on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self._aloop:  # connections and queues belong to the loop that made them
+            self._aloop, self._acluster, self._queue, self._writes = loop, None, [], []
+            self._scheduled, self._batches = False, set()
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The first call or write of this turn of the event loop schedules the turn's batch."""
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        """Send this turn's decisions and memory writes: one pipeline, one round trip for all."""
+        batch, writes, self._queue, self._writes, self._scheduled = self._queue, self._writes, [], [], False
+        if batch or writes:
+            task = asyncio.get_running_loop().create_task(self._exchange(batch, writes))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _exchange(
+        self, batch: list[tuple[list[_Call], asyncio.Future[list[Any]]]], writes: list[tuple[bytes, bytes]]
+    ) -> None:
+        calls = [call for own, _ in batch for call in own]
+        self.round_trips += bool(batch)
+        try:
+            async with asyncio.timeout(self.timeout * 2):  # a NOSCRIPT answer costs a second trip
+                cluster = await self._aclient()
+                # The writes first: on its node, a memory write goes before a later call that reads it.
+                pipe = cluster.pipeline(transaction=False)
+                for key, value in writes:
+                    pipe.set(key, value, ex=int(self.idle_ttl))
+                replies = list(await _queue(pipe, cluster, calls).execute(raise_on_error=False))
+                self.write_errors += sum(isinstance(r, Exception) for r in replies[: len(writes)])
+                del replies[: len(writes)]
+                missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+                if missing:
+                    await cluster.script_load(SCRIPT)
+                    again = await self._arun(cluster, [calls[i] for i in missing])
+                    for i, reply in zip(missing, again, strict=True):
+                        replies[i] = reply
+        except BaseException as exc:  # whatever it is, no decision of the batch may wait forever
+            failure = StateError(f"redis cluster: {exc or type(exc).__name__}")
+            for _, waiter in batch:
+                if not waiter.done():
+                    waiter.set_exception(failure)
+            self.write_errors += len(writes)
+            if not isinstance(exc, Exception):  # cancelled, or the process is ending
+                raise
+            return
+        start = 0
+        for own, waiter in batch:
+            if not waiter.done():  # its caller may have gone away
+                waiter.set_result(replies[start : start + len(own)])
+            start += len(own)
+
     async def _aclient(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._acluster is None or loop is not self._aloop:  # connections belong to their loop
-            self._aloop, self._pending = loop, set()
+        if self._acluster is None:
             self._acluster = aiocluster.RedisCluster.from_url(
                 self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
                 retry=Retry(NoBackoff(), 0))
         await self._acluster.initialize()  # the slot table (a no-op once it is known)
         return self._acluster
 
-    async def _aset(self, key: bytes, value: bytes) -> None:
-        try:
-            cluster = await self._aclient()
-            async with asyncio.timeout(self.timeout):
-                await cluster.set(key, value, ex=int(self.idle_ttl))
-        except _FAILURES:
-            self.write_errors += 1
-
 
 def _pipeline(cluster: Any, calls: list[_Call]) -> Any:
-    """The calls queued on a (sync or asyncio) cluster pipeline, each sent to its slot's node:
-    routed by our slot, as redis-py would not parse EVALSHA's keys."""
-    pipe = cluster.pipeline(transaction=False)
+    """The calls queued on a new (sync or asyncio) cluster pipeline."""
+    return _queue(cluster.pipeline(transaction=False), cluster, calls)
+
+
+def _queue(pipe: Any, cluster: Any, calls: list[_Call]) -> Any:
+    """The calls queued on a cluster pipeline, each sent to its slot's node: routed by our slot,
+    as redis-py would not parse EVALSHA's keys."""
     slots = cluster.nodes_manager
     for _, _, slot, args in calls:
         pipe.execute_command(*args, target_nodes=slots.get_node_from_slot(slot))

@@ -49,7 +49,7 @@ from redis.exceptions import NoScriptError
 
 from scrapeshield.errors import StateError
 from scrapeshield.state.base import ClientMemory, KeyUpdate
-from scrapeshield.state.layout import LOAD, SHA, SKIP, Layout, Result, decode, memory_value, pack
+from scrapeshield.state.layout import LOAD, Layout, Result, decode, keep_command, sizes
 
 _IDLE_LINKS = 64
 _MAX_OUTBOX = 10_000
@@ -86,7 +86,7 @@ class RedisStore:
     # -- the protocol ------------------------------------------------------------------
 
     def update(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
-        command = self._command(updates, client, now)
+        command = self._layout.evalsha(updates, self._layout.memory_key(client), now)
         self.round_trips += 1
         conn = self._take()
         try:
@@ -104,17 +104,17 @@ class RedisStore:
             raise StateError(f"redis: {exc or type(exc).__name__}") from exc
         if len(self._links) < _IDLE_LINKS:
             self._links.append(conn)
-        return decode(reply, len(updates), now)
+        return decode(reply, sizes(updates), now)
 
     async def aupdate(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
-        command = self._command(updates, client, now)
+        command = self._layout.evalsha(updates, self._layout.memory_key(client), now)
         loop = asyncio.get_running_loop()
         self._atake_loop(loop)
         waiter: asyncio.Future[bytes] = loop.create_future()
         self._queue.append((command, waiter))
         if len(self._queue) == 1:  # the first this turn: the batch leaves at the turn's end
             loop.call_soon(self._dispatch)
-        return decode(await waiter, len(updates), now)
+        return decode(await waiter, sizes(updates), now)
 
     def _dispatch(self) -> None:
         """Send every decision queued during this turn of the event loop in one write."""
@@ -171,8 +171,7 @@ class RedisStore:
             return exc
 
     def keep(self, client: str, memory: ClientMemory) -> None:
-        key = self._layout.memory_key(client)
-        command = SKIP + pack((b"SET", key, memory_value(memory), b"EX", self.idle_ttl))
+        command = keep_command(self._layout.memory_key(client), memory, self.idle_ttl)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -217,10 +216,6 @@ class RedisStore:
         links, self._alinks = self._alinks, []
         for conn in links:
             await conn.disconnect()
-
-    def _command(self, updates: Sequence[KeyUpdate], client: str, now: float) -> bytes:
-        keys, argv = self._layout.script_args(updates, self._layout.memory_key(client), now)
-        return pack((b"EVALSHA", SHA, b"%d" % len(keys), *keys, *argv))
 
     def _send(self, command: bytes) -> None:
         """Write a command that has no reply (CLIENT REPLY SKIP), without waiting."""

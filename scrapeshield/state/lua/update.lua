@@ -10,38 +10,43 @@ ARGV[2]  the number of entities
 then per entity: its counters, each as four little-endian doubles (window, distinct 0|1,
 limit, cost), and the record this request reads ("" for none).
 
-Returns one string: per entity its usages joined by spaces, entities joined by "|",
-then "|" and the client's memory ("" when none is stored).
+Returns one string: every counter's usage, entity after entity, as little-endian
+doubles (exact, and cheaper than formatting numbers), then the client's memory as
+stored ("" when none is).
 
 Keys: a window key holds 3 doubles per request counter (window start, current,
 previous; struct-packed) and lives two of its longest windows; a record set is
 scored by last read and lives one window after its last read. Every key of one
 entity carries the entity's hash tag, so on a Cluster one call per entity (one
 slot) runs it; on a single server one call covers all the entities of a request.
+
+Speed: this runs once per decision on the server, so it does the least it can: no
+tables per counter, and a window key is written only when a counter under it costs
+something (rolling a window forward without a cost changes nothing a later call
+would not compute the same way, and a key left to expire holds only counts that
+its two windows have aged out).
 ]]
 local now = tonumber(ARGV[1])
-local entities = tonumber(ARGV[2])
+local out, o = {}, 0
 local k, a = 1, 3
-local out = {}
-for e = 1, entities do
+for _ = 1, tonumber(ARGV[2]) do
   local spec, record = ARGV[a], ARGV[a + 1]
   a = a + 2
   local wkey = KEYS[k]
   k = k + 1
   local n = #spec / 32
   local f = {struct.unpack('<' .. string.rep('d', 4 * n), spec)}
-  local windows, distinct, limits, costs = {}, {}, {}, {}
-  local nw, longest = 0, 0
-  for i = 1, n do
-    windows[i], distinct[i], limits[i], costs[i] = f[4 * i - 3], f[4 * i - 2] == 1, f[4 * i - 1], f[4 * i]
-    if not distinct[i] then
+  local nw, longest, costly = 0, 0, false
+  for i = 4, 4 * n, 4 do
+    if f[i - 2] == 0 then
       nw = nw + 1
-      if windows[i] > longest then longest = windows[i] end
+      if f[i - 3] > longest then longest = f[i - 3] end
+      if f[i] ~= 0 then costly = true end
     end
   end
-  local v
-  local layout = string.rep('d', 3 * nw)
+  local v, layout
   if nw > 0 then
+    layout = string.rep('d', 3 * nw)
     local raw = redis.call('GET', wkey)
     if raw and #raw == 24 * nw then
       v = {struct.unpack(layout, raw)}
@@ -50,30 +55,37 @@ for e = 1, entities do
       for i = 1, 3 * nw do v[i] = 0 end
     end
   end
-  local used = {}
   local b = 1
-  for i = 1, n do
-    local w = windows[i]
-    if distinct[i] then
+  for i = 4, 4 * n, 4 do
+    local w, cost = f[i - 3], f[i]
+    o = o + 1
+    if f[i - 2] ~= 0 then
       local zkey = KEYS[k]
       k = k + 1
-      local cap = 2 * limits[i] + 16
+      local cap = 2 * f[i - 1] + 16
       local horizon = string.format('%.17g', now - w)
       local count
-      if costs[i] ~= 0 and record ~= '' and redis.call('ZADD', zkey, ARGV[1], record) == 1 then
-        -- a new record: the set grows, so drop what aged out and cap it
-        redis.call('ZREMRANGEBYSCORE', zkey, '-inf', horizon)
-        count = redis.call('ZCARD', zkey)
-        if count > cap then
-          redis.call('ZREMRANGEBYRANK', zkey, 0, count - cap - 1)
-          count = cap
+      if cost ~= 0 and record ~= '' then
+        if redis.call('ZADD', zkey, ARGV[1], record) == 1 then
+          -- a new record: the set grows, so drop what aged out and cap it (a set of one,
+          -- just made, has nothing to drop)
+          count = redis.call('ZCARD', zkey)
+          if count > 1 then
+            count = count - redis.call('ZREMRANGEBYSCORE', zkey, '-inf', horizon)
+          end
+          if count > cap then
+            redis.call('ZREMRANGEBYRANK', zkey, 0, count - cap - 1)
+            count = cap
+          end
+        else
+          count = math.min(cap, redis.call('ZCOUNT', zkey, '(' .. horizon, '+inf'))
         end
+        redis.call('EXPIRE', zkey, math.ceil(w) + 1)
       else
         -- no new record: count the live ones (aged ones wait for the next new record)
         count = math.min(cap, redis.call('ZCOUNT', zkey, '(' .. horizon, '+inf'))
       end
-      if costs[i] ~= 0 and record ~= '' then redis.call('EXPIRE', zkey, math.ceil(w) + 1) end
-      used[i] = count
+      out[o] = count
     else
       local start = now - math.fmod(now, w)
       if start > v[b] then
@@ -81,17 +93,15 @@ for e = 1, entities do
         v[b + 1] = 0
         v[b] = start
       end
-      v[b + 1] = v[b + 1] + costs[i]
-      used[i] = v[b + 2] * (1 - (now - start) / w) + v[b + 1]
+      local current = v[b + 1] + cost
+      v[b + 1] = current
+      out[o] = v[b + 2] * (1 - (now - start) / w) + current
       b = b + 3
     end
   end
-  if nw > 0 then
+  if costly then
     redis.call('SET', wkey, struct.pack(layout, unpack(v, 1, 3 * nw)), 'EX', math.ceil(2 * longest) + 1)
   end
-  out[e] = table.concat(used, ' ')
 end
-local memory = false
-if KEYS[k] then memory = redis.call('GET', KEYS[k]) end
-out[entities + 1] = memory or ''
-return table.concat(out, '|')
+local memory = KEYS[k] and redis.call('GET', KEYS[k])
+return struct.pack('<' .. string.rep('d', o), unpack(out, 1, o)) .. (memory or '')
