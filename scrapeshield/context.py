@@ -10,18 +10,20 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.types import RequestContext
 
-MAX_VALUE = 1024  # longest header value kept; longer ones are truncated
-MAX_HEADERS = 128  # headers kept per request; the rest are ignored
-MAX_PATH = 2048
-MAX_QUERY = 512
-_CACHE_MAX = 200_000
-PASS_COOKIE = "__scrapeshield_pass"  # actions.challenge.PASS_COOKIE, kept here to avoid a cycle
+# Final: the compiled build (scripts/compile.py) then reads them as constants, not module globals.
+MAX_VALUE: Final = 1024  # longest header value kept; longer ones are truncated
+MAX_HEADERS: Final = 128  # headers kept per request; the rest are ignored
+MAX_PATH: Final = 2048
+MAX_QUERY: Final = 512
+_CACHE_MAX: Final = 200_000
+PASS_COOKIE: Final = "__scrapeshield_pass"  # actions.challenge.PASS_COOKIE, kept here to avoid a cycle
 # Headers whose presence varies from one request of the same client to the next.
-VOLATILE_HEADERS = frozenset(
+VOLATILE_HEADERS: Final = frozenset(
     "cookie referer x-forwarded-for x-forwarded-proto x-forwarded-host x-real-ip forwarded "
     "content-length content-type origin cache-control pragma if-none-match if-modified-since "
     "sec-fetch-site sec-fetch-mode sec-fetch-dest sec-fetch-user upgrade-insecure-requests "

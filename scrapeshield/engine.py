@@ -11,7 +11,7 @@ import math
 import operator
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from scrapeshield.clock import Clock
 from scrapeshield.context import ContextBuilder
@@ -34,12 +34,12 @@ from scrapeshield.types import Action, Decision, LimitBreach, RequestContext, Si
 if TYPE_CHECKING:
     from scrapeshield.actions.challenge import ChallengeService
 
-log = logging.getLogger("scrapeshield.engine")
+log: Final = logging.getLogger("scrapeshield.engine")
 
 DecisionListener = Callable[[RequestContext, Decision], None]
 # Per route: (key kind, limits kept under that key, cost per limit (0 = not applicable)).
-_NO_HEADERS: dict[str, str] = {}
-_MAX_MISSES = 100_000
+_NO_HEADERS: Final[dict[str, str]] = {}
+_MAX_MISSES: Final = 100_000
 # Per route: (key kind, its reader, limits kept under that key, their counter specs,
 # this route's cost for each (0 = does not count), and the usage above which each is breached
 # for a request that reads a record and for one that does not (inf: cannot be)).

@@ -10,6 +10,10 @@ need=""
 services=""
 command -v chromium >/dev/null 2>&1 || need="$need chromium chromium-driver"
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
+# A C compiler and the Python headers: `make compile` builds the request path with mypyc.
+command -v gcc >/dev/null 2>&1 || need="$need gcc"
+python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
+  >/dev/null 2>&1 || need="$need python3-dev"
 # Firefox: the simulator's Firefox headers are checked against a real one (test_simulate_tools).
 command -v firefox-esr >/dev/null 2>&1 || need="$need firefox-esr"
 # Log tools the replay benchmark measures itself against (bench/replay.py).

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from wsgi_apps.faults import FailingContexts
 
 from scrapeshield.clock import monotonic
 from scrapeshield.hosts.asgi import ScrapeshieldMiddleware
@@ -76,10 +77,7 @@ def test_shield_failure_never_reaches_the_host(
 ) -> None:
     app, shield = make(tmp_path, f"fail_mode: {mode}\n")
 
-    def explode(*args: object) -> None:
-        raise RuntimeError("shield bug")
-
-    monkeypatch.setattr(shield.engine.contexts, "from_asgi", explode)
+    monkeypatch.setattr(shield, "engine", FailingContexts(shield.engine))
     response = get(app, "/")
     if mode == "open":
         assert response.status_code == 200 and response.text == "hello from the app"

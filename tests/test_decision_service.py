@@ -28,6 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from wsgi_apps.faults import FailingContexts
 
 from scrapeshield.cli import main
 from scrapeshield.clock import ManualClock
@@ -388,10 +389,7 @@ def test_internal_failure_answers_with_the_fail_mode(
 ) -> None:
     app, shield, _ = make(tmp_path, edge_policy(fail_mode=mode))
 
-    def explode(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("shield bug")
-
-    monkeypatch.setattr(shield.engine.contexts, "build", explode)  # the context stage fails
+    monkeypatch.setattr(shield, "engine", FailingContexts(shield.engine))
     assert call(app, AUTH, original("/", CURL)).status == auth
     assert call(app, FORWARD, original("/", CURL, family="forward")).status == forward
     assert call(app, PAGE, original("/", CURL)).status == 403

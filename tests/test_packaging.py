@@ -36,8 +36,9 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def _ignored(_: str, names: list[str]) -> set[str]:
+    # .so: the compiled request path of `make compile`, a local build (the default wheel is pure).
     return {n for n in names if n == "__pycache__" or n.startswith(".")
-            or n.endswith((".pyc", ".pyo", ".egg-info"))}
+            or n.endswith((".pyc", ".pyo", ".egg-info", ".so"))}
 
 
 def package_files(root: Path) -> set[str]:

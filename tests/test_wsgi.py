@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from wsgi_apps.faults import FailingContexts, FailingStore
 from wsgi_apps.harness import solve
 
 from scrapeshield.clock import monotonic
@@ -142,13 +143,10 @@ def test_shield_failure_never_reaches_the_host(
 ) -> None:
     middleware, shield = make(tmp_path, f"fail_mode: {mode}\n")
 
-    def explode(*args: object) -> None:
-        raise RuntimeError("shield bug")
-
     if where == "host":
-        monkeypatch.setattr(shield.engine.contexts, "build", explode)
+        monkeypatch.setattr(shield, "engine", FailingContexts(shield.engine))
     else:
-        monkeypatch.setattr(shield.store, "update", explode)
+        monkeypatch.setattr(shield.engine, "store", FailingStore(shield.store))
     result = call(middleware, environ())
     if mode == "open":
         assert result.status == 200 and result.body == b"hello from the app"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import Final
 
 from scrapeshield.state.base import MEMORY_SIZE, ClientMemory, CounterSpec, KeyUpdate
 
@@ -31,8 +32,8 @@ from scrapeshield.state.base import MEMORY_SIZE, ClientMemory, CounterSpec, KeyU
 _Shape = tuple[
     tuple[CounterSpec, ...], struct.Struct, bytes, tuple[tuple[int, float, bool, int, str], ...]
 ]
-_SHAPES: dict[int, _Shape] = {}
-_MEMORY = struct.Struct(f"{MEMORY_SIZE}d")
+_SHAPES: Final[dict[int, _Shape]] = {}
+_MEMORY: Final = struct.Struct(f"{MEMORY_SIZE}d")
 
 
 def _shape(specs: tuple[CounterSpec, ...]) -> _Shape:

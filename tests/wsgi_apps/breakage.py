@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import os
 
+from faults import FailingDecisions, FailingStore
+
 from scrapeshield.runtime import Shield
 
 ENV = "SCRAPESHIELD_TEST_BREAK"
 
 
-def explode(*args: object, **kwargs: object) -> object:
-    raise RuntimeError("injected shield failure")
-
-
 def apply(shield: Shield) -> None:
+    # Whole parts swapped, not methods patched: the engine and store may be compiled (faults.py).
     mode = os.environ.get(ENV, "")
     if mode == "engine":
-        shield.store.update = explode  # type: ignore[method-assign]
+        shield.engine.store = FailingStore(shield.store)
     elif mode == "host":
-        shield.engine.decide = explode  # type: ignore[method-assign]
+        shield.engine = FailingDecisions(shield.engine)
     elif mode:
         raise ValueError(f"{ENV}={mode!r}: expected 'engine' or 'host'")
