@@ -27,7 +27,6 @@ endif
 
 $(NATIVE_STAMP): $(VENV)/.installed scripts/compile.py scrapeshield/_native.py $(NATIVE_SOURCES)
 	$(PY) scripts/compile.py
-	touch $@
 
 # Servers and the browser the tests use (Debian packages); skipped when present.
 system-deps:
