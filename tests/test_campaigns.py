@@ -230,3 +230,12 @@ def test_a_verified_crawler_is_not_grouped_with_spoofers_of_its_fingerprint() ->
     listed = CampaignGrouper()
     listed.observe(ev(T0, "p:google9", "user:1", fingerprint="fp-googlebot", reasons=json.loads(verified)))
     assert listed.ignored == 1 and not listed.clients
+
+
+def test_a_client_rereading_past_its_kept_sample_counts_each_record_once() -> None:
+    """100 distinct records read twice: 100, not 136 (the kept sample holds only 64)."""
+    reads = [ev(T0 + i, "p:reader", f"user:{i % 100}") for i in range(200)]
+    summary = grouped(reads).clients["p:reader"]
+    assert len(summary.records) == 64
+    assert summary.records_seen == 100
+    assert summary.record_requests == 200

@@ -11,6 +11,9 @@ from typing import Any
 from scrapeshield.context import short_hash
 
 MAX_RECORDS_PER_CLIENT = 64  # records kept per client for the target-list trait
+# Distinct records counted exactly per client up to this many (a set of string hashes, ~1 MB
+# at most, only for a heavy reader); past it each further new-looking read counts: an upper bound.
+MAX_DISTINCT_COUNTED = 16_384
 MAX_ACCOUNTS_PER_CLIENT = 16
 THIN_REQUESTS = 5  # a client this small, reading records only, is a distributed scraper's hop
 
@@ -37,6 +40,7 @@ class ClientSummary:
     accounts: set[str] = field(default_factory=set)
     routes: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
+    record_hashes: set[int] = field(default_factory=set)  # what records_seen has counted
 
     def add(self, event: dict[str, Any]) -> None:
         ts = float(event.get("ts") or 0.0)
@@ -53,8 +57,13 @@ class ClientSummary:
         record = str(event.get("record") or "")
         if record:
             self.record_requests += 1
-            if record not in self.records:
+            # Counted by hash, not by the kept sample: a re-read of a record outside the
+            # sample is not a new record (campaign and evidence figures must not inflate).
+            digest = hash(record)
+            if digest not in self.record_hashes:
                 self.records_seen += 1
+                if len(self.record_hashes) < MAX_DISTINCT_COUNTED:
+                    self.record_hashes.add(digest)
                 if len(self.records) < MAX_RECORDS_PER_CLIENT:
                     self.records.add(record)
         account = str(event.get("account") or "")
