@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from scrapeshield import _native
 from scrapeshield.errors import PolicyError, ScrapeshieldError
 from scrapeshield.settings import DATA_DIR_ENV, Settings
 
@@ -45,7 +46,10 @@ def _serve_options(func: click.decorators.FC, port: int = 8000) -> click.decorat
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="scrapeshield")
+# The request path in use goes with the version: operators must see whether the compiled
+# build runs (docs/compiled.md), or why not.
+@click.version_option(__version__, prog_name="scrapeshield",
+                      message=f"%(prog)s, version %(version)s (request path: {_native.status()})")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               envvar="SCRAPESHIELD_LOG_FORMAT",
               help="Log lines as text or as one JSON object each (env SCRAPESHIELD_LOG_FORMAT).")

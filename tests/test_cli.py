@@ -18,6 +18,8 @@ import httpx
 import pytest
 from servers import ADMIN_TOKEN, chrome_headers, free_port, start_cli
 
+from scrapeshield import _native
+
 POLICIES = Path(__file__).parent / "policies"
 BAD = sorted((POLICIES / "bad").glob("*.yaml"))
 GOOD = sorted((POLICIES / "good").glob("*.yaml"))
@@ -52,7 +54,7 @@ def test_version_from_script_and_module() -> None:
     module = run("--version")
     for result in (script, module):
         assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == f"scrapeshield, version {expected}"
+        assert result.stdout.strip() == f"scrapeshield, version {expected} (request path: {_native.status()})"
 
 
 @pytest.mark.parametrize(

@@ -177,7 +177,8 @@ def test_installed_from_the_venv_not_the_tree(installed: Installed) -> None:
 def test_version(installed: Installed) -> None:
     result = run([installed.bin / "scrapeshield", "--version"], cwd=installed.workdir)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"scrapeshield, version {VERSION}"
+    # The default wheel is pure Python (docs/compiled.md), and says so.
+    assert result.stdout.strip() == f"scrapeshield, version {VERSION} (request path: pure: not compiled)"
 
 
 def test_default_policy_checks(installed: Installed) -> None:
