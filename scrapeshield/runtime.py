@@ -95,7 +95,7 @@ class Shield:
 
         self.ledger_feeder = attach_ledger(self)
         self.campaigns = CampaignJob(self.db, self.clock, lists=self.engine.lists)
-        self.jobs.add("campaigns", CAMPAIGNS_EVERY, self.campaigns)
+        self.jobs.add("campaigns", CAMPAIGNS_EVERY, self.campaigns.steps)  # stepped: see jobs.py
         # The console (#5): live figures for the overview, and the alert job.
         self.monitor = Monitor(self.pseudonymise)
         self.engine.listeners.append(self.monitor)

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from pg_server import PostgresServer, pg_server  # noqa: F401 - the module-scoped fixture
 
+from scrapeshield.campaigns import job as campaign_job
 from scrapeshield.campaigns.grouping import campaign_id
 from scrapeshield.campaigns.store import campaign_members, list_campaigns
 from scrapeshield.cli import main
@@ -35,20 +36,43 @@ def db_url(request: pytest.FixtureRequest) -> str | None:
     return server.create_database()
 
 
+def scrape(shield: Shield, clock: ManualClock) -> int:
+    """A distributed scraper: 60 addresses, 3 profiles each, one look; returns the records read."""
+    ask = shield.engine.contexts.build
+    for hop in range(60):
+        for k in range(3):
+            clock.advance(1.0)
+            path = f"/api/v1/users/{hop * 3 + k + 1}"
+            shield.engine.decide(ask(clock.now(), f"198.51.{hop}.7", "GET", path, SCRAPER))
+    return 180
+
+
+def test_the_job_works_in_steps_and_stores_what_one_pass_would(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(campaign_job, "STEP", 50)
+    clock = ManualClock(T0)
+    shield = Shield(Settings.resolve(data_dir=str(tmp_path)), clock)
+    try:
+        records = scrape(shield, clock)
+        shield.recorder.flush()
+        pieces = list(shield.campaigns.steps())
+        assert len(pieces) == 5, "180 events in steps of 50, then the grouping"
+        assert shield.campaigns.stored >= 1
+        look = shield.engine.contexts.build(T0, "198.51.0.7", "GET", "/", SCRAPER)
+        cid = campaign_id("fingerprint", look.fingerprint)
+        assert {c["id"]: c for c in list_campaigns(shield.db)}[cid]["records"] == records
+        assert shield.campaigns.run() == 0  # nothing new since: nothing rewritten
+    finally:
+        shield.close()
+
+
 def test_job_groups_stored_events_and_the_cli_acts_on_the_engine(tmp_path: Path, db_url: str | None) -> None:
     clock = ManualClock(T0)
     shield = Shield(Settings.resolve(data_dir=str(tmp_path), db_url=db_url), clock)
     where = ["--data-dir", str(tmp_path), *(["--db", db_url] if db_url else [])]
     try:
         ask = shield.engine.contexts.build
-        records = 0
-        for hop in range(60):  # a distributed scraper: 60 addresses, 3 profiles each, one look
-            for k in range(3):
-                clock.advance(1.0)
-                uid = hop * 3 + k + 1
-                path = f"/api/v1/users/{uid}"
-                shield.engine.decide(ask(clock.now(), f"198.51.{hop}.7", "GET", path, SCRAPER))
-                records += 1
+        records = scrape(shield, clock)
         refused = quiet = 0
         for _ in range(300):  # page views without records: allows are sampled at 1 %
             clock.advance(2.0)

@@ -11,6 +11,7 @@ command line, another node) into the running engine.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -28,6 +29,7 @@ EVERY = 60.0  # seconds between runs
 WINDOW = 86400.0  # clients idle for longer leave the grouping
 BATCH = 5000
 MAX_BATCHES = 200  # per run: a backlog is worked off over several runs
+STEP = 500  # events observed per step of the job (a few ms of Python between yields)
 MIN_SCORE = 20.0  # campaigns below this are not stored (a crowd of ordinary browsers)
 
 _COLUMNS = ("id", "ts", "client", "network", "fingerprint", "user_agent", "account", "route",
@@ -44,25 +46,38 @@ class CampaignJob:
         self.grouper = CampaignGrouper(min_score=min_score)
         self.watermark: int | None = None
         self.saved = 0
+        self.stored = 0
 
     def __call__(self) -> int:
         return self.run()
 
     def run(self) -> int:
         """One pass; returns the number of campaigns stored."""
+        for _ in self.steps():
+            pass
+        return self.stored
+
+    def steps(self) -> Iterator[None]:
+        """One pass in pieces of at most STEP events (what ``shield.jobs`` runs): the job
+        shares the GIL with the request path, which waits for it between pieces, not for the
+        whole backlog. ``stored`` holds the number of campaigns stored at its end."""
+        self.stored = 0
         now = self.clock.now()
-        fresh = self._read_new(now)
+        fresh = 0
+        for read in self._read_new(now):
+            fresh += read
+            yield
         self.grouper.forget_before(now - self.window)
         self._sync_lists(now)
         if not fresh and self.saved:
-            return 0
+            return
+        yield
         campaigns = self.grouper.campaigns()
-        self.saved = save(self.db, campaigns, now) if campaigns else 0
-        return self.saved
+        self.saved = self.stored = save(self.db, campaigns, now) if campaigns else 0
 
-    def _read_new(self, now: float) -> int:
+    def _read_new(self, now: float) -> Iterator[int]:
+        """Observe the events stored since the watermark; yields after each STEP of them."""
         columns = [getattr(EventRow, c) for c in _COLUMNS]
-        read = 0
         for _ in range(MAX_BATCHES):
             query = select(*columns).order_by(EventRow.id).limit(BATCH)
             if self.watermark is None:
@@ -74,13 +89,13 @@ class CampaignJob:
             if not rows:
                 self.watermark = self.watermark or 0
                 break
-            for row in rows:
-                self.grouper.observe(_event(row))
+            for start in range(0, len(rows), STEP):
+                for row in rows[start:start + STEP]:
+                    self.grouper.observe(_event(row))
+                yield min(STEP, len(rows) - start)
             self.watermark = int(rows[-1]["id"])
-            read += len(rows)
             if len(rows) < BATCH:
                 break
-        return read
 
     def _sync_lists(self, now: float) -> None:
         if self.lists is None:
