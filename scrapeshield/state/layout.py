@@ -134,8 +134,9 @@ def memory_value(memory: ClientMemory) -> bytes:
 
 def keep_command(key: bytes, memory: ClientMemory, ttl: bytes) -> bytes:
     """``CLIENT REPLY SKIP`` + ``SET key memory EX ttl``, framed in RESP: a write nobody waits for."""
-    return b"%b*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b%b\r\n$2\r\nEX\r\n$%d\r\n%b\r\n" % (
-        SKIP, len(key), key, _DOUBLES.size + 1, _PACKED, _DOUBLES.pack(*memory.values), len(ttl), ttl)
+    value = memory_value(memory)
+    return b"%b*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nEX\r\n$%d\r\n%b\r\n" % (
+        SKIP, len(key), key, len(value), value, len(ttl), ttl)
 
 
 def sizes(updates: Sequence[KeyUpdate]) -> tuple[int, ...]:

@@ -10,28 +10,26 @@ from __future__ import annotations
 from typing import Any
 
 
-class FailingContexts:
-    """The engine as it is, except that it cannot build a request's context (a shield bug)."""
+class _Wrapped:
+    """A part as it is (every attribute read passes through), for a subclass to break one."""
 
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
+    def __init__(self, part: Any) -> None:
+        self._part = part
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
+        return getattr(self._part, name)
+
+
+class FailingContexts(_Wrapped):
+    """The engine as it is, except that it cannot build a request's context (a shield bug)."""
 
     @property
     def contexts(self) -> Any:
         raise RuntimeError("injected shield failure")
 
 
-class FailingDecisions:
+class FailingDecisions(_Wrapped):
     """The engine as it is, except that deciding raises (only the host's own guard is left)."""
-
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
 
     def decide(self, *args: object) -> Any:
         raise RuntimeError("injected shield failure")
@@ -40,14 +38,8 @@ class FailingDecisions:
         raise RuntimeError("injected shield failure")
 
 
-class FailingStore:
+class FailingStore(_Wrapped):
     """The state store as it is, except that counting a request fails (a shield bug)."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
 
     def update(self, *args: object) -> Any:
         raise RuntimeError("injected shield failure")
