@@ -112,7 +112,7 @@ def _fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """A bound TCP socket for uvicorn, for the first address ``host`` resolves to."""
+    """A listening TCP socket for uvicorn, for the first address ``host`` resolves to."""
     sock: socket.socket | None = None
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -122,6 +122,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        # Listening now, not when the server starts: with SO_REUSEADDR a second bind to a port
+        # that is bound but not yet listening succeeds, and only listen() reports the clash.
+        sock.listen(2048)
     except OSError as exc:
         if sock is not None:
             sock.close()

@@ -14,7 +14,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from servers import free_port
 
 SUPERUSER = "shield"
 
@@ -34,12 +34,6 @@ def pg_bin(name: str) -> str:
     if not path:
         raise RuntimeError(f"PostgreSQL's {name} not found (apt-get install postgresql)")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run_as() -> dict[str, Any]:
@@ -59,7 +53,7 @@ class PostgresServer:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="ss-pg-"))  # short: the socket path has a limit
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._as = _run_as()
         if self._as:

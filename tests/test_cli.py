@@ -243,6 +243,20 @@ def test_port_in_use_is_a_clear_error(which: str, tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.parametrize("command", [["demo", "--users", "10"],
+                                     ["serve-decisions", "--policy",
+                                      str(Path(__file__).parents[1] / "deploy/policy-edge.yaml")]])
+def test_same_public_and_admin_port_is_a_clear_error(command: list[str], tmp_path: Path) -> None:
+    """Both ports the same (CI once handed a server one free port twice): it hung, because
+    SO_REUSEADDR lets the second bind succeed and only the later listen() failed, in a task."""
+    port = str(free_port())
+    result = run(*command, "--data-dir", str(tmp_path), "--port", port, "--admin-port", port,
+                 timeout=20)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # -- data directory and what a running demo prints ------------------------------------------
 
 
