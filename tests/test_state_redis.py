@@ -280,7 +280,7 @@ def test_time_out_when_redis_hangs(server: RedisServer, stores: list[RedisStore]
             await store.aclose()
 
         asyncio.run(call())
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 1.0  # two 0.05 s timeouts; margin for a loaded CI machine
     finally:
         os.kill(server.process.pid, signal.SIGCONT)
     assert store.update(request(3), "ip:10.0.0.1", 4.0)[0][0][0] >= 2, "a new connection works"
