@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+from scrapeshield.actions.hold import hold
 from scrapeshield.clock import Clock
 from scrapeshield.context import ContextBuilder
 from scrapeshield.decide import decide, honour_pass, wants_pass
@@ -235,6 +236,8 @@ class Engine:
             check = self.challenge.check_pass(ctx.pass_cookie, ctx.ip, ctx.user_agent)
             if check.valid:
                 decision = honour_pass(pending.policy, decision, signals, breaches, bool(ctx.record))
+        if decision.action is Action.CHALLENGE and ctx.record:  # a page may prove its browser unseen
+            decision = hold(pending.policy, ctx, decision, signals)
         if pending.privacy is not None:
             decision = pending.privacy.apply(ctx, decision, pending.rank, protected_reads)
         return decision

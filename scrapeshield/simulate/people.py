@@ -62,10 +62,12 @@ class Browser:
         return Req(self.t, self.ip, path, headers, self.tool.ja4, method, target, self.session)
 
 
-def _visit(b: Browser, path: str, target: int = 0,
-           assets: tuple[tuple[str, str], ...] = ()) -> Iterator[Req]:
-    """A page view: the document, then its sub-resources a moment apart."""
-    yield b.request(path, target=target)
+BROWSERS = ("chrome", "firefox", "safari")
+AVATARS = "/static/avatars/"
+
+
+def _assets(b: Browser, assets: tuple[tuple[str, str], ...]) -> Iterator[Req]:
+    """A page's sub-resources, a moment apart."""
     for sub, dest in assets:
         b.t += b.world.rng.uniform(0.02, 0.3)
         yield b.request(sub, asset=dest)
@@ -73,27 +75,37 @@ def _visit(b: Browser, path: str, target: int = 0,
 
 def drive(b: Browser, path: str, target: int = 0, assets: tuple[tuple[str, str], ...] = (),
           *, solves: bool = True) -> Actor:
-    """Send a page view and react to the decisions; sets ``b.gave_up`` when refused."""
-    first = True
-    for req in _visit(b, path, target, assets):
-        outcome: Outcome = yield req
-        if not first:
-            continue
-        first = False
-        if outcome.action is Action.CHALLENGE and solves and b.tool.kind in ("chrome", "firefox", "safari"):
-            b.t += b.world.rng.uniform(0.8, 3.0)  # the page's script finds the proof of work
-            cookie = b.world.solve(b.ip, b.tool.user_agent, path)
-            if cookie is None:
-                b.gave_up = True
-                return
-            b.pass_cookie, b.pass_since = cookie, b.t
-            outcome = yield b.request(path, target=target)
-        if outcome.action is Action.THROTTLE:
-            b.t += max(1.0, outcome.retry_after)
-            outcome = yield b.request(path, target=target)
-        if outcome.action in (Action.BLOCK, Action.THROTTLE, Action.CHALLENGE, Action.TARPIT):
+    """A page view (the document, then its sub-resources) that reacts to the decisions as a
+    browser does; sets ``b.gave_up`` when refused."""
+    outcome: Outcome = yield b.request(path, target=target)
+    browser = solves and b.tool.kind in BROWSERS
+    if outcome.held and browser:
+        # The held page: its stylesheet and script load (the photo is held back too), and its
+        # script finds the proof of work in the background, posts it and reloads the page.
+        yield from _assets(b, tuple(a for a in assets if not a[0].startswith(AVATARS)))
+        assets = tuple(a for a in assets if a[0].startswith(AVATARS))
+        b.t += b.world.rng.uniform(0.3, 1.5)
+        cookie = b.world.solve(b.ip, b.tool.user_agent, path)
+        if cookie is None:
             b.gave_up = True
             return
+        b.pass_cookie, b.pass_since, b.last_url = cookie, b.t, ORIGIN + path
+        outcome = yield b.request(path, target=target)
+    if outcome.action is Action.CHALLENGE and browser:
+        b.t += b.world.rng.uniform(0.8, 3.0)  # the page's script finds the proof of work
+        cookie = b.world.solve(b.ip, b.tool.user_agent, path)
+        if cookie is None:
+            b.gave_up = True
+            return
+        b.pass_cookie, b.pass_since = cookie, b.t
+        outcome = yield b.request(path, target=target)
+    if outcome.action is Action.THROTTLE:
+        b.t += max(1.0, outcome.retry_after)
+        outcome = yield b.request(path, target=target)
+    if outcome.action in (Action.BLOCK, Action.THROTTLE, Action.CHALLENGE, Action.TARPIT):
+        b.gave_up = True
+        return
+    yield from _assets(b, assets)
     b.last_url = ORIGIN + path
 
 
@@ -192,6 +204,7 @@ def direct_arrival(world: World, tool: Tool, ips: list[str], session: str, start
         if user is None:
             continue
         yield from drive(b, f"/u/{user.username}", uid, page_assets(b, [uid]))
+        shown = user  # the profile on screen
         feed: list[int] = []
         for _ in range(reads - 1):
             if b.gave_up:
@@ -207,7 +220,7 @@ def direct_arrival(world: World, tool: Tool, ips: list[str], session: str, start
                     b.t += world.think(6)
                 uid = rng.choice(feed)
             elif roll < 0.7:  # who follows them, then one of those
-                yield from drive(b, f"/u/{user.username}/followers", assets=page_assets(b, []))
+                yield from drive(b, f"/u/{shown.username}/followers", assets=page_assets(b, []))
                 if b.gave_up:
                     break
                 b.t += world.think(6)
@@ -222,10 +235,11 @@ def direct_arrival(world: World, tool: Tool, ips: list[str], session: str, start
                     break
                 b.t += world.think(5)
                 uid = found.id
-            user = pop.by_id(uid)
-            if user is None:
+            nxt = pop.by_id(uid)
+            if nxt is None:
                 continue
-            yield from drive(b, f"/u/{user.username}", uid, page_assets(b, [uid]))
+            shown = nxt
+            yield from drive(b, f"/u/{shown.username}", uid, page_assets(b, [uid]))
 
 
 def app_session(world: World, tool: Tool, ip: str, session: str, start: float, profiles: int,
