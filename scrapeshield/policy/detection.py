@@ -47,9 +47,7 @@ class Campaigns(_Strict):
     breadth_records: Count = 100  # distinct records one fingerprint's clients read in it
     breadth_clients: Count = 5  # from at least this many addresses
     breadth_per_client: Count = 15  # and at least this many records per address
-    # A record page whose challenge comes from these campaign signals alone is served at once
-    # with its personal fields held back; the page's script proves the browser and brings them.
-    hold_pages: bool = True
+    hold_pages: bool = True  # a page challenged for the campaign alone: fields held for its script
 
 
 class Accounts(_Strict):
