@@ -91,8 +91,13 @@ class Engine:
         plans[""] = _plan(policy, "", 1)
         # One assignment swaps everything a request reads, so no request sees a mix.
         self._live = (policy, ContextBuilder(policy), tuple(detectors), ua, plans,
-                      SharedCounters(policy), AddressChecks(policy, self.goodbots, self.hosting),
-                      PrivacyRules(policy, self.privacy))
+                      SharedCounters(policy, self._pass_valid),
+                      AddressChecks(policy, self.goodbots, self.hosting), PrivacyRules(policy, self.privacy))
+
+    def _pass_valid(self, ctx: RequestContext) -> bool:
+        """Whether the request's pass cookie is one the challenge service honours."""
+        challenge = self.challenge
+        return challenge is not None and challenge.check_pass(ctx.pass_cookie, ctx.ip, ctx.user_agent).valid
 
     @property
     def policy(self) -> CompiledPolicy:

@@ -80,6 +80,26 @@ def test_what_is_still_challenged() -> None:
     assert doubted.action is Action.CHALLENGE and not held(doubted), doubted.reasons
 
 
+def test_a_forged_pass_cookie_does_not_make_a_fleet_hop_a_person() -> None:
+    """A read is bare unless its pass is one the shield issued and honours: a fleet cannot
+    put any cookie of that name on its hops to pass for people who solved a challenge."""
+    from scrapeshield.actions.challenge import PASS_COOKIE, ChallengeService
+    from scrapeshield.simulate.solver import solve
+
+    engine, clock = _hot_engine()
+    engine.challenge = ChallengeService(b"k" * 32, clock)
+    forged = CHROME_131 + [("cookie", f"{PASS_COOKIE}=eyJ.abc")]
+    clock.advance(1.0)
+    decision = engine.decide(engine.contexts.build(clock.now(), "81.2.69.170", "GET", "/u/f1", forged))
+    assert held(decision) and any(r.startswith("campaign.fingerprint") for r in decision.reasons)
+    issued = solve(engine.challenge, "81.2.69.171", dict(CHROME_131)["user-agent"], "/u/f2")
+    assert issued is not None
+    real = CHROME_131 + [("cookie", f"{PASS_COOKIE}={issued}")]
+    clock.advance(1.0)
+    decision = engine.decide(engine.contexts.build(clock.now(), "81.2.69.171", "GET", "/u/f2", real))
+    assert decision.action is Action.ALLOW, decision.reasons
+
+
 def test_hold_pages_off_challenges_as_before() -> None:
     text = default_policy_text().replace("breadth_per_client: 15}", "breadth_per_client: 15,\n"
                                          "              hold_pages: false}")
