@@ -299,7 +299,8 @@ def test_the_decision_service_challenges_what_the_middleware_holds(tmp_path: Pat
     clock.advance(1.0)
     answer = call(app, AUTH, original("/u/alice", CHROME, client="81.2.69.160"))
     assert held(log[-1][1]), log[-1][1]
-    assert (answer.status, answer.action) == (401, "challenge") and "x-scrapeshield-challenge" in answer.headers
+    assert (answer.status, answer.action) == (401, "challenge")
+    assert "x-scrapeshield-challenge" in answer.headers
     clock.advance(1.0)
     page = call(app, FORWARD, original("/u/bob", CHROME, client="81.2.69.161", family="forward"))
     assert held(log[-1][1])
