@@ -18,7 +18,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -284,24 +283,3 @@ def test_the_held_page_is_the_application_page_without_its_personal_fields(
         assert str(user[field]) not in last, field
     assert "…" in last and "JavaScript is on" in last
 
-
-def test_the_decision_service_challenges_what_the_middleware_holds(tmp_path: Path) -> None:
-    """nginx auth_request and forward-auth cannot rewrite the page: a held decision is a
-    challenge there (401 with the page's link; the challenge page itself)."""
-    from test_decision_service import AUTH, CHROME, FORWARD, call, make, original, seen
-
-    app, shield, clock = make(tmp_path, default_policy_text().replace("trusted_proxies: []",
-                                                                      "trusted_proxies: [127.0.0.1]"))
-    log = seen(shield)
-    for i in range(60):  # a referer-less fleet on this build, one read per address
-        clock.advance(1.0)
-        call(app, AUTH, original(f"/u/fleet{i}", CHROME, client=f"{24 + i % 50}.{i + 1}.{i}.9"))
-    clock.advance(1.0)
-    answer = call(app, AUTH, original("/u/alice", CHROME, client="81.2.69.160"))
-    assert held(log[-1][1]), log[-1][1]
-    assert (answer.status, answer.action) == (401, "challenge")
-    assert "x-scrapeshield-challenge" in answer.headers
-    clock.advance(1.0)
-    page = call(app, FORWARD, original("/u/bob", CHROME, client="81.2.69.161", family="forward"))
-    assert held(log[-1][1])
-    assert (page.status, page.action) == (403, "challenge") and b"ss-challenge" in page.body
