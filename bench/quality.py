@@ -54,7 +54,7 @@ def _hurt(result: Result, names: tuple[str, ...]) -> dict[str, float]:
     tallies = [result.tally(n) for n in names]
     sessions = sum(len(t.sessions) for t in tallies)
     shares = {k: sum(len(getattr(t, k)) for t in tallies) / sessions if sessions else 0.0
-              for k in ("blocked", "challenged", "throttled", "misled")}
+              for k in ("blocked", "challenged", "throttled", "misled", "held")}
     return {"sessions": sessions, **shares}
 
 
@@ -121,6 +121,9 @@ def render(summary: dict[str, Any]) -> str:
             "recorded requests in campaigns scoring >= 50; for people, that share (grouped by mistake)")
     misled = ", ".join(f"{p['persona']} {p['default'].get('misled', 0.0):.2%}" for p in summary["people"])
     note += f"\npeople's sessions given a decoy or degraded record by scrapeshield (no target): {misled}"
+    held = ", ".join(f"{p['persona']} {p['default'].get('held', 0.0):.2%}" for p in summary["people"])
+    note += ("\npeople's sessions with a page held for its script (shown at once, the personal fields "
+             f"brought by its unseen proof of work; not a challenge): {held}")
     took = ", ".join(f"{k} {v:g}s" for k, v in summary["seconds"].items())
     requests = ", ".join(f"{k} {v:,}" for k, v in summary["requests"].items())
     return f"{title}\n\n{table(rows, header)}\n\n{note}\nrequests replayed: {requests} (took {took})"

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+from scrapeshield.actions.hold import hold
 from scrapeshield.clock import Clock
 from scrapeshield.context import ContextBuilder
 from scrapeshield.decide import decide, honour_pass, wants_pass
@@ -90,8 +91,13 @@ class Engine:
         plans[""] = _plan(policy, "", 1)
         # One assignment swaps everything a request reads, so no request sees a mix.
         self._live = (policy, ContextBuilder(policy), tuple(detectors), ua, plans,
-                      SharedCounters(policy), AddressChecks(policy, self.goodbots, self.hosting),
-                      PrivacyRules(policy, self.privacy))
+                      SharedCounters(policy, self._pass_valid),
+                      AddressChecks(policy, self.goodbots, self.hosting), PrivacyRules(policy, self.privacy))
+
+    def _pass_valid(self, ctx: RequestContext) -> bool:
+        """Whether the request's pass cookie is one the challenge service honours."""
+        challenge = self.challenge
+        return challenge is not None and challenge.check_pass(ctx.pass_cookie, ctx.ip, ctx.user_agent).valid
 
     @property
     def policy(self) -> CompiledPolicy:
@@ -235,6 +241,8 @@ class Engine:
             check = self.challenge.check_pass(ctx.pass_cookie, ctx.ip, ctx.user_agent)
             if check.valid:
                 decision = honour_pass(pending.policy, decision, signals, breaches, bool(ctx.record))
+        if decision.action is Action.CHALLENGE and ctx.record:  # a page may prove its browser unseen
+            decision = hold(pending.policy, ctx, decision, signals)
         if pending.privacy is not None:
             decision = pending.privacy.apply(ctx, decision, pending.rank, protected_reads)
         return decision

@@ -83,7 +83,7 @@ class Shield:
         # degrade/decoy on responses; canaries written off the request path by a job.
         self.editor = ResponseEditor(
             lambda: self.engine.policy, DecoyMaker(settings.derived_key("decoy")),
-            CanaryLog(self.db), self.pseudonymise,
+            CanaryLog(self.db), self.pseudonymise, lambda: self.challenge,
         )
         self.engine.listeners += [self.counter, self.recorder]
         self.policy_errors = 0

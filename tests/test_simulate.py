@@ -135,3 +135,39 @@ def test_search_arrivals_land_on_a_profile_from_a_search_engine() -> None:
     result = simulate(policy_for("default"), users=300, seed=3, personas=(BY_NAME["search arrivals"],))
     arrivals = result.tally("search arrivals")
     assert arrivals.sessions and not arrivals.blocked and not arrivals.challenged  # no scraper to share with
+
+
+def test_direct_arrivals_open_a_profile_with_no_referer_and_run_a_held_page() -> None:
+    """People of the default day who open a profile directly: no Referer, Sec-Fetch-Site
+    none; some come back later with their browser's cookies. A held page (actions/hold.py)
+    gets its stylesheet and script, then the page again with the pass its script earned."""
+    import random
+
+    from scrapeshield.simulate.model import Outcome, World
+    from scrapeshield.types import Action
+
+    population = Population.generate(300, 3)
+    world = World(population, random.Random(1), 0.0, scale=0.03,
+                  solve=lambda ip, ua, path: "pass-for-" + ip)
+    actors = BY_NAME["direct arrivals"].build(world)
+    assert len(actors) >= 30
+    first = next(actors[0])
+    headers = dict(first.headers)
+    assert first.path.startswith("/u/") and first.target
+    assert "referer" not in headers and headers.get("sec-fetch-site", "none") == "none"
+    assert "cookie" not in headers or "__scrapeshield_pass" not in headers["cookie"]
+    sent = [actors[0].send(Outcome(Action.DEGRADE, 0.0, False, held=True))]
+    while sent[-1].path != first.path:
+        sent.append(actors[0].send(Outcome(Action.ALLOW)))
+    assets = [r.path for r in sent[:-1]]
+    assert assets and all(p.startswith(("/static/app", "/favicon")) for p in assets), assets
+    again = dict(sent[-1].headers)
+    assert f"__scrapeshield_pass=pass-for-{first.ip}" in again["cookie"]
+    assert again["referer"].endswith(first.path)  # the page reloads itself
+    nxt = actors[0].send(Outcome(Action.ALLOW, 0.0, True))
+    assert nxt.path.startswith("/static/avatars/") or nxt.ts > sent[-1].ts  # the photo, or the next page
+    result = simulate(policy_for("default"), users=300, seed=3, personas=(BY_NAME["direct arrivals"],))
+    direct = result.tally("direct arrivals")
+    visits = {s.rsplit("-", 1)[0] for s in direct.sessions}
+    assert len(direct.sessions) > len(visits)  # some browsers come back the same day
+    assert direct.sessions and not direct.blocked and not direct.challenged  # no scraper to share with

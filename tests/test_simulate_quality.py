@@ -24,6 +24,11 @@ def test_quick_quality_run_contains_the_naive_crawler_and_spares_people() -> Non
     # People landing on a profile from a search engine are part of the day (a bare first read).
     arrivals = people["search arrivals"]["default"]
     assert arrivals["sessions"] >= 100 and arrivals["challenged"] <= quality.CHALLENGE_TARGET
+    # People who open a profile directly (no referer): at most held for their page's script.
+    direct = people["direct arrivals"]["default"]
+    assert direct["sessions"] >= 100 and direct["challenged"] <= quality.CHALLENGE_TARGET
+    assert direct["blocked"] == 0 and 0.0 <= direct["held"] <= 1.0
+    assert "held for its script" in quality.render(summary)
     assert people["search engines"]["default"]["sessions"] >= 10  # many verified crawler visits
     assert all(p["none"]["blocked"] == 0 for p in summary["people"])  # ground truth: nothing refuses
     text = quality.render(summary)

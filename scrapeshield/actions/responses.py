@@ -20,6 +20,7 @@ Headers = tuple[tuple[str, str], ...]
 
 ACTION_HEADER = "x-scrapeshield-action"
 SIGN_IN_WALL = "privacy:signed-in"  # the rule of a sign-in wall decision (privacy.WALL)
+HOLD_RULE = "hold"  # a page held for its script (actions/hold.py): a host that cannot rewrite challenges
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ def wants_json(headers: tuple[tuple[str, str], ...], path: str) -> bool:
 
 def decision_reply(challenge: ChallengeService, ctx: RequestContext, decision: Decision, query: str) -> Reply:
     """The reply for a decision other than allow (a tarpit's delay is the host's to wait)."""
-    if decision.action is Action.CHALLENGE:
+    if decision.action is Action.CHALLENGE or decision.rule == HOLD_RULE:  # held: no page to hold
         return_to = ctx.path if ctx.method in ("GET", "HEAD") else "/"
         if query and ctx.method in ("GET", "HEAD"):
             return_to += "?" + query

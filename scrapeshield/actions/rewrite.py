@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from scrapeshield.actions.canaries import CanaryLog, Planted
+from scrapeshield.actions.challenge import ChallengeService
 from scrapeshield.actions.decoy import DecoyMaker, normalise_canary
 from scrapeshield.actions.degrade import (
     MAX_BODY,
@@ -23,6 +24,7 @@ from scrapeshield.actions.degrade import (
     rewrite_json,
     selectors,
 )
+from scrapeshield.actions.hold import held, placeholder, with_proof
 from scrapeshield.actions.responses import ACTION_HEADER
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.types import Action, Decision, RequestContext
@@ -36,8 +38,10 @@ class ResponseEditor:
     def __init__(
         self, policy: Callable[[], CompiledPolicy], maker: DecoyMaker, canaries: CanaryLog,
         pseudonymise: Callable[[str], str],
+        challenge: Callable[[], ChallengeService] | None = None,
     ) -> None:
         self._policy = policy
+        self._challenge = challenge  # for held pages (actions/hold.py)
         self.maker = maker
         self.canaries = canaries
         self._pseudonymise = pseudonymise
@@ -70,7 +74,12 @@ class ResponseEditor:
             elif kind in ("text/html", "application/xhtml+xml"):
                 charset = "utf-8"
                 text = body.decode(charset, "replace")
-                body = rewrite_html(text, selectors(html_fields), replace or removed).encode(charset)
+                if held(decision) and self._challenge is not None:
+                    text = with_proof(rewrite_html(text, selectors(html_fields), placeholder),
+                                      self._challenge(), ctx)
+                    body = text.encode(charset)
+                else:
+                    body = rewrite_html(text, selectors(html_fields), replace or removed).encode(charset)
             elif body:
                 return None  # a format we cannot read might carry the fields
         if action is Action.DECOY:

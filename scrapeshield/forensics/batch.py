@@ -23,8 +23,8 @@ from scrapeshield.forensics.rules import rule_columns
 from scrapeshield.forensics.windows import KeyOrder, Timeline, distinct_usage, generations, request_usage
 from scrapeshield.policy.compiled import CompiledPolicy, CompiledRule
 from scrapeshield.score import score
-from scrapeshield.signals import enumeration, pacing
-from scrapeshield.types import LimitBreach, Signal
+from scrapeshield.signals import enumeration, pacing, user_agent
+from scrapeshield.types import LimitBreach, Signal, UAClass
 
 # Limit keys → the column that holds them; account, session and token are never in a log.
 # "client" is the engine's address-and-fingerprint key (one browser behind an address).
@@ -75,6 +75,7 @@ def decide_lines(lines: pl.DataFrame, policy: CompiledPolicy) -> pl.DataFrame:
     df = df.with_columns(
         *[pl.Series(name, values) for name, values in found.columns().items()],
         pl.Series("s_never_sleeps", _sleepless(orders["ip"], lines_in.ts)),
+        pl.Series("s_automation_reading", _automation_reading(df, policy, gen)),
     )
     df = df.with_columns(pl.Series("breaches", _breaches(df, policy, orders)), *rule_columns(policy))
     return _decisions(df, policy)
@@ -126,6 +127,27 @@ def _breaches(df: pl.DataFrame, policy: CompiledPolicy, orders: dict[str, KeyOrd
     return bits
 
 
+def _automation_reading(df: pl.DataFrame, policy: CompiledPolicy, gen: np.ndarray) -> np.ndarray:
+    """user_agent: a declared automation build reading a record once its fingerprint's clients
+    have read AUTOMATION_RECORDS distinct records within the breadth window (signals.shared).
+
+    A log line has no Host header, so no referer is the site's: every record line is a bare
+    read and counts in the fingerprint's set. The set's key is touched by the lines that
+    touch it in the engine (records and assets), which is what keeps it in the store."""
+    camp = policy.source.detection.campaigns
+    record = df["record_id"].to_numpy()
+    reads = (record >= 0) & ~df["asset"].to_numpy()
+    fp = df["fp_id"].to_numpy()
+    touched = reads | df["asset"].to_numpy()
+    keys = np.where(touched, fp, fp.max() + 1)  # (lines that leave the key alone: apart)
+    cap = camp.breadth_records * camp.breadth_per_client // 2 + 1  # the set's limit (signals.shared)
+    usage = distinct_usage(KeyOrder(keys, gen), Timeline(df["ts"].to_numpy()), record, reads,
+                           float(camp.breadth_window), cap)
+    automation = (df["ua_class"] == UAClass.AUTOMATION.value).to_numpy()
+    found: np.ndarray = automation & reads & (usage >= user_agent.AUTOMATION_RECORDS)
+    return found
+
+
 # Boolean finding columns → the signal each stands for (weights from the policy).
 FLAGS = {
     "s_no_assets": "behaviour.no-assets",
@@ -136,6 +158,7 @@ FLAGS = {
     "s_not_found": "behaviour.not-found",
     "s_deep": "behaviour.deep-pagination",
     "s_never_sleeps": "behaviour.never-sleeps",
+    "s_automation_reading": "ua.automation-reading",
 }
 
 

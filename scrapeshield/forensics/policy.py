@@ -22,6 +22,7 @@ BATCH_SIGNALS = frozenset(
         "ua.search-engine-unverified",
         "ua.empty",
         "ua.other",
+        "ua.automation-reading",
         "behaviour.no-assets",
         "enumeration.sequential",
         "honeypot.hit",

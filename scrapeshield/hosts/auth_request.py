@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from scrapeshield.actions.challenge import VERIFY_PATH
 from scrapeshield.actions.responses import (
     ACTION_HEADER,
+    HOLD_RULE,
     Reply,
     challenge_reply,
     refusal,
@@ -131,7 +132,8 @@ class DecisionService:
         return self._decided(AUTH_REQUEST_PATH, ctx, lambda decision: self._auth_reply(ctx, uri, decision))
 
     def _auth_reply(self, ctx: RequestContext, uri: str, decision: Decision) -> Reply:
-        action = decision.action
+        # A page held for its script (actions/hold.py) needs the body: here it is challenged.
+        action = Action.CHALLENGE if decision.rule == HOLD_RULE else decision.action
         if action is Action.ALLOW:
             return self._allowed(decision)
         headers = [(ACTION_HEADER, action.value), _NO_STORE]
@@ -190,7 +192,7 @@ class DecisionService:
         self, path: str, ctx: RequestContext, decision: Decision, uri: str
     ) -> Reply | Awaitable[Reply]:
         """What the in-process middleware would answer for ``decision``."""
-        if decision.action is Action.CHALLENGE:
+        if decision.action is Action.CHALLENGE or decision.rule == HOLD_RULE:
             page = self.shield.challenge.page(ctx.ip, ctx.user_agent, _return_to(ctx.method, uri))
             return challenge_reply(page)
         reply = refusal(decision, wants_json(ctx.headers, ctx.path))

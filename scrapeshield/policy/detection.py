@@ -32,7 +32,10 @@ class Campaigns(_Strict):
     browsers on rotating addresses is caught by breadth instead: its fingerprint reads
     ``breadth_records`` distinct records within ``breadth_window`` from ``breadth_clients``
     addresses or more, ``breadth_per_client`` per address or more (people who share a
-    fingerprint read a handful each).
+    fingerprint read a handful each). With ``hold_pages``, a page read that only the
+    fingerprint or network counters doubt is not challenged: it is served with its personal
+    fields held back, and the page's script (the challenge's proof of work, solved unseen)
+    brings them (actions/hold.py).
     """
 
     window: Seconds = 600  # the window of the shared counters
@@ -44,6 +47,7 @@ class Campaigns(_Strict):
     breadth_records: Count = 100  # distinct records one fingerprint's clients read in it
     breadth_clients: Count = 5  # from at least this many addresses
     breadth_per_client: Count = 15  # and at least this many records per address
+    hold_pages: bool = True  # a page challenged for the campaign alone: fields held for its script
 
 
 class Accounts(_Strict):

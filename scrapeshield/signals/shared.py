@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Callable
 
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.state.base import CounterSpec, KeyUpdate
@@ -83,9 +84,15 @@ def _public(network: str) -> bool:
 
 
 class SharedCounters:
-    """Which shared keys a request touches; compiled once per policy."""
+    """Which shared keys a request touches; compiled once per policy.
 
-    def __init__(self, policy: CompiledPolicy) -> None:
+    ``pass_valid`` checks a pass cookie (the engine's challenge service): a read is bare
+    unless its pass is one the shield issued and still honours, else a fleet would put any
+    cookie of that name on its requests to be counted as people who solved a challenge."""
+
+    def __init__(self, policy: CompiledPolicy,
+                 pass_valid: Callable[[RequestContext], bool] | None = None) -> None:
+        self._pass_valid = pass_valid
         found = policy.source.detection
         camp = found.campaigns
         window, breadth = float(camp.window), float(camp.breadth_window)
@@ -122,6 +129,9 @@ class SharedCounters:
         if not ctx.record:
             return 0, []
         bare = is_bare(ctx)
+        if not bare and ctx.pass_cookie and self._pass_valid is not None and not ctx.token \
+                and not from_site(ctx):
+            bare = not self._pass_valid(ctx)  # a pass the shield did not issue (or no longer honours)
         page = ctx.route in self._pages
         if not (bare or page):
             return 0, []  # a warm API read: nothing a campaign detector needs

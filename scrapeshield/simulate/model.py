@@ -35,6 +35,7 @@ class Outcome:
     action: Action
     retry_after: float = 0.0
     real: bool = False  # the response carried the real record(s)
+    held: bool = False  # a page held for its script (actions/hold.py): fields follow its proof
 
 
 Actor = Generator[Req, Outcome, None]

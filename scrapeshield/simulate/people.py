@@ -1,5 +1,6 @@
 """People who must not be hurt: browsing with think times and assets, power users and
-moderators, crowds behind one NAT or office proxy, the platform's app, search engines.
+moderators, crowds behind one NAT or office proxy, people who open a profile directly, the
+platform's app, search engines.
 
 Each session is a generator of requests that reacts like the real client: a browser
 solves a challenge by itself and carries on with its pass; a throttled person waits
@@ -18,6 +19,7 @@ from scrapeshield.simulate.tools import Tool
 from scrapeshield.types import Action
 
 ORIGIN = f"https://{HOST}"
+PASS_MAX_AGE = 3600.0  # the default policy's pass_ttl: the pass cookie's Max-Age
 FEED = 20  # profiles on the home feed (the demo shows twenty)
 
 
@@ -32,6 +34,7 @@ class Browser:
     t: float
     sid: str = ""  # signed-in session cookie value
     pass_cookie: str = ""
+    pass_since: float = 0.0  # when the pass cookie was set (it lasts PASS_MAX_AGE)
     cached: bool = False  # app.css / app.js already cached
     last_url: str = ""
     gave_up: bool = False
@@ -59,10 +62,12 @@ class Browser:
         return Req(self.t, self.ip, path, headers, self.tool.ja4, method, target, self.session)
 
 
-def _visit(b: Browser, path: str, target: int = 0,
-           assets: tuple[tuple[str, str], ...] = ()) -> Iterator[Req]:
-    """A page view: the document, then its sub-resources a moment apart."""
-    yield b.request(path, target=target)
+BROWSERS = ("chrome", "firefox", "safari")
+AVATARS = "/static/avatars/"
+
+
+def _assets(b: Browser, assets: tuple[tuple[str, str], ...]) -> Iterator[Req]:
+    """A page's sub-resources, a moment apart."""
     for sub, dest in assets:
         b.t += b.world.rng.uniform(0.02, 0.3)
         yield b.request(sub, asset=dest)
@@ -70,27 +75,37 @@ def _visit(b: Browser, path: str, target: int = 0,
 
 def drive(b: Browser, path: str, target: int = 0, assets: tuple[tuple[str, str], ...] = (),
           *, solves: bool = True) -> Actor:
-    """Send a page view and react to the decisions; sets ``b.gave_up`` when refused."""
-    first = True
-    for req in _visit(b, path, target, assets):
-        outcome: Outcome = yield req
-        if not first:
-            continue
-        first = False
-        if outcome.action is Action.CHALLENGE and solves and b.tool.kind in ("chrome", "firefox", "safari"):
-            b.t += b.world.rng.uniform(0.8, 3.0)  # the page's script finds the proof of work
-            cookie = b.world.solve(b.ip, b.tool.user_agent, path)
-            if cookie is None:
-                b.gave_up = True
-                return
-            b.pass_cookie = cookie
-            outcome = yield b.request(path, target=target)
-        if outcome.action is Action.THROTTLE:
-            b.t += max(1.0, outcome.retry_after)
-            outcome = yield b.request(path, target=target)
-        if outcome.action in (Action.BLOCK, Action.THROTTLE, Action.CHALLENGE, Action.TARPIT):
+    """A page view (the document, then its sub-resources) that reacts to the decisions as a
+    browser does; sets ``b.gave_up`` when refused."""
+    outcome: Outcome = yield b.request(path, target=target)
+    browser = solves and b.tool.kind in BROWSERS
+    if outcome.held and browser:
+        # The held page: its stylesheet and script load (the photo is held back too), and its
+        # script finds the proof of work in the background, posts it and reloads the page.
+        yield from _assets(b, tuple(a for a in assets if not a[0].startswith(AVATARS)))
+        assets = tuple(a for a in assets if a[0].startswith(AVATARS))
+        b.t += b.world.rng.uniform(0.3, 1.5)
+        cookie = b.world.solve(b.ip, b.tool.user_agent, path)
+        if cookie is None:
             b.gave_up = True
             return
+        b.pass_cookie, b.pass_since, b.last_url = cookie, b.t, ORIGIN + path
+        outcome = yield b.request(path, target=target)
+    if outcome.action is Action.CHALLENGE and browser:
+        b.t += b.world.rng.uniform(0.8, 3.0)  # the page's script finds the proof of work
+        cookie = b.world.solve(b.ip, b.tool.user_agent, path)
+        if cookie is None:
+            b.gave_up = True
+            return
+        b.pass_cookie, b.pass_since = cookie, b.t
+        outcome = yield b.request(path, target=target)
+    if outcome.action is Action.THROTTLE:
+        b.t += max(1.0, outcome.retry_after)
+        outcome = yield b.request(path, target=target)
+    if outcome.action in (Action.BLOCK, Action.THROTTLE, Action.CHALLENGE, Action.TARPIT):
+        b.gave_up = True
+        return
+    yield from _assets(b, assets)
     b.last_url = ORIGIN + path
 
 
@@ -166,6 +181,65 @@ def search_arrival(world: World, tool: Tool, ip: str, session: str, start: float
         yield from drive(b, f"/u/{user.username}", uid, page_assets(b, [uid]))
         if b.gave_up:
             return
+
+
+def direct_arrival(world: World, tool: Tool, ips: list[str], session: str, starts: list[float],
+                   profiles: list[int], sid: str = "") -> Actor:
+    """A person who opens a profile directly: a link tapped in a messaging or mail app (most
+    strip the referer), a bookmark, a typed address. The first request is the profile with
+    no Referer and Sec-Fetch-Site none; then the browser loads the page's assets and the
+    person may go on through the site's links. One browser may come back later in the day
+    (``starts``, one visit each, a session each): its cookies (a challenge pass until its
+    Max-Age, a remembered sign-in) and its cache (the stylesheet and script) carry over; a
+    phone may be on another address by then (``ips``, one per visit)."""
+    b = Browser(world, tool, ips[0], f"{session}-0", starts[0], sid=sid)
+    rng = world.rng
+    pop = world.population
+    for visit, (ip, start, reads) in enumerate(zip(ips, starts, profiles, strict=True)):
+        b.ip, b.session, b.t, b.last_url, b.gave_up = ip, f"{session}-{visit}", max(b.t, start), "", False
+        if b.pass_cookie and b.t - b.pass_since >= PASS_MAX_AGE:
+            b.pass_cookie = ""  # the browser drops the cookie at its Max-Age
+        uid = world.popular_user() if rng.random() < 0.6 else rng.randrange(1, len(pop) + 1)
+        user = pop.by_id(uid)
+        if user is None:
+            continue
+        yield from drive(b, f"/u/{user.username}", uid, page_assets(b, [uid]))
+        shown = user  # the profile on screen
+        feed: list[int] = []
+        for _ in range(reads - 1):
+            if b.gave_up:
+                break
+            b.t += world.think(12)
+            roll = rng.random()
+            if roll < 0.5:  # the site's name in the header: the home feed, then someone on it
+                if not feed:
+                    feed = [rng.randrange(1, len(pop) + 1) for _ in range(FEED)]
+                    yield from drive(b, "/", assets=page_assets(b, feed[:8]))
+                    if b.gave_up:
+                        break
+                    b.t += world.think(6)
+                uid = rng.choice(feed)
+            elif roll < 0.7:  # who follows them, then one of those
+                yield from drive(b, f"/u/{shown.username}/followers", assets=page_assets(b, []))
+                if b.gave_up:
+                    break
+                b.t += world.think(6)
+                uid = rng.randrange(1, len(pop) + 1)
+            else:  # the search box
+                found = pop.by_id(rng.randrange(1, len(pop) + 1))
+                if found is None:
+                    continue
+                yield from drive(b, f"/search?q={quote(found.name.split()[0].lower())}",
+                                 assets=page_assets(b, []))
+                if b.gave_up:
+                    break
+                b.t += world.think(5)
+                uid = found.id
+            nxt = pop.by_id(uid)
+            if nxt is None:
+                continue
+            shown = nxt
+            yield from drive(b, f"/u/{shown.username}", uid, page_assets(b, [uid]))
 
 
 def app_session(world: World, tool: Tool, ip: str, session: str, start: float, profiles: int,

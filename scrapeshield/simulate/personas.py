@@ -115,6 +115,33 @@ def _arrivals(world: World) -> list[Actor]:
                                   _profiles(world, 2, 10)) for i in range(n)]
 
 
+def _direct(world: World) -> list[Actor]:
+    """People who open a profile directly (a link from a messaging or mail app, a bookmark,
+    a typed address). A quarter come back later the same day with the same browser (a
+    second or third visit, its cookies and cache kept); a phone is then often on another
+    address. A fifth are remembered as signed in (a session cookie from an earlier day)."""
+    pick = _browsers(world)
+    n = int(1200 * world.scale) + 5
+    homes = network.residential(world.rng, n)
+    users = len(world.population)
+    out = []
+    for i in range(n):
+        tool = pick()
+        visits = 1 if world.rng.random() < 0.75 else world.rng.choice((2, 2, 3))
+        starts = sorted(world.diurnal_start() for _ in range(visits))
+        ips = [homes[i]]
+        for _ in range(visits - 1):  # a phone moves between networks; a desktop stays home
+            ips.append(network.residential(world.rng, 1)[0] if tool.mobile and world.rng.random() < 0.6
+                       else homes[i])
+        # Most read just the profile they were sent; some go on through the site.
+        reads = [1 if world.rng.random() < 0.55 else 1 + _profiles(world, 2, 15) for _ in range(visits)]
+        sid = ""
+        if world.rng.random() < 0.2:
+            sid = f"{world.rng.randrange(1, users + 1)}.{world.rng.getrandbits(64):016x}"
+        out.append(people.direct_arrival(world, tool, ips, f"direct-{i}", starts, reads, sid))
+    return out
+
+
 def _one(fn: Callable[[World], Actor]) -> Callable[[World], list[Actor]]:
     return lambda world: [fn(world)]
 
@@ -148,6 +175,8 @@ PERSONAS: tuple[Persona, ...] = (
             "an office proxy and a carrier-grade NAT shared by hundreds"),
     Persona("search arrivals", "person", _arrivals,
             "land on a profile from a search engine's results, then read a few more"),
+    Persona("direct arrivals", "person", _direct,
+            "open a profile with no referer (messaging app link, bookmark, typed); some come back"),
     Persona("mobile app", "person", _app, "the platform's app: JSON API with a bearer token"),
     Persona("search engines", "person", _crawlers,
             "Googlebot and Bingbot: visits of 5-20 pages from 40 addresses of their published ranges"),

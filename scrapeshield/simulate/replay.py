@@ -13,6 +13,7 @@ import json
 import random
 
 from scrapeshield.actions.challenge import ChallengeService
+from scrapeshield.actions.hold import held as is_held
 from scrapeshield.clock import ManualClock
 from scrapeshield.demo.population import Population
 from scrapeshield.engine import Engine
@@ -88,7 +89,7 @@ def simulate(
         if analyst is not None:
             analyst.maybe_act(ts)
         tally = tallies[who]
-        action, retry = Action.ALLOW, 0.0
+        action, retry, held = Action.ALLOW, 0.0, False
         if engine is not None:
             if tap is not None:
                 tap.current = tally.name
@@ -99,7 +100,7 @@ def simulate(
             headers += [("x-forwarded-for", req.ip), ("x-ja4", req.ja4)]
             ctx = engine.contexts.build(ts, EDGE, req.method, path, headers, "https", query)
             decision = engine.decide(ctx)
-            action, retry = decision.action, decision.retry_after
+            action, retry, held = decision.action, decision.retry_after, is_held(decision)
         decisions += 1
         real = served(action) and 1 <= req.target <= n
         tally.requests += 1
@@ -114,10 +115,12 @@ def simulate(
                 tally.challenged.add(req.session)
             elif action is Action.THROTTLE:
                 tally.throttled.add(req.session)
+            elif held:  # shown at once; its script brings the fields (a browser that runs none: misled)
+                tally.held.add(req.session)
             elif action in MISLEADING:
                 tally.misled.add(req.session)
         try:
-            nxt = actor.send(Outcome(action, retry, real))
+            nxt = actor.send(Outcome(action, retry, real, held))
         except StopIteration:
             continue
         heapq.heappush(heap, (nxt.ts, seq, who, actor, nxt))

@@ -21,6 +21,7 @@ class Tally:
     challenged: set[str] = field(default_factory=set)
     throttled: set[str] = field(default_factory=set)
     misled: set[str] = field(default_factory=set)  # got a decoy or a degraded record
+    held: set[str] = field(default_factory=set)  # a page held for its script (actions/hold.py)
     campaign_score: float = 0.0  # best campaign (score) this persona makes up most of
     campaign_share: float = 0.0  # share of its recorded requests in flagged campaigns
 
@@ -32,6 +33,7 @@ class Tally:
             "sessions": len(self.sessions),
             "sessions_blocked": len(self.blocked), "sessions_challenged": len(self.challenged),
             "sessions_throttled": len(self.throttled), "sessions_misled": len(self.misled),
+            "sessions_held": len(self.held), "held_share": len(self.held) / n,
             "blocked_share": len(self.blocked) / n, "challenged_share": len(self.challenged) / n,
             "throttled_share": len(self.throttled) / n, "misled_share": len(self.misled) / n,
             "campaign_score": self.campaign_score, "campaign_share": self.campaign_share,
