@@ -53,6 +53,9 @@ from scrapeshield.state.wire import Waiter, Wire
 
 _IDLE_LINKS = 64
 _MAX_OUTBOX = 10_000
+# Calls per write at most: a batch of them leaves at once, so that Redis runs their scripts
+# while this process prepares the next (all in one write would leave one side idle in turn).
+_BATCH = 4
 
 class RedisStore:
     does_io = True
@@ -132,7 +135,10 @@ class RedisStore:
         self._outbox.append(command)
         self._waiters.append(waiter)
         self._fresh += not before
-        self._schedule(loop)
+        if self._fresh >= _BATCH and self._wire is not None:
+            self._flush()  # Redis starts on these while this process prepares the next
+        else:
+            self._schedule(loop)
         return waiter
 
     def _switch(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -146,8 +152,12 @@ class RedisStore:
             loop.call_soon(self._dispatch)
 
     def _dispatch(self) -> None:
-        """Send everything queued during this turn of the event loop in one write."""
+        """At the end of a turn of the event loop: send what it queued."""
         self._scheduled = False
+        self._flush()
+
+    def _flush(self) -> None:
+        """Send everything queued in one write (or connect first)."""
         wire = self._wire
         if wire is None or wire.closed:
             if self._connecting is None and (self._waiters or self._outbox):
@@ -175,7 +185,7 @@ class RedisStore:
             return
         finally:
             self._connecting = None
-        self._dispatch()
+        self._flush()
 
     def keep(self, client: str, memory: ClientMemory) -> None:
         command = keep_command(self._layout.memory_key(client), memory, self.idle_ttl)
@@ -218,7 +228,7 @@ class RedisStore:
         if self._aloop is not asyncio.get_running_loop():
             return
         if self._outbox:
-            self._dispatch()
+            self._flush()
         if self._connecting is not None:
             await asyncio.gather(self._connecting, return_exceptions=True)
         wire, self._wire = self._wire, None
