@@ -200,11 +200,11 @@ class RedisStore:
             self.write_errors += 1
             return
         wire = self._wire
-        if not self._outbox and wire is not None and not wire.closed:
+        if not self._scheduled and wire is not None and not wire.closed:
             wire.send(command, [])  # a non-blocking socket write: nothing to await
             return
-        # Decisions are queued this turn: the write leaves in their batch's write (one
-        # send for them all, not one per decision), at the end of this turn of the loop.
+        # Decisions were queued this turn: the write leaves with the next of their writes
+        # (one send for them all, not one per decision), at the end of this turn at the latest.
         self._outbox.append(command)
         self._schedule(loop)
 
