@@ -25,6 +25,7 @@ a pipeline each (redis-py's cluster pipeline costs more than its round trip).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,12 +34,12 @@ import redis.asyncio.cluster as aiocluster
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError, RedisClusterException
+from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException
 from redis.retry import Retry
 
 from scrapeshield.errors import StateError
 from scrapeshield.state.base import ClientMemory, KeyUpdate
-from scrapeshield.state.layout import SCRIPT, SHA, Layout, Result, decode, keep_command, memory_value, sizes
+from scrapeshield.state.layout import SCRIPT, SHA, Layout, Result, decode, memory_value, set_command, sizes
 
 # Per call: the indices of the updates it carries, whether it reads the memory, its slot, its
 # arguments.
@@ -83,6 +84,8 @@ class ClusterStore:
         self._writes: list[tuple[bytes, bytes]] = []
         self._scheduled = False
         self._batches: set[asyncio.Task[None]] = set()
+        # sync memory writes: per node, a connection of their own and the writes not yet answered
+        self._writers: dict[str, tuple[Any, deque[tuple[bytes, bytes]]]] = {}
         self.round_trips = 0  # waits for the cluster (sync: one per update; asyncio: per batch)
         self.write_errors = 0
 
@@ -90,6 +93,8 @@ class ClusterStore:
 
     def update(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         calls = self._calls(updates, client, now)
+        if self._writers:
+            self._settle()
         self.round_trips += 1
         try:
             replies = self._run(calls)
@@ -136,6 +141,9 @@ class ClusterStore:
     # -- the rest ----------------------------------------------------------------------
 
     def close(self) -> None:
+        for conn, _ in self._writers.values():
+            conn.disconnect()
+        self._writers.clear()
         self.cluster.close()
 
     async def aclose(self) -> None:
@@ -188,20 +196,54 @@ class ClusterStore:
         return usages, memory if memory is not None else ClientMemory(now)
 
     def _send(self, key: bytes, memory: ClientMemory) -> None:
-        """The memory write, on its node's connection, without waiting for a reply."""
+        """The memory write, on its node's write connection, without waiting for its reply.
+
+        Not ``CLIENT REPLY SKIP`` as on one server: while a slot moves, its node answers a
+        write with an ASK or MOVED redirection, which a skipped reply would drop (and every
+        write to that slot with it until the move ends). The replies are read before this
+        store's next call (by then they have arrived: no wait); a redirected write is made
+        again through the cluster client, which follows the redirection (a round trip, only
+        while a slot moves), so that the next call reads it wherever the slot is.
+        """
         try:
             node = self.cluster.get_node_from_key(key)
-            pool = self.cluster.get_redis_connection(node).connection_pool
-            conn: Any = pool.get_connection()
+            writer = self._writers.get(node.name)
+            if writer is None:
+                pool = self.cluster.get_redis_connection(node).connection_pool
+                writer = self._writers[node.name] = (pool.make_connection(), deque())
         except _FAILURES:
             self.write_errors += 1
             return
+        conn, pending = writer
+        value = memory_value(memory)
         try:
-            conn.send_packed_command((keep_command(key, memory, self.idle_ttl),), check_health=False)
+            if len(pending) >= _MAX_PENDING:  # the node has not answered for a while
+                raise redis.ConnectionError("memory writes unanswered")
+            conn.send_packed_command((set_command(key, value, self.idle_ttl),), check_health=False)
         except _FAILURES:
+            self.write_errors += len(pending) + 1
             conn.disconnect()
-            self.write_errors += 1
-        pool.release(conn)
+            del self._writers[node.name]
+            return
+        pending.append((key, value))
+
+    def _settle(self) -> None:
+        """Read the replies to the memory writes sent so far; make the redirected ones again."""
+        for name, (conn, pending) in list(self._writers.items()):
+            try:
+                while pending:
+                    key, value = pending[0]
+                    try:
+                        conn.read_response()
+                    except (MovedError, AskError):  # the slot is moving or has moved
+                        self.cluster.set(key, value, ex=int(self.idle_ttl))
+                    except redis.ResponseError:
+                        self.write_errors += 1
+                    pending.popleft()
+            except _FAILURES:
+                self.write_errors += len(pending)
+                conn.disconnect()
+                del self._writers[name]
 
     def _on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if loop is not self._aloop:  # connections and queues belong to the loop that made them

@@ -156,11 +156,15 @@ def memory_value(memory: ClientMemory) -> bytes:
     return _PACKED + _DOUBLES.pack(*memory.values)
 
 
+def set_command(key: bytes, value: bytes, ttl: bytes) -> bytes:
+    """``SET key value EX ttl``, framed in RESP."""
+    return b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nEX\r\n$%d\r\n%b\r\n" % (
+        len(key), key, len(value), value, len(ttl), ttl)
+
+
 def keep_command(key: bytes, memory: ClientMemory, ttl: bytes) -> bytes:
     """``CLIENT REPLY SKIP`` + ``SET key memory EX ttl``, framed in RESP: a write nobody waits for."""
-    value = memory_value(memory)
-    return b"%b*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nEX\r\n$%d\r\n%b\r\n" % (
-        SKIP, len(key), key, len(value), value, len(ttl), ttl)
+    return SKIP + set_command(key, memory_value(memory), ttl)
 
 
 def sizes(updates: Sequence[KeyUpdate]) -> tuple[int, ...]:
