@@ -1,7 +1,8 @@
 """A slot of a real three-master Redis Cluster moves to another node while decisions run
 on an entity that lives in it: MIGRATING/IMPORTING, keys moved in batches (as
 ``redis-cli --cluster reshard`` does), then the slot handed over. Every decision is
-answered (ASK, TRYAGAIN and MOVED followed) and no count is lost or doubled.
+answered (ASK, TRYAGAIN and MOVED followed), no count is lost or doubled, and the
+client's memory written meanwhile is not lost either; sync and asyncio.
 
 A cluster of its own (module scope): the moves change who serves a slot, which the other
 cluster tests' slot arithmetic assumes fixed.
@@ -9,6 +10,7 @@ cluster tests' slot arithmetic assumes fixed.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -183,3 +185,53 @@ def _errors(cluster: RedisCluster, kind: str) -> int:
     """How many ``kind`` error replies the nodes have given (INFO errorstats)."""
     return sum(int(node.client().info("errorstats").get(f"errorstat_{kind}", {}).get("count", 0))
                for node in cluster.nodes)
+
+
+def test_asyncio_decisions_follow_a_moving_slot_and_no_count_is_lost(
+    redis_cluster: RedisCluster, store: ClusterStore  # noqa: F811
+) -> None:
+    cluster = redis_cluster
+    decisions = Decisions(store, "ip:10.9.9.9", REQUESTS_AND_RECORDS)
+    slot, source, target = _plan(cluster, store, decisions.entity)
+    _fill(cluster, store, decisions.entity, source, 300)
+    layout = store._layout  # noqa: SLF001
+    own = (layout.window_key(decisions.entity), layout.window_key(decisions.entity)[:-1] + b"d1",
+           layout.memory_key(decisions.entity))
+    move = Move(cluster, slot, source, target, batch=10, pause=0.003, first=own)
+    made = failed = during = 0
+    asks = _errors(cluster, "ASK")
+
+    async def one() -> None:
+        nonlocal made, failed
+        update: list[KeyUpdate] = [(decisions.entity, REQUESTS_AND_RECORDS, (1, 1), f"user:{made}")]
+        try:
+            _, memory = await store.aupdate(update, decisions.entity, 1000.0 + made * 0.01)
+        except StateError:
+            failed += 1
+            return
+        made += 1
+        memory.requests += 1
+        store.keep(decisions.entity, memory)
+
+    async def run() -> None:
+        nonlocal during
+        for _ in range(20):
+            await one()
+        move.thread.start()
+        deadline = time.monotonic() + 60
+        while not move.done.is_set() and time.monotonic() < deadline:
+            await one()
+            during += 1
+        move.thread.join(timeout=10)
+        for _ in range(20):
+            await one()
+        await store.aclose()
+
+    asyncio.run(run())
+    assert move.done.is_set() and _serves(cluster.nodes[target].client(), slot), "the slot moved"
+    assert failed == 0, f"{failed} decisions failed while the slot moved"
+    assert during >= 5, "decisions ran while the slot was moving"
+    decisions.made = made
+    assert decisions.counted() == (made, made), "every decision counted once"
+    assert store.update([], decisions.entity, 2000.0)[1].requests == made, "no memory write lost"
+    assert _errors(cluster, "ASK") > asks, "calls met the half-moved slot and were redirected"
