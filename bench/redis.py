@@ -10,7 +10,8 @@ In one run, on one local Redis (started here unless $SCRAPESHIELD_BENCH_REDIS na
   (one ``hit()`` per limit the request falls under; a distinct-records limit, which
   `limits` cannot express, is checked as a request limit of the same size);
 - Redis round trips and commands per decision, from INFO commandstats (sync), and
-  round trips per decision counted by the store (asyncio: concurrent decisions share one);
+  round trips per decision counted by the store (asyncio: concurrent decisions share
+  them, four calls to a write);
 - Redis memory per tracked client (INFO used_memory growth over N clients);
 - where a sync decision's time goes, in CPU microseconds, which a loaded machine does
   not inflate as it does wall time: the client process (pipeline with Redis against the
@@ -106,7 +107,7 @@ def _no_fallback(shield: Shield) -> None:
 
 
 def pipeline_async(url: str, tmp: str, requests: list[dict[str, Any]]) -> tuple[float, float]:
-    """Decisions per second, and round trips per decision (concurrent decisions share one)."""
+    """Decisions per second, and round trips per decision (concurrent decisions share them)."""
     shield, clock = _shield(url, tmp)
     build, adecide = shield.engine.contexts.from_asgi, shield.engine.adecide
 
@@ -362,7 +363,7 @@ def run(count: int = 20_000, limits_count: int = 2_000, rounds: int = 5,
         f"pipeline_async_decisions_per_s_x{CONCURRENCY}": m["async"],
         f"ping_async_per_s_x{CONCURRENCY}": m["ping_async"],
         "ratio_pipeline_to_ping_async": ratio("async", "ping_async"),
-        # Decisions waiting at the same moment share one write and one wait (auto-pipelining).
+        # Decisions waiting at the same moment share writes and waits (four calls to a write).
         f"round_trips_per_decision_async_x{CONCURRENCY}": round(statistics.median(async_trips), 3),
         "limits_decisions_per_s": m["limits"],
         "limits_hits_per_decision": round(hits, 2),

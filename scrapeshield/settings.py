@@ -100,8 +100,9 @@ class Settings:
         state = state_url or "memory"  # checked first: a refused command leaves nothing behind
         if state != "memory":
             RedisState.parse(state)
-            if importlib.util.find_spec("redis") is None:
-                raise ConfigError("--state redis://… needs redis-py: pip install 'scrapeshield[redis]'")
+            if importlib.util.find_spec("redis") is None or importlib.util.find_spec("hiredis") is None:
+                raise ConfigError(
+                    "--state redis://… needs redis-py and hiredis: pip install 'scrapeshield[redis]'")
         directory = Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
         try:
             directory.mkdir(parents=True, exist_ok=True)

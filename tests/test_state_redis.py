@@ -140,8 +140,9 @@ def test_asyncio_one_round_trip_and_memory_visible_at_once(
 def test_asyncio_decisions_waiting_together_share_one_round_trip(
     server: RedisServer, stores: list[RedisStore]
 ) -> None:
-    """Decisions that wait at the same moment go out in one write and come back in order:
-    one round trip for all of them, each still its own atomic script call."""
+    """Decisions that wait at the same moment go out in writes of four and come back in
+    order: four round trips in flight together for sixteen, each still its own atomic
+    script call (Redis runs the first four while the process prepares the next)."""
     store, reference = new_store(server, stores), MemoryStore()
     calls = [(request(n, f"10.0.1.{n}"), f"ip:10.0.1.{n}", 1000.0 + n) for n in range(17)]
 
@@ -156,7 +157,7 @@ def test_asyncio_decisions_waiting_together_share_one_round_trip(
     got, trips = asyncio.run(run())
     want = [reference.update(*call)[0] for call in calls][1:]
     assert got == want, "each decision gets its own answer, in the order they were asked"
-    assert trips == 1
+    assert trips == 4
     assert server.commandstats()["evalsha"] == 18  # the first one's NOSCRIPT included
 
 
@@ -167,15 +168,12 @@ def test_asyncio_memory_writes_leave_with_the_batch(
     (one send per decision and per memory write would be 160 here), and all reach Redis."""
     store = new_store(server, stores)
     writes = {"n": 0}
-    write, writelines = asyncio.StreamWriter.write, asyncio.StreamWriter.writelines
+    transport = asyncio.selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+    write = transport.write
 
     def counting_write(self: Any, data: Any) -> None:
         writes["n"] += 1
         write(self, data)
-
-    def counting_writelines(self: Any, data: Any) -> None:
-        writes["n"] += 1
-        writelines(self, data)
 
     async def client(n: int) -> None:
         for step in range(5):
@@ -185,15 +183,14 @@ def test_asyncio_memory_writes_leave_with_the_batch(
 
     async def run() -> None:
         await store.aupdate(request(0), "ip:10.0.0.1", 999.0)  # loads the script, opens a connection
-        monkeypatch.setattr(asyncio.StreamWriter, "write", counting_write)
-        monkeypatch.setattr(asyncio.StreamWriter, "writelines", counting_writelines)
+        monkeypatch.setattr(transport, "write", counting_write)
         await asyncio.gather(*(client(n) for n in range(16)))
         await store.aclose()
         monkeypatch.undo()
 
     asyncio.run(run())
     assert all(store.update([], f"ip:10.0.2.{n}", 2000.0)[1].requests == 5 for n in range(16))
-    assert writes["n"] <= 40, f"{writes['n']} socket writes for 80 decisions and 80 memory writes"
+    assert 5 <= writes["n"] <= 40, f"{writes['n']} socket writes for 80 decisions and 80 memory writes"
 
 
 def test_memory_in_the_older_decimal_form_is_still_read(

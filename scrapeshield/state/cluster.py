@@ -10,9 +10,10 @@ which is all a counter needs: no limit spans two entities.
 
 redis-py's cluster client owns the topology (slot table, MOVED/ASK redirections,
 reconnects); a NOSCRIPT answer (a new or restarted node) loads the script on every
-primary and repeats only the calls that did not run. ``keep`` writes the memory with
-``CLIENT REPLY SKIP`` on its node's connection and returns, as the single-server
-store does.
+primary and repeats only the calls that did not run. ``keep`` writes the memory on its
+node's write connection and returns, as the single-server store does; but the write is
+answered, its reply read before the store's next call, so that a write redirected while
+a slot moves is made again where the slot went (``cluster_writes.py``).
 
 Under asyncio, as the single-server store does, the decisions that wait at the same
 moment share a round trip: each turn of the event loop's script calls (and the memory
@@ -28,25 +29,23 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-import redis
 import redis.asyncio.cluster as aiocluster
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError, RedisClusterException
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from scrapeshield.errors import StateError
 from scrapeshield.state.base import ClientMemory, KeyUpdate
-from scrapeshield.state.layout import SCRIPT, SHA, Layout, Result, decode, keep_command, memory_value, sizes
+from scrapeshield.state.cluster_writes import FAILURES as _FAILURES
+from scrapeshield.state.cluster_writes import MemoryWrites
+from scrapeshield.state.layout import SCRIPT, SHA, Layout, Result, decode, memory_value, sizes
 
 # Per call: the indices of the updates it carries, whether it reads the memory, its slot, its
 # arguments.
 _Call = tuple[list[int], bool, int, tuple[str | bytes | int, ...]]
 _SHA = SHA.decode()
-# What a failed cluster call raises: redis-py's errors, its cluster errors (not RedisErrors: a
-# slot no node serves), a slot missing from the table while it is rebuilt, socket errors.
-_FAILURES = (redis.RedisError, RedisClusterException, KeyError, OSError)
 _MAX_PENDING = 10_000
 
 
@@ -83,13 +82,15 @@ class ClusterStore:
         self._writes: list[tuple[bytes, bytes]] = []
         self._scheduled = False
         self._batches: set[asyncio.Task[None]] = set()
+        self._writes_sync = MemoryWrites(self.cluster, self.idle_ttl)
         self.round_trips = 0  # waits for the cluster (sync: one per update; asyncio: per batch)
-        self.write_errors = 0
+        self._write_errors = 0  # asyncio memory writes lost (sync ones: ``MemoryWrites``)
 
     # -- the protocol ------------------------------------------------------------------
 
     def update(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         calls = self._calls(updates, client, now)
+        self._writes_sync.settle()
         self.round_trips += 1
         try:
             replies = self._run(calls)
@@ -117,11 +118,11 @@ class ClusterStore:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._send(key, memory)
+            self._writes_sync.send(key, memory)
             return
         self._on_loop(loop)
         if len(self._writes) >= _MAX_PENDING:  # the cluster has not answered for a while
-            self.write_errors += 1
+            self._write_errors += 1
             return
         self._writes.append((key, memory_value(memory)))  # leaves with this turn's batch
         self._schedule(loop)
@@ -133,9 +134,15 @@ class ClusterStore:
         except _FAILURES as exc:
             raise StateError(f"redis cluster: {exc or type(exc).__name__}") from exc
 
+    @property
+    def write_errors(self) -> int:
+        """Memory writes lost (their node failed or refused them)."""
+        return self._write_errors + self._writes_sync.errors
+
     # -- the rest ----------------------------------------------------------------------
 
     def close(self) -> None:
+        self._writes_sync.close()
         self.cluster.close()
 
     async def aclose(self) -> None:
@@ -187,22 +194,6 @@ class ClusterStore:
                 memory = remembered
         return usages, memory if memory is not None else ClientMemory(now)
 
-    def _send(self, key: bytes, memory: ClientMemory) -> None:
-        """The memory write, on its node's connection, without waiting for a reply."""
-        try:
-            node = self.cluster.get_node_from_key(key)
-            pool = self.cluster.get_redis_connection(node).connection_pool
-            conn: Any = pool.get_connection()
-        except _FAILURES:
-            self.write_errors += 1
-            return
-        try:
-            conn.send_packed_command((keep_command(key, memory, self.idle_ttl),), check_health=False)
-        except _FAILURES:
-            conn.disconnect()
-            self.write_errors += 1
-        pool.release(conn)
-
     def _on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if loop is not self._aloop:  # connections and queues belong to the loop that made them
             self._aloop, self._acluster, self._queue, self._writes = loop, None, [], []
@@ -235,7 +226,7 @@ class ClusterStore:
                 for key, value in writes:
                     pipe.set(key, value, ex=int(self.idle_ttl))
                 replies = list(await _queue(pipe, cluster, calls).execute(raise_on_error=False))
-                self.write_errors += sum(isinstance(r, Exception) for r in replies[: len(writes)])
+                self._write_errors += sum(isinstance(r, Exception) for r in replies[: len(writes)])
                 del replies[: len(writes)]
                 missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
                 if missing:
@@ -248,7 +239,7 @@ class ClusterStore:
             for _, waiter in batch:
                 if not waiter.done():
                     waiter.set_exception(failure)
-            self.write_errors += len(writes)
+            self._write_errors += len(writes)
             if not isinstance(exc, Exception):  # cancelled, or the process is ending
                 raise
             return

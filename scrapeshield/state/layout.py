@@ -23,6 +23,7 @@ _USAGES: dict[int, struct.Struct] = {}  # by counter count (a policy has a few)
 _PACKED = b"\x01"  # a decimal memory never starts with it
 _MAX_KEY = 200  # longer key values and records are stored as a digest
 _MAX_RECORD = 100
+_KEPT = 16_384  # framings kept per layout (entities, clients); all dropped when full
 SKIP = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n"  # no reply to the next command
 Result = tuple[list[tuple[float, ...]], ClientMemory]
 # Per (specs, costs) pair: them (the cache is keyed by their ids), the script's description
@@ -54,9 +55,16 @@ class Layout:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix.encode() + b":{"
         self._shapes: dict[tuple[int, int], _Shape] = {}
+        self._framed: dict[tuple[str, tuple[bytes, ...]], bytes] = {}  # an entity's keys in RESP
+        self._memory_keys: dict[str, bytes] = {}
 
     def memory_key(self, client: str) -> bytes:
-        return self.prefix + _bytes(client, _MAX_KEY) + b"}:m"
+        key = self._memory_keys.get(client)
+        if key is None:
+            if len(self._memory_keys) >= _KEPT:
+                self._memory_keys.clear()
+            key = self._memory_keys[client] = self.prefix + _bytes(client, _MAX_KEY) + b"}:m"
+        return key
 
     def window_key(self, key: str) -> bytes:
         """An entity's window key (every key of the entity has its slot)."""
@@ -82,41 +90,57 @@ class Layout:
     def evalsha(self, updates: Sequence[KeyUpdate], memory_key: bytes, now: float) -> bytes:
         """``EVALSHA`` of the script for these entities and the client's memory, framed in RESP.
 
-        Written out rather than built from ``script_args`` and ``pack``: this runs once per
-        decision, and framing each key straight from its entity's base saves a third of it.
+        Written out rather than built from ``script_args`` and ``pack``, from framings kept
+        per entity (a client's keys recur request after request): this runs once per decision.
         """
-        prefix = self.prefix
-        keys: list[bytes] = []
+        framed, shapes = self._framed, self._shapes
+        parts: list[bytes] = []
         argv: list[bytes] = []
+        nkeys = 0
+        last, last_framed = "", b"$0\r\n\r\n"
         for key, specs, costs, record in updates:
-            shape = self._shape(specs, costs)
-            base = prefix + _bytes(key, _MAX_KEY) + b"}:"
-            size = len(base)
-            for suffix in shape[3]:
-                keys.append(b"$%d\r\n%b%b\r\n" % (size + len(suffix), base, suffix))
+            shape = shapes.get((id(specs), id(costs)))
+            if shape is None or shape[0] is not specs or shape[1] is not costs:
+                shape = self._shape(specs, costs)
+            suffixes = shape[3]
+            keys = framed.get((key, suffixes))
+            if keys is None:
+                keys = self._frame_keys(key, suffixes)
+            parts.append(keys)
+            nkeys += len(suffixes)
             argv.append(shape[4])
-            if record:
-                raw = _bytes(record, _MAX_RECORD)
-                argv.append(b"$%d\r\n%b\r\n" % (len(raw), raw))
-            else:
-                argv.append(b"$0\r\n\r\n")
+            if record != last:  # an entity's record is nearly always the request's
+                raw = _bytes(record, _MAX_RECORD) if record else b""
+                last, last_framed = record, b"$%d\r\n%b\r\n" % (len(raw), raw)
+            argv.append(last_framed)
         stamp = repr(float(now)).encode()
-        count = b"%d" % (len(keys) + 1)
+        count = b"%d" % (nkeys + 1)
         entities = b"%d" % len(updates)
         return b"".join((
             b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n$%d\r\n%b\r\n" % (
-                len(keys) + 6 + len(argv), SHA, len(count), count),
-            *keys,
+                nkeys + 6 + len(argv), SHA, len(count), count),
+            *parts,
             b"$%d\r\n%b\r\n" % (len(memory_key), memory_key),
             b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(stamp), stamp, len(entities), entities),
             *argv,
         ))
 
+    def _frame_keys(self, key: str, suffixes: tuple[bytes, ...]) -> bytes:
+        """An entity's keys for these counters, framed in RESP (kept: a client's recur)."""
+        base = self.prefix + _bytes(key, _MAX_KEY) + b"}:"
+        size = len(base)
+        keys = b"".join(b"$%d\r\n%b%b\r\n" % (size + len(suffix), base, suffix) for suffix in suffixes)
+        if len(self._framed) >= _KEPT:
+            self._framed.clear()
+        self._framed[(key, suffixes)] = keys
+        return keys
+
     def _shape(self, specs: tuple[CounterSpec, ...], costs: tuple[int, ...]) -> _Shape:
         """The script's description of a key's counters and its key suffixes (cached)."""
         ident = (id(specs), id(costs))
         got = self._shapes.get(ident)
-        if got is None or got[0] is not specs or got[1] is not costs:
+        if got is None or got[0] is not specs or got[1] is not costs:  # (the entry holds them:
+            # their ids are not reused while it lives)
             spec = struct.pack(f"<{4 * len(specs)}d", *(
                 x for (w, d, lim), c in zip(specs, costs, strict=True) for x in (w, d, lim, c)))
             suffixes = (b"w", *(b"d%d" % i for i, (_, d, _) in enumerate(specs) if d))
@@ -132,11 +156,15 @@ def memory_value(memory: ClientMemory) -> bytes:
     return _PACKED + _DOUBLES.pack(*memory.values)
 
 
+def set_command(key: bytes, value: bytes, ttl: bytes) -> bytes:
+    """``SET key value EX ttl``, framed in RESP."""
+    return b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nEX\r\n$%d\r\n%b\r\n" % (
+        len(key), key, len(value), value, len(ttl), ttl)
+
+
 def keep_command(key: bytes, memory: ClientMemory, ttl: bytes) -> bytes:
     """``CLIENT REPLY SKIP`` + ``SET key memory EX ttl``, framed in RESP: a write nobody waits for."""
-    value = memory_value(memory)
-    return b"%b*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nEX\r\n$%d\r\n%b\r\n" % (
-        SKIP, len(key), key, len(value), value, len(ttl), ttl)
+    return SKIP + set_command(key, memory_value(memory), ttl)
 
 
 def sizes(updates: Sequence[KeyUpdate]) -> tuple[int, ...]:

@@ -15,22 +15,21 @@ Valkey 7.2+: the same commands; both tested), where one call covers all the enti
 request.
 
 Under asyncio, the decisions that wait at the same moment share a round trip: each turn
-of the event loop's calls leave in one write on one connection and their replies come
-back in order (auto-pipelining). Each is still its own atomic script call; 16 concurrent
-decisions cost about one round trip, not 16.
+of the event loop's calls leave in one write on one pipelined connection and their
+replies come back in order (``wire.py``: hiredis parses them as they arrive). Each is
+still its own atomic script call; 16 concurrent decisions cost about one round trip.
 
 ``keep`` waits for nothing: it writes ``CLIENT REPLY SKIP`` + ``SET … EX idle_ttl`` (which
 Redis does not answer) on the idle connection the next call will use, and returns. Redis
 has the client's memory before this node's response leaves, so whichever node the client
 comes to next reads it; only two nodes serving one client at the same instant race (the
 last write wins). Cost: a socket write, no wait. (Under asyncio, when decisions are queued
-in this turn of the event loop, the write leaves in their batch's write at the turn's end;
-when every connection is busy, with this node's next call or on the loop's next turn.) The memory
-is stored as packed doubles; a value in the older decimal form is still read.
+in this turn of the event loop, the write leaves in their one write at the turn's end.)
+The memory is stored as packed doubles; a value in the older decimal form is still read.
 
 The hot path bypasses redis-py's command layer (its pool, retries and response
 callbacks cost more than the round trip) but uses its connections: AUTH, TLS, SELECT
-and RESP parsing are redis-py's. A failed call raises ``StateError`` and drops the
+(and, for the sync path, RESP parsing) are redis-py's. A failed call raises ``StateError`` and drops the
 connection; each call is bounded by ``timeout``. ``ResilientStore`` decides what a
 failure means for the decision.
 """
@@ -39,10 +38,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 import redis
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
@@ -50,9 +49,13 @@ from redis.exceptions import NoScriptError
 from scrapeshield.errors import StateError
 from scrapeshield.state.base import ClientMemory, KeyUpdate
 from scrapeshield.state.layout import LOAD, Layout, Result, decode, keep_command, sizes
+from scrapeshield.state.wire import Waiter, Wire
 
 _IDLE_LINKS = 64
 _MAX_OUTBOX = 10_000
+# Calls per write at most: a batch of them leaves at once, so that Redis runs their scripts
+# while this process prepares the next (all in one write would leave one side idle in turn).
+_BATCH = 4
 
 class RedisStore:
     does_io = True
@@ -72,14 +75,15 @@ class RedisStore:
         self.client = redis.Redis(connection_pool=self._pool)  # admin commands only
         self._links: list[Any] = []  # idle connections, last used first
         self._pid = os.getpid()  # a forked worker must not share its parent's sockets
-        self._alinks: list[Any] = []
+        # asyncio: one pipelined connection (of the loop that made it), what this turn of
+        # the loop will write on it, and the replies those commands will get
         self._aloop: asyncio.AbstractEventLoop | None = None
-        self._outbox: list[bytes] = []  # asyncio memory writes waiting for a connection
-        self._lock = threading.Lock()
-        self._flush: asyncio.Task[None] | None = None  # sending the outbox
-        # asyncio decisions waiting for this turn's batch, and the batches in flight
-        self._queue: list[tuple[bytes, asyncio.Future[bytes]]] = []
-        self._batches: set[asyncio.Task[None]] = set()
+        self._wire: Wire | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._outbox: list[bytes] = []
+        self._waiters: list[Waiter] = []
+        self._scheduled = False
+        self._fresh = 0  # calls in the outbox that are not retries
         self.round_trips = 0  # waits for Redis (update/aupdate calls)
         self.write_errors = 0  # memory writes that could not be sent
 
@@ -108,67 +112,80 @@ class RedisStore:
 
     async def aupdate(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         command = self._layout.evalsha(updates, self._layout.memory_key(client), now)
+        reply = await self._ask(command)
+        if isinstance(reply, hiredis.ReplyError):  # an error reply concerns this call alone
+            if not str(reply).startswith("NOSCRIPT"):
+                raise StateError(f"redis: {reply}")
+            # A restarted or flushed server: load the script (its reply dropped), run again.
+            reply = await self._ask(command, LOAD)
+            if isinstance(reply, hiredis.ReplyError):
+                raise StateError(f"redis: {reply}")
+        return decode(reply, sizes(updates), now)
+
+    def _ask(self, command: bytes, before: bytes = b"") -> asyncio.Future[Any]:
+        """Queue a command for this turn's write; its reply comes in the future returned.
+        ``before``: a command sent first whose reply is dropped."""
         loop = asyncio.get_running_loop()
-        self._atake_loop(loop)
-        waiter: asyncio.Future[bytes] = loop.create_future()
-        self._queue.append((command, waiter))
-        if len(self._queue) == 1:  # the first this turn: the batch leaves at the turn's end
+        if loop is not self._aloop:
+            self._switch(loop)
+        waiter: asyncio.Future[Any] = loop.create_future()
+        if before:
+            self._outbox.append(before)
+            self._waiters.append(None)
+        self._outbox.append(command)
+        self._waiters.append(waiter)
+        self._fresh += not before
+        if self._fresh >= _BATCH and self._wire is not None:
+            self._flush()  # Redis starts on these while this process prepares the next
+        else:
+            self._schedule(loop)
+        return waiter
+
+    def _switch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Connections belong to the loop that made them: a new loop starts afresh."""
+        self._aloop, self._wire, self._connecting = loop, None, None
+        self._outbox, self._waiters, self._scheduled, self._fresh = [], [], False, 0
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._scheduled:  # the turn's first: everything queued leaves at its end
+            self._scheduled = True
             loop.call_soon(self._dispatch)
-        return decode(await waiter, sizes(updates), now)
 
     def _dispatch(self) -> None:
-        """Send every decision queued during this turn of the event loop in one write."""
-        batch, self._queue = self._queue, []
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._exchange(batch))
-            self._batches.add(task)
-            task.add_done_callback(self._batches.discard)
+        """At the end of a turn of the event loop: send what it queued."""
+        self._scheduled = False
+        self._flush()
 
-    async def _exchange(self, batch: list[tuple[bytes, asyncio.Future[bytes]]]) -> None:
-        """One round trip for a batch: its commands in one write, then their replies in order."""
-        self.round_trips += 1
-        conn = self._atake()
-        replies: list[Any] = []
+    def _flush(self) -> None:
+        """Send everything queued in one write (or connect first)."""
+        wire = self._wire
+        if wire is None or wire.closed:
+            if self._connecting is None and (self._waiters or self._outbox):
+                self._connecting = asyncio.get_running_loop().create_task(self._connect())
+            return  # sent once connected
+        if not self._outbox:
+            return
+        data, waiters = b"".join(self._outbox), self._waiters
+        self._outbox, self._waiters = [], []
+        if self._fresh:  # (as in ``update``, a retry after a script reload is not counted)
+            self.round_trips += 1
+            self._fresh = 0
+        wire.send(data, waiters)
+
+    async def _connect(self) -> None:
         try:
-            async with asyncio.timeout(self.timeout):
-                await conn.send_packed_command(
-                    self._drain() + b"".join(c for c, _ in batch), check_health=False)
-                replies = [await self._reply(conn) for _ in batch]
-                missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-                if missing:  # a restarted or flushed server: load, then run those again
-                    await conn.send_packed_command(
-                        LOAD + b"".join(batch[i][0] for i in missing), check_health=False)
-                    await conn.read_response()
-                    for i in missing:
-                        replies[i] = await self._reply(conn)
-        except BaseException as exc:  # whatever it is, no decision of the batch may wait forever
-            self._alinks, idle = [], self._alinks  # after a failure the idle ones are suspect too
-            failure = StateError(f"redis: {exc or type(exc).__name__}")
-            for _, waiter in batch:
-                if not waiter.done():
-                    waiter.set_exception(failure)
-            for dead in (conn, *idle):
-                await dead.disconnect(nowait=True)
+            self._wire = await Wire.open(self._apool, self.timeout)
+        except BaseException as exc:  # whatever it is, no decision may wait forever
+            waiters, self._waiters = self._waiters, []
+            self.write_errors += len(self._outbox) - len(waiters)
+            self._outbox = []
+            Wire.fail(waiters, StateError(f"redis: {exc or type(exc).__name__}"))
             if not isinstance(exc, Exception):  # cancelled, or the process is ending
                 raise
             return
-        if len(self._alinks) < _IDLE_LINKS:
-            self._alinks.append(conn)
-        for (_, waiter), reply in zip(batch, replies, strict=True):
-            if waiter.done():  # its caller went away
-                continue
-            if isinstance(reply, Exception):
-                waiter.set_exception(StateError(f"redis: {reply}"))
-            else:
-                waiter.set_result(reply)
-
-    @staticmethod
-    async def _reply(conn: Any) -> Any:
-        """One reply; an error reply is returned (it concerns one decision), not raised."""
-        try:
-            return await conn.read_response()
-        except redis.ResponseError as exc:
-            return exc
+        finally:
+            self._connecting = None
+        self._flush()
 
     def keep(self, client: str, memory: ClientMemory) -> None:
         command = keep_command(self._layout.memory_key(client), memory, self.idle_ttl)
@@ -177,20 +194,19 @@ class RedisStore:
         except RuntimeError:
             self._send(command)
             return
-        self._atake_loop(loop)
-        writer = getattr(self._alinks[-1], "_writer", None) if self._alinks else None
-        if not self._queue and writer is not None and not writer.is_closing():
-            writer.write(command)  # a non-blocking socket write: nothing to await
+        if loop is not self._aloop:
+            self._switch(loop)
+        if len(self._outbox) >= _MAX_OUTBOX:  # Redis has not been reachable for a while
+            self.write_errors += 1
             return
-        # Decisions are queued this turn: the write leaves in their batch's write (one
-        # send for them all, not one per decision), at the end of this turn of the loop.
-        with self._lock:
-            if len(self._outbox) >= _MAX_OUTBOX:  # Redis has not been reachable for a while
-                self.write_errors += 1
-                return
-            self._outbox.append(command)
-        if self._flush is None and not self._queue:
-            self._flush = loop.create_task(self._aflush())
+        wire = self._wire
+        if not self._scheduled and wire is not None and not wire.closed:
+            wire.send(command, [])  # a non-blocking socket write: nothing to await
+            return
+        # Decisions were queued this turn: the write leaves with the next of their writes
+        # (one send for them all, not one per decision), at the end of this turn at the latest.
+        self._outbox.append(command)
+        self._schedule(loop)
 
     def tracked_clients(self) -> int:
         """Keys in the database (all of them: give scrapeshield a database of its own)."""
@@ -208,14 +224,20 @@ class RedisStore:
         self._pool.disconnect()
 
     async def aclose(self) -> None:
-        """Send queued writes and close the asyncio connections (on the loop that used them)."""
-        if self._batches:
-            await asyncio.gather(*self._batches, return_exceptions=True)
-        if self._flush is not None:
-            await self._flush
-        links, self._alinks = self._alinks, []
-        for conn in links:
-            await conn.disconnect()
+        """Send queued writes, wait for the replies in flight, close the asyncio connection."""
+        if self._aloop is not asyncio.get_running_loop():
+            return
+        if self._outbox:
+            self._flush()
+        if self._connecting is not None:
+            await asyncio.gather(self._connecting, return_exceptions=True)
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            for _ in range(max(1, int(self.timeout / 0.001))):  # bounded: replies or time-out
+                if not wire.busy:
+                    break
+                await asyncio.sleep(0.001)
+            wire.close()
 
     def _send(self, command: bytes) -> None:
         """Write a command that has no reply (CLIENT REPLY SKIP), without waiting."""
@@ -230,38 +252,9 @@ class RedisStore:
 
     def _take(self) -> Any:
         if self._pid != os.getpid():
-            self._pid, self._links, self._alinks = os.getpid(), [], []
+            self._pid, self._links = os.getpid(), []
         try:
             return self._links.pop()
         except IndexError:
             return self._pool.make_connection()
 
-    def _atake_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        if loop is not self._aloop:  # connections belong to the loop that made them
-            self._aloop, self._alinks, self._flush, self._queue = loop, [], None, []
-
-    def _atake(self) -> Any:
-        self._atake_loop(asyncio.get_running_loop())
-        return self._alinks.pop() if self._alinks else self._apool.make_connection()
-
-    def _drain(self) -> bytes:
-        if not self._outbox:
-            return b""
-        with self._lock:
-            batch, self._outbox = self._outbox, []
-        return b"".join(batch)
-
-    async def _aflush(self) -> None:
-        """Send the queued writes on a connection of their own (opened if need be)."""
-        conn = self._atake()
-        try:
-            async with asyncio.timeout(self.timeout):
-                while self._outbox:
-                    await conn.send_packed_command(self._drain(), check_health=False)
-        except (redis.RedisError, OSError):
-            await conn.disconnect(nowait=True)
-            self.write_errors += 1
-            return
-        finally:
-            self._flush = None
-        self._alinks.append(conn)
