@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from bench import hostcost
 from bench.http import _start
 from bench.load import ROOT, free_port, process_cpu, wait_listening, wrk
 
@@ -147,6 +148,9 @@ def run(seconds: int = 8, rounds: int = 3, decisions_core: int = 0) -> dict[str,
     # Below 1: nginx-alone is held back by core 1 (wrk + nginx), not by the Python upstream.
     summary["ratio_alone_to_upstream_direct"] = round(alone["rps"] / summary["upstream_direct"]["rps"], 3)
     summary["target_ratio"] = 0.5
+    # The same traffic in-process, by part: the host form (server + service) against the
+    # context, engine, listeners and challenge page it calls (bench/hostcost.py).
+    summary["in_process_us_per_request"] = hostcost.edge()
     summary["pinning"] = (
         "core 0: upstream + decision service; core 1: wrk + nginx (1 worker)" if decisions_core == 0
         else "core 0: upstream; core 1: wrk + nginx (1 worker) + decision service")

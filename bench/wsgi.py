@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Flask
 
+from bench import hostcost
 from bench.load import ROOT, free_port, wait_answering, wrk
 from scrapeshield.hosts.heap import settle_heap
 
@@ -125,6 +126,9 @@ def run(seconds: int = 8, rounds: int = 3, connections: int = 8) -> dict[str, An
         summary["bare"]["cpu_us_per_request"] / summary["shielded"]["cpu_us_per_request"], 3)
     summary["added_p50_ms_shielded"] = round(summary["shielded"]["p50_ms"] - summary["bare"]["p50_ms"], 3)
     summary["rounds"] = {v: [r["rps"] for r in runs] for v, runs in results.items()}
+    # The same traffic in-process, by part: the middleware itself against the context,
+    # engine, listeners, challenge page and Flask app it calls (bench/hostcost.py).
+    summary["in_process_us_per_request"] = hostcost.wsgi()
     return summary
 
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 import pytest
@@ -33,7 +33,7 @@ from wsgi_apps.faults import FailingContexts
 from scrapeshield.cli import main
 from scrapeshield.clock import ManualClock
 from scrapeshield.hosts.asgi import ScrapeshieldMiddleware
-from scrapeshield.hosts.auth_request import DecisionService, _path
+from scrapeshield.hosts.auth_request import DecisionService, _path, _quoted
 from scrapeshield.runtime import Shield
 from scrapeshield.settings import Settings
 from scrapeshield.types import Decision, RequestContext
@@ -291,6 +291,12 @@ def test_missing_uri_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureF
 )
 def test_the_path_is_the_one_the_proxy_routes_on(uri: str, path: str) -> None:
     assert _path(uri) == path
+
+
+@pytest.mark.parametrize("target", ["/", "/u/user3", "/~a_b.c-d/", "/a b", "/u/jürgen", "/s?q=1&x=%20",
+                                    "/a\n", "/a#b", ""])
+def test_the_challenge_link_quotes_as_quote_does(target: str) -> None:
+    assert _quoted(target) == quote(target, safe="")
 
 
 # -- the client address ---------------------------------------------------------------------

@@ -405,27 +405,34 @@ def test_caddyfile_validates(tmp_path: Path) -> None:
 
 
 def start_caddy(home: Path, decisions: int, site: int) -> Proc:
-    """Caddy running the shipped Caddyfile with only its addresses changed (admin API off)."""
-    text = CADDYFILE.read_text()
-    port = free_port()
-    for old, new in ((":8080 {", f"{{\n\tadmin off\n}}\n\n:{port} {{"),
-                     ("127.0.0.1:8002", f"127.0.0.1:{decisions}"),
-                     ("127.0.0.1:9000", f"127.0.0.1:{site}")):
-        assert old in text, old
-        text = text.replace(old, new)
+    """Caddy running the shipped Caddyfile with only its addresses changed (admin API off).
+
+    Another process on the machine may take the free port before Caddy binds it (free_port can
+    only promise ports within this process): then a new port, at most three times."""
     home.mkdir()
-    (home / "Caddyfile").write_text(text)
-    env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home), "XDG_CONFIG_HOME": str(home)}
-    log = home / "caddy.log"
-    command = [caddy(), "run", "--config", str(home / "Caddyfile"), "--adapter", "caddyfile"]
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=home)
-    try:
-        wait_for_port(port, process, log, "caddy")
-    except RuntimeError:
-        stop(process)
-        raise
-    return Proc(process, f"http://127.0.0.1:{port}", log)
+    for attempt in range(3):
+        text = CADDYFILE.read_text()
+        port = free_port()
+        for old, new in ((":8080 {", f"{{\n\tadmin off\n}}\n\n:{port} {{"),
+                         ("127.0.0.1:8002", f"127.0.0.1:{decisions}"),
+                         ("127.0.0.1:9000", f"127.0.0.1:{site}")):
+            assert old in text, old
+            text = text.replace(old, new)
+        (home / "Caddyfile").write_text(text)
+        env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home), "XDG_CONFIG_HOME": str(home)}
+        log = home / f"caddy-{attempt}.log"
+        command = [caddy(), "run", "--config", str(home / "Caddyfile"), "--adapter", "caddyfile"]
+        with log.open("ab") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=home)
+        try:
+            wait_for_port(port, process, log, "caddy")
+        except RuntimeError:
+            stop(process)
+            if "address already in use" in log.read_text(errors="replace") and attempt < 2:
+                continue
+            raise
+        return Proc(process, f"http://127.0.0.1:{port}", log)
+    raise AssertionError("unreachable")
 
 
 def test_caddy_forward_auth(

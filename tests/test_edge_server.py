@@ -8,28 +8,27 @@ import asyncio
 import socket
 import threading
 from collections.abc import Awaitable, Iterator
-from typing import Any
 
 import pytest
 
 from scrapeshield.actions.responses import Reply
-from scrapeshield.hosts.edge_server import MAX_HEAD, EdgeServer
+from scrapeshield.hosts.edge_server import MAX_HEAD, EdgeRequest, EdgeServer
 
 
-def answer(scope: dict[str, Any], body: bytes | None) -> Reply | Awaitable[Reply]:
+def answer(request: EdgeRequest, body: bytes | None) -> Reply | Awaitable[Reply]:
     """Echoes what the server parsed; ``/slow`` answers after a delay (an awaitable)."""
-    headers = dict(scope["headers"])
-    text = (f"{scope['method']} {scope['path']} q={scope['query_string'].decode()} "
-            f"peer={scope['client'][0]} x={headers.get(b'x-test', b'-').decode()} "
-            f"body={'TOO LARGE' if body is None else body.decode()}").encode()
-    if scope["path"] == "/slow":
+    headers = dict(request.headers)
+    text = (f"{request.method} {request.path} q={request.query} peer={request.peer} "
+            f"x={headers.get('x-test', '-')} body={'TOO LARGE' if body is None else body.decode()}"
+            ).encode()
+    if request.path == "/slow":
         async def later() -> Reply:
             await asyncio.sleep(0.2)
             return Reply(200, (("x-kind", "slow"),), text)
         return later()
-    if scope["path"] == "/empty":
+    if request.path == "/empty":
         return Reply(204, (), b"")
-    if scope["path"] == "/broken":
+    if request.path == "/broken":
         raise RuntimeError("the service broke its promise")
     return Reply(200, (("content-type", "text/plain"),), text)
 

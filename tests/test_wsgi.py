@@ -327,6 +327,21 @@ def test_environ_headers_back_to_names_in_environ_order() -> None:
     ]
 
 
+def test_environ_headers_same_once_every_key_is_known() -> None:
+    """The second request of a server takes the all-keys-cached path: the same pairs."""
+    env: dict[Any, Any] = {
+        "HTTP_HOST": "h", "CONTENT_TYPE": "", "HTTP_X_EMPTY": "", "CONTENT_LENGTH": "3",
+        "HTTP_X_NUMBER": 7, "REMOTE_ADDR": "10.0.0.1", "HTTP_ACCEPT": "*/*",
+    }
+    expected = [("host", "h"), ("x-empty", ""), ("content-length", "3"), ("accept", "*/*")]
+    names: dict[str, str] = {}
+    assert environ_headers(env, names) == expected
+    assert environ_headers(env, names) == expected  # every key cached now
+    env[7] = "a key that is not a string"
+    assert environ_headers(env, names) == expected
+    assert environ_headers({**env, "HTTP_X_NEW": "n"}, names) == [*expected, ("x-new", "n")]
+
+
 def test_environ_path_as_asgi_sees_it() -> None:
     # PEP 3333: the UTF-8 bytes of /u/jürgen, each byte as one latin-1 character.
     assert environ_path({"PATH_INFO": "/u/jÃ¼rgen"}) == "/u/jürgen"

@@ -24,7 +24,7 @@ import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any, cast
+from typing import cast
 from urllib.parse import unquote
 
 import httptools
@@ -33,7 +33,7 @@ from scrapeshield.actions.responses import Reply
 
 log = logging.getLogger("scrapeshield.edge")
 
-Answerer = Callable[[dict[str, Any], "bytes | None"], "Reply | Awaitable[Reply]"]
+Answerer = Callable[["EdgeRequest", "bytes | None"], "Reply | Awaitable[Reply]"]
 
 MAX_HEAD = 65536  # request line and headers, bytes
 MAX_HEADERS = 128
@@ -42,6 +42,7 @@ IDLE_TIMEOUT = 75.0
 GRACE = 5.0  # seconds busy connections get to finish at shutdown
 _STATUS = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 _BARE = {s: line + b"content-length: 0\r\n\r\n" for s, line in _STATUS.items()}
+_METHODS = {m.encode(): m for m in "GET HEAD POST PUT PATCH DELETE OPTIONS".split()}
 
 
 def _status_line(status: int) -> bytes:
@@ -72,7 +73,25 @@ def encode(reply: Reply, keep_alive: bool, head: bool) -> bytes:
     return b"".join(parts)
 
 
+class EdgeRequest:
+    """One request as the service gets it: text decoded as latin-1 (what the bytes were), header
+    names lower-case, headers in the order received, ``peer`` the address that connected."""
+
+    __slots__ = ("headers", "method", "path", "peer", "query", "scheme")
+
+    def __init__(self, method: str, path: str, query: str, headers: list[tuple[str, str]],
+                 peer: str, scheme: str = "http") -> None:
+        self.method = method
+        self.path = path  # percent-decoded (UTF-8), as an ASGI server gives it
+        self.query = query
+        self.headers = headers
+        self.peer = peer
+        self.scheme = scheme
+
+
 class _Request:
+    """What the parser has seen of the request being read (raw: decoded once, when complete)."""
+
     __slots__ = ("body", "body_size", "expect", "head", "head_size", "headers", "keep_alive",
                  "method", "refuse", "url")
 
@@ -81,12 +100,15 @@ class _Request:
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_size = 0
         self.refuse = 0  # 431: the head is too large
-        self.body: list[bytes] | None = []  # None: over max_body, discarded
+        self.body: list[bytes] | None = None  # None: no body yet; _TOO_LARGE: over max_body
         self.body_size = 0
         self.method = "GET"
         self.head = False
         self.keep_alive = True
         self.expect = False  # Expect: 100-continue
+
+
+_TOO_LARGE: list[bytes] = []  # a request's body marker: over max_body, discarded
 
 
 class _Connection(asyncio.Protocol):
@@ -95,9 +117,9 @@ class _Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
-        self.client: tuple[str, int] | None = None
+        self.peer = ""
         self.request = _Request()
-        self.queue: deque[tuple[dict[str, Any], bytes | None, bool, bool]] = deque()
+        self.queue: deque[tuple[EdgeRequest, bytes | None, bool, bool]] = deque()
         self.waiting: asyncio.Task[None] | None = None
         self.refused = 0  # the status that ends this connection once the queue is answered
         self.closing = False
@@ -111,7 +133,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
-            self.client = (str(peer[0]), int(peer[1]))
+            self.peer = str(peer[0])
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:  # answers are small: never wait on Nagle
@@ -175,14 +197,14 @@ class _Connection(asyncio.Protocol):
         if request.head_size > MAX_HEAD or len(request.headers) >= MAX_HEADERS:
             request.refuse = 431
         else:
-            name = name.lower()
-            request.headers.append((name, value))
-            if name == b"expect":
+            request.headers.append((name, value))  # decoded once the request is complete
+            if len(name) == 6 and name.lower() == b"expect":
                 request.expect = value.lower() == b"100-continue"
 
     def on_headers_complete(self) -> None:
         request, parser = self.request, self.parser
-        request.method = parser.get_method().decode("ascii", "replace")
+        method = parser.get_method()
+        request.method = _METHODS.get(method) or method.decode("ascii", "replace")
         request.head = request.method == "HEAD"
         request.keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
         if request.expect and self.transport is not None and not self.queue and self.waiting is None:
@@ -190,11 +212,13 @@ class _Connection(asyncio.Protocol):
 
     def on_body(self, chunk: bytes) -> None:
         request = self.request
-        if request.body is None:
+        if request.body is _TOO_LARGE:
             return
         request.body_size += len(chunk)
         if request.body_size > self.server.max_body:
-            request.body = None
+            request.body = _TOO_LARGE
+        elif request.body is None:
+            request.body = [chunk]
         else:
             request.body.append(chunk)
 
@@ -216,11 +240,13 @@ class _Connection(asyncio.Protocol):
         path = raw_path.decode("latin-1")
         if b"%" in raw_path:
             path = unquote(path, encoding="utf-8", errors="replace")
-        scope = {"type": "http", "method": request.method, "path": path,
-                 "query_string": query, "headers": request.headers,
-                 "client": self.client, "scheme": "http"}
-        body = None if request.body is None else b"".join(request.body)
-        self.queue.append((scope, body, request.keep_alive, request.head))
+        headers = [(name.decode("latin-1").lower(), value.decode("latin-1"))
+                   for name, value in request.headers]
+        body = request.body
+        self.queue.append((
+            EdgeRequest(request.method, path, query.decode("latin-1"), headers, self.peer),
+            b"" if body is None else None if body is _TOO_LARGE else b"".join(body),
+            request.keep_alive, request.head))
         if len(self.queue) >= MAX_PIPELINED:
             self.paused_queue = True
             self._reading()
@@ -231,9 +257,9 @@ class _Connection(asyncio.Protocol):
         """Answer queued requests in order until one must wait (a task takes over)."""
         answer = self.server.answer
         while self.queue and not self.closing:
-            scope, body, keep_alive, head = self.queue.popleft()
+            request, body, keep_alive, head = self.queue.popleft()
             try:
-                reply = answer(scope, body)
+                reply = answer(request, body)
             except Exception:  # the service promises not to raise; never trust that with a socket
                 log.exception("the decision service raised")
                 reply = Reply(500, (), b"")

@@ -86,6 +86,11 @@ def environ_headers(environ: WSGIEnvironment, names: dict[str, str] | None = Non
     """
     if names is None:
         names = {}
+    try:  # every key seen before (nearly always): one comprehension, no per-key branches
+        return [(known, value) for key, value in environ.items()
+                if (known := names[key]) and type(value) is str and (value or key[0] == "H")]
+    except KeyError:
+        pass
     headers: list[tuple[str, str]] = []
     for key, value in environ.items():
         name = names.get(key)
