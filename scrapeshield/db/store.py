@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -27,10 +27,11 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from scrapeshield.db import migrate
 from scrapeshield.db.clean import (
     AUDIT_LENGTHS,
-    EVENT_LENGTHS,
+    EVENT_COLUMNS,
     LIST_LENGTHS,
     clean_row,
     clean_text,
+    event_tuples,
     normalise_url,
 )
 from scrapeshield.db.models import AuditRow, EventRow, ListEntryRow
@@ -66,6 +67,7 @@ class Database:
                 options["connect_args"] = {"connect_timeout": connect_timeout}
         self.engine: Engine = create_engine(self.url, **options)
         self.rejected = 0  # events the database refused (logged one by one)
+        self._event_sql: tuple[str, bool] | None = None  # compiled at the first write
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         if migrate_schema:
@@ -81,40 +83,65 @@ class Database:
     # -- events -------------------------------------------------------------------
 
     def write_events(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert events; one whose ``uid`` is already stored (a redelivery) is skipped."""
+        """Insert events; one whose ``uid`` is already stored (a redelivery) is skipped.
+
+        One ``executemany`` through the driver per call: the rows become tuples in the
+        columns' order (cleaned only where needed) and the statement is compiled once, so
+        the Python work per row is a few microseconds and the driver releases the GIL
+        while SQLite stores each row.
+        """
         if not rows:
             return
-        clean = [clean_row(r, EVENT_LENGTHS) for r in rows]
-        dialect = self.engine.dialect.name
-        statement: Any
-        if dialect == "postgresql":
-            statement = postgresql.insert(EventRow).on_conflict_do_nothing(index_elements=["uid"])
-        elif dialect == "sqlite":
-            statement = sqlite.insert(EventRow).on_conflict_do_nothing(index_elements=["uid"])
-        else:
-            statement = insert(EventRow)
-            if any(r.get("uid") for r in clean):
-                clean = self._unseen(clean)
+        clean = event_tuples(rows)
+        if self._event_sql is None:
+            self._event_sql = self._compile_event_insert()
+        sql, dedupe_here = self._event_sql
+        if dedupe_here:
+            clean = self._unseen(clean)
         try:
             with self.engine.begin() as conn:
-                conn.execute(statement, clean)
+                conn.exec_driver_sql(sql, clean)
         except (DataError, IntegrityError):  # one bad row: write the others one by one
             for row in clean:
                 try:
                     with self.engine.begin() as conn:
-                        conn.execute(statement, [row])
+                        conn.exec_driver_sql(sql, row)
                 except (DataError, IntegrityError) as exc:
                     self.rejected += 1
-                    log.error("event refused by the database, not stored: %r (%s)", row, exc.orig)
+                    log.error("event refused by the database, not stored: %r (%s)",
+                              dict(zip(EVENT_COLUMNS, row, strict=True)), exc.orig)
 
-    def _unseen(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _compile_event_insert(self) -> tuple[str, bool]:
+        """The dialect's INSERT of one event (positional parameters in ``EVENT_COLUMNS`` order),
+        and whether redeliveries must be weeded out here (no ON CONFLICT in the dialect)."""
+        dialect = self.engine.dialect
+        values: dict[str, Any] = {c: bindparam(c) for c in EVENT_COLUMNS}
+        statement: Any
+        if dialect.name == "postgresql":
+            statement = postgresql.insert(EventRow).values(values).on_conflict_do_nothing(
+                index_elements=["uid"])
+        elif dialect.name == "sqlite":
+            statement = sqlite.insert(EventRow).values(values).on_conflict_do_nothing(index_elements=["uid"])
+        else:
+            statement = insert(EventRow).values(values)
+        compiled = statement.compile(dialect=dialect)
+        sql = str(compiled)
+        if compiled.positional:
+            if tuple(compiled.positiontup or ()) != EVENT_COLUMNS:
+                raise RuntimeError(f"unexpected parameter order for events: {compiled.positiontup}")
+        else:  # named parameters (psycopg: %(name)s): the same order, as positional %s
+            for column in EVENT_COLUMNS:
+                sql = sql.replace(f"%({column})s", "%s")
+        return sql, dialect.name not in ("postgresql", "sqlite")
+
+    def _unseen(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Dedupe for dialects without ON CONFLICT (best effort: a racing writer hits the index)."""
-        uids = [r["uid"] for r in rows if r.get("uid")]
+        uids = [r[0] for r in rows if r[0]]
         with self.engine.connect() as conn:
             seen = set(conn.execute(select(EventRow.uid).where(EventRow.uid.in_(uids))).scalars())
-        fresh: list[dict[str, Any]] = []
+        fresh: list[tuple[Any, ...]] = []
         for row in rows:
-            uid = row.get("uid")
+            uid = row[0]
             if not uid or uid not in seen:
                 seen.add(uid)
                 fresh.append(row)
