@@ -197,7 +197,8 @@ class ChallengeService:
         if "<" in quoted or ">" in quoted or "&" in quoted:
             quoted = quoted.translate(_JSON_ESCAPES)
         token = self._seal(payload + target.encode("ascii"))
-        data = f'{{"challenge": "{cid.hex()}", "difficulty": {bits}, "return_to": {quoted}, "token": "{token}"}}'
+        data = (f'{{"challenge": "{cid.hex()}", "difficulty": {bits}, '
+                f'"return_to": {quoted}, "token": "{token}"}}')
         before, after = _page_parts()
         return before + data.encode() + after
 
