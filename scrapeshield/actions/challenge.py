@@ -14,17 +14,15 @@ import hashlib
 import heapq
 import hmac
 import ipaddress
-import json
 import re
 import secrets
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from scrapeshield.actions.challenge_page import render
 from scrapeshield.clock import Clock
 
 VERIFY_PATH = "/.scrapeshield/verify"
@@ -36,8 +34,6 @@ _PASS = struct.Struct(">BB16sQ8s8s")  # version, kind "p", id, expiry ms, net, u
 _B64 = re.compile(r"[A-Za-z0-9_-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SKEW = 60.0  # seconds a token may seem to come from the future (clock skew between nodes)
-_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
-_json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 # Bounded memos of the per-challenge work that repeats (strings and bytes only: the GC skips
 # them), cleared when full; only short keys are kept, so each stays within a few megabytes.
 _MEMO_MAX = 16_384
@@ -191,16 +187,7 @@ class ChallengeService:
         bits = max(0, min(self.settings.difficulty_bits, 255))
         net, issued = self._network(client_ip) or bytes(8), _ms(self._clock.now())
         payload = _CHALLENGE.pack(1, ord("c"), cid, issued, bits, net, _ua(user_agent))
-        # What json.dumps({...}, ensure_ascii=True) writes, "<>&" escaped (only the path can
-        # hold them): the page is built per challenge, so without json's generic machinery.
-        quoted = _json_string(target)
-        if "<" in quoted or ">" in quoted or "&" in quoted:
-            quoted = quoted.translate(_JSON_ESCAPES)
-        token = self._seal(payload + target.encode("ascii"))
-        data = (f'{{"challenge": "{cid.hex()}", "difficulty": {bits}, '
-                f'"return_to": {quoted}, "token": "{token}"}}')
-        before, after = _page_parts()
-        return before + data.encode() + after
+        return render(VERIFY_PATH, cid.hex(), bits, target, self._seal(payload + target.encode("ascii")))
 
     def verify(self, form: Mapping[str, str], client_ip: str, user_agent: str) -> VerifyResult:
         """Check a solved challenge (form keys token, solution, return_to); issue a pass."""
@@ -337,27 +324,3 @@ class ChallengeService:
                 self._networks.clear()
             self._networks[key] = digest
         return digest
-
-
-@cache
-def _assets() -> tuple[str, str]:
-    base = resources.files("scrapeshield.actions")
-    template = (base / "challenge_page.html").read_text("utf-8")
-    script = (base / "challenge.js").read_text("utf-8")
-    if "</" in script:
-        raise RuntimeError("challenge.js must not contain '</' (it is inlined in a <script>)")
-    return template, script
-
-
-@cache
-def _page_parts() -> tuple[bytes, bytes]:
-    """The page around its one per-challenge part, filled once (a page is served per challenge)."""
-    template, script = _assets()
-    before, marker, after = template.partition("{{data}}")
-    if not marker or "{{data}}" in after:
-        raise RuntimeError("challenge_page.html must hold '{{data}}' exactly once")
-
-    def fill(part: str) -> bytes:
-        return part.replace("{{verify_path}}", VERIFY_PATH).replace("{{script}}", script).encode("utf-8")
-
-    return fill(before), fill(after)
