@@ -59,6 +59,13 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _: ConnectionPoolEntry) -> None
                 raise
             time.sleep(0.05)
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # The event writer inserts into four indexes, the one by client at random places: with
+    # SQLite's default 2 MB page cache nearly every row reads its index pages back from the OS
+    # (a syscall each), and a commit of 2,000 rows passed the default 1,000-page WAL and
+    # checkpointed every time. Measured with 60,000 rows written into 120,000: 31 -> 21 us of
+    # CPU a row (two thirds of it in the kernel before). Up to 16 MiB of cache per connection.
+    cursor.execute("PRAGMA cache_size=-16384")
+    cursor.execute("PRAGMA wal_autocheckpoint=4000")
     cursor.close()
 
 
