@@ -15,6 +15,7 @@ import sys
 import tempfile
 from typing import Any
 
+from bench import http_parts
 from bench.load import ROOT, process_cpu, wait_listening, wrk
 
 VARIANTS = ("bare", "shielded", "with_slowapi")
@@ -79,4 +80,6 @@ def run(seconds: int = 8, rounds: int = 3) -> dict[str, Any]:
     summary["cpu_ratio_bare_to_shielded"] = round(
         summary["bare"]["cpu_us_per_request"] / summary["shielded"]["cpu_us_per_request"], 3)
     summary["added_p50_ms_shielded"] = round(summary["shielded"]["p50_ms"] - summary["bare"]["p50_ms"], 3)
+    # Where the shielded CPU goes: the same request mix in-process, part by part (http_parts).
+    summary["breakdown"] = http_parts.run()
     return summary

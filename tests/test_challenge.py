@@ -28,9 +28,9 @@ from scrapeshield.actions.challenge import (
     ChallengeService,
     ChallengeSettings,
     VerifyResult,
-    _assets,
     safe_return_to,
 )
+from scrapeshield.actions.challenge_page import assets
 from scrapeshield.clock import ManualClock, SystemClock, monotonic
 
 SECRET = b"k" * 32
@@ -361,7 +361,7 @@ def test_site_without_pass_gets_the_challenge(site: str) -> None:
 def test_browser_sha256_matches_hashlib(browser: Browser) -> None:
     page = browser.new_page()
     page.set_content("<!doctype html><title>kat</title>")
-    page.add_script_tag(content=_assets()[1])
+    page.add_script_tag(content=assets()[1])
     for text in ["", "abc", "a" * 55, "a" * 56, "a" * 64, "b" * 119, "x" * 1000, "jösé ☃"]:
         got = page.evaluate("t => window.scrapeshieldSha256Hex(t)", text)
         assert got == hashlib.sha256(text.encode()).hexdigest(), text

@@ -130,29 +130,38 @@ def test_background_writer_delivers_and_close_flushes(tmp_path: Path) -> None:
     assert Database(shield.settings.db_url).count_events() == 20
 
 
-def test_a_large_queue_is_delivered_whole_in_small_steps_and_in_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("write_size", "failing", "first", "final"), [
+    # writes of one step each, to see one in the middle fail: the ones before it are stored
+    (STEP, 3, [STEP] * 3, [STEP] * 5 + [3]),
+    # the default shape: steps gathered into writes of up to write_size rows
+    (3 * STEP, 1, [3 * STEP], [3 * STEP, 3 * STEP, STEP + 3]),
+])
+def test_a_large_queue_is_delivered_whole_in_steps_and_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_size: int, failing: int,
+    first: list[int], final: list[int],
 ) -> None:
-    """The writer holds the GIL only for one step's rows at a time; every event still arrives
-    once, in order, also when a step in the middle fails and is retried."""
+    """The writer builds rows one step at a time (holding the GIL for one step's rows) and
+    writes up to ``write_size`` of them in one transaction; every event still arrives once,
+    in order, also when a write fails and is retried."""
     shield, clock = shield_with(tmp_path)
+    shield.recorder.write_size = write_size
     count = STEP * 4 + 3
     for i in range(count):
         ask(shield, clock, f"/api/v1/users/{i + 1}", CURL, f"203.0.113.{i % 200}")
     real_write = shield.db.write_events
     sizes: list[int] = []
 
-    def stepwise(rows: list[dict[str, object]]) -> None:
+    def failing_once(rows: list[dict[str, object]]) -> None:
         sizes.append(len(rows))
-        if len(sizes) == 3:
-            raise OSError("disk full")  # the third step fails: it and the rest wait
+        if len(sizes) == failing:
+            raise OSError("disk full")  # this write fails: it and the rest wait
         real_write(rows)
 
-    monkeypatch.setattr(shield.db, "write_events", stepwise)
+    monkeypatch.setattr(shield.db, "write_events", failing_once)
     shield.recorder.flush()
-    assert shield.db.count_events() == 2 * STEP
+    assert sizes == first and shield.db.count_events() == sum(first[:-1])
     shield.recorder.flush()
-    assert sizes == [STEP, STEP, STEP, STEP, STEP, 3] and shield.db.count_events() == count
+    assert sizes == final and shield.db.count_events() == count
     records = [e["record"] for e in shield.db.recent_events(limit=count)]
     assert sorted(records, key=lambda r: int(r.split(":")[1])) == [f"user:{i + 1}" for i in range(count)]
     assert len(set(records)) == count

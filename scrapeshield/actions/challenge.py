@@ -14,17 +14,15 @@ import hashlib
 import heapq
 import hmac
 import ipaddress
-import json
 import re
 import secrets
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from scrapeshield.actions.challenge_page import render
 from scrapeshield.clock import Clock
 
 VERIFY_PATH = "/.scrapeshield/verify"
@@ -36,7 +34,12 @@ _PASS = struct.Struct(">BB16sQ8s8s")  # version, kind "p", id, expiry ms, net, u
 _B64 = re.compile(r"[A-Za-z0-9_-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SKEW = 60.0  # seconds a token may seem to come from the future (clock skew between nodes)
-_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+# Bounded memos of the per-challenge work that repeats (strings and bytes only: the GC skips
+# them), cleared when full; only short keys are kept, so each stays within a few megabytes.
+_MEMO_MAX = 16_384
+_MEMO_KEY = 256
+_UA_DIGESTS: dict[str, bytes] = {}
+_RETURN_TOS: dict[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +116,44 @@ def _unb64(text: str) -> bytes | None:
 
 
 def _ua(user_agent: str) -> bytes:
-    return hashlib.sha256(b"ua:" + str(user_agent).encode("utf-8", "surrogatepass")).digest()[:8]
+    memo = type(user_agent) is str and len(user_agent) <= _MEMO_KEY
+    digest = _UA_DIGESTS.get(user_agent) if memo else None
+    if digest is None:
+        digest = hashlib.sha256(b"ua:" + str(user_agent).encode("utf-8", "surrogatepass")).digest()[:8]
+        if memo:
+            if len(_UA_DIGESTS) >= _MEMO_MAX:
+                _UA_DIGESTS.clear()
+            _UA_DIGESTS[user_agent] = digest
+    return digest
+
+
+def _return_to(value: str) -> str:
+    """``safe_return_to``, remembered per path (a page is served per challenge)."""
+    if len(value) > _MEMO_KEY:
+        return safe_return_to(value)
+    target = _RETURN_TOS.get(value)
+    if target is None:
+        target = safe_return_to(value)
+        if len(_RETURN_TOS) >= _MEMO_MAX:
+            _RETURN_TOS.clear()
+        _RETURN_TOS[value] = target
+    return target
+
+
+def _ipv4_number(text: str) -> int | None:
+    """A dotted-quad IPv4 address in the form ipaddress accepts, as a number; else None."""
+    parts = text.split(".")
+    if len(parts) != 4 or not text.isascii():
+        return None
+    number = 0
+    for part in parts:
+        if not part.isdigit() or len(part) > 3 or (part[0] == "0" and len(part) > 1):
+            return None
+        octet = int(part)
+        if octet > 255:
+            return None
+        number = number << 8 | octet
+    return number
 
 
 def _ms(seconds: float) -> int:
@@ -129,6 +169,8 @@ class ChallengeService:
         if not secret:
             raise ValueError("the challenge secret must not be empty")
         self._secret = bytes(secret)
+        self._keyed = hmac.new(self._secret, b"scrapeshield/challenge:", hashlib.sha256)
+        self._networks: dict[str, bytes] = {}  # network key -> its digest
         self._clock = clock
         self.settings = settings
         self._used = _Expiring(max_entries)  # solved challenge ids
@@ -141,14 +183,11 @@ class ChallengeService:
         return other
 
     def page(self, client_ip: str, user_agent: str, return_to: str) -> bytes:
-        target, cid = safe_return_to(return_to), secrets.token_bytes(16)
+        target, cid = _return_to(return_to), secrets.token_bytes(16)
         bits = max(0, min(self.settings.difficulty_bits, 255))
         net, issued = self._network(client_ip) or bytes(8), _ms(self._clock.now())
         payload = _CHALLENGE.pack(1, ord("c"), cid, issued, bits, net, _ua(user_agent))
-        data = {"challenge": cid.hex(), "difficulty": bits, "return_to": target,
-                "token": self._seal(payload + target.encode("ascii"))}
-        before, after = _page_parts()
-        return before + json.dumps(data, ensure_ascii=True).translate(_JSON_ESCAPES).encode() + after
+        return render(VERIFY_PATH, cid.hex(), bits, target, self._seal(payload + target.encode("ascii")))
 
     def verify(self, form: Mapping[str, str], client_ip: str, user_agent: str) -> VerifyResult:
         """Check a solved challenge (form keys token, solution, return_to); issue a pass."""
@@ -237,7 +276,9 @@ class ChallengeService:
         return ""
 
     def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._secret, b"scrapeshield/challenge:" + payload, hashlib.sha256).digest()
+        mac = self._keyed.copy()  # = hmac.new(secret, b"scrapeshield/challenge:" + payload, sha256)
+        mac.update(payload)
+        return mac.digest()
 
     def _seal(self, payload: bytes) -> str:
         return f"{_b64(payload)}.{_b64(self._mac(payload))}"
@@ -259,37 +300,27 @@ class ChallengeService:
     def _network(self, client_ip: str) -> bytes | None:
         """A digest of the client's network (the prefix a token is bound to), or None."""
         try:
-            addr = ipaddress.ip_address(client_ip.strip())
-        except (ValueError, AttributeError):
+            text = client_ip.strip()
+        except AttributeError:
             return None
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        width = addr.max_prefixlen
-        prefix = self.settings.bind_prefix_v4 if addr.version == 4 else self.settings.bind_prefix_v6
+        number = _ipv4_number(text)  # the usual case, without an ipaddress object
+        if number is not None:
+            version, width, value = 4, 32, number
+        else:
+            try:
+                addr = ipaddress.ip_address(text)
+            except ValueError:
+                return None
+            if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+                addr = addr.ipv4_mapped
+            version, width, value = addr.version, addr.max_prefixlen, int(addr)
+        prefix = self.settings.bind_prefix_v4 if version == 4 else self.settings.bind_prefix_v6
         shift = width - max(0, min(prefix, width))
-        key = f"{addr.version}/{shift}/{int(addr) >> shift:x}".encode()
-        return hashlib.sha256(b"net:" + key).digest()[:8]
-
-
-@cache
-def _assets() -> tuple[str, str]:
-    base = resources.files("scrapeshield.actions")
-    template = (base / "challenge_page.html").read_text("utf-8")
-    script = (base / "challenge.js").read_text("utf-8")
-    if "</" in script:
-        raise RuntimeError("challenge.js must not contain '</' (it is inlined in a <script>)")
-    return template, script
-
-
-@cache
-def _page_parts() -> tuple[bytes, bytes]:
-    """The page around its one per-challenge part, filled once (a page is served per challenge)."""
-    template, script = _assets()
-    before, marker, after = template.partition("{{data}}")
-    if not marker or "{{data}}" in after:
-        raise RuntimeError("challenge_page.html must hold '{{data}}' exactly once")
-
-    def fill(part: str) -> bytes:
-        return part.replace("{{verify_path}}", VERIFY_PATH).replace("{{script}}", script).encode("utf-8")
-
-    return fill(before), fill(after)
+        key = f"{version}/{shift}/{value >> shift:x}"
+        digest = self._networks.get(key)
+        if digest is None:
+            digest = hashlib.sha256(b"net:" + key.encode()).digest()[:8]
+            if len(self._networks) >= _MEMO_MAX:
+                self._networks.clear()
+            self._networks[key] = digest
+        return digest

@@ -54,6 +54,17 @@ def check_redelivered_events_stored_once(new_url: UrlFactory) -> None:
     db.close()
 
 
+def check_large_batches_with_redeliveries(new_url: UrlFactory) -> None:
+    db = Database(new_url())
+    db.write_events([event(i) for i in range(450)])  # more rows than one INSERT statement holds
+    db.write_events([event(i) for i in range(440, 1000)] + [event(i) for i in range(990, 1010)])
+    assert db.count_events() == 1010, "every event stored once, whatever the batch size"
+    assert [e["uid"] for e in db.recent_events(limit=2)] == ["contract-1009", "contract-1008"]
+    db.write_events([event(2000), event(2001, client=None)] + [event(i) for i in range(2002, 2300)])
+    assert db.count_events() == 1309 and db.rejected == 1, "a refused row in a large batch"
+    db.close()
+
+
 def check_refused_event_does_not_hold_back_its_batch(new_url: UrlFactory) -> None:
     db = Database(new_url())
     db.write_events([event(1), event(2, client=None), event(3)])  # NOT NULL: refused everywhere
@@ -175,6 +186,7 @@ CHECKS = (
     check_events_round_trip,
     check_redelivered_events_stored_once,
     check_refused_event_does_not_hold_back_its_batch,
+    check_large_batches_with_redeliveries,
     check_top_clients,
     check_purge,
     check_list_entries,
