@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import random
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from scrapeshield.context import ContextBuilder
 from scrapeshield.policy.loader import load_policy
 from scrapeshield.signals.activity import ActivityDetector
 from scrapeshield.signals.registry import DETECTORS
+from scrapeshield.signals.shared import _public
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.testing.detectors import check_detector
 from scrapeshield.types import Signal
@@ -87,3 +90,21 @@ the shared (campaign) counters answer for every request (``signals.shared`` layo
     for absent in sample.get("absent", []):
         assert absent not in names, f"{absent} fired: {[s.reason for s in found]}"
     assert all(s.reason for s in found)
+
+
+def test_public_network_check_agrees_with_ipaddress() -> None:
+    """campaign.network's integer check of a client's network (no ipaddress object on the
+    request path) judges every network as ipaddress's ``is_global`` does, CGNAT included."""
+    rng = random.Random(7)
+    networks = ["10.1.2.0/24", "100.64.0.0/24", "100.128.0.0/24", "192.0.0.0/24", "192.0.0.0/29",
+                "8.8.8.0/24", "255.255.255.255/32", "2001:db8::/48", "2a00:1450::/48", "junk"]
+    for _ in range(20_000):
+        address = ipaddress.IPv4Address(rng.getrandbits(32))
+        networks.append(str(ipaddress.ip_network(f"{address}/{rng.choice([8, 10, 16, 24, 29, 32])}",
+                                                 strict=False)))
+    for network in networks:
+        try:
+            expected = ipaddress.ip_network(network, strict=False).is_global
+        except ValueError:
+            expected = False
+        assert _public(network) is expected, network

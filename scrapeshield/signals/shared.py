@@ -75,8 +75,42 @@ def is_bare(ctx: RequestContext) -> bool:
 _NO_NETWORK: KeyUpdate = ("trait-net:private", (), (), "")  # counts nothing, answers ()
 
 
-@functools.lru_cache(maxsize=65_536)
+# IANA's special-purpose IPv4 blocks, as Python's ipaddress judges ``is_global`` for a
+# network: an IPv4 network is public unless it lies wholly inside one. Integer bounds, because a
+# rotating fleet brings a new /24 on most requests and an ipaddress object costs ~4 µs.
+_PRIVATE_V4: tuple[tuple[int, int], ...] = tuple(
+    (int(n.network_address), int(n.broadcast_address)) for n in map(ipaddress.IPv4Network, (
+        "0.0.0.0/8", "10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/29", "192.0.0.170/31", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15",
+        "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32",
+        "100.64.0.0/10")))  # carrier-grade NAT's shared space: many people, not a rented block
+
+
 def _public(network: str) -> bool:
+    """Whether ``network`` (``a.b.c.d/len`` as the context gives it) is a public block."""
+    address, _, length = network.partition("/")
+    parts = address.split(".")
+    if len(parts) != 4 or not length.isdigit():
+        return _public_other(network)
+    try:
+        start = 0
+        for part in parts:
+            octet = int(part)
+            if not 0 <= octet <= 255:
+                return False
+            start = start << 8 | octet
+        prefix = int(length)
+    except ValueError:
+        return False
+    if prefix > 32:
+        return False
+    end = start | ((1 << (32 - prefix)) - 1)
+    return not any(low <= start and end <= high for low, high in _PRIVATE_V4)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _public_other(network: str) -> bool:
+    """IPv6 (and anything else): through ipaddress, memoised per network."""
     try:
         return ipaddress.ip_network(network, strict=False).is_global
     except ValueError:
