@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scrapeshield.policy.compiled import CompiledLimit
+from scrapeshield.state.base import MEMORY_SIZE, ClientMemory
 from scrapeshield.state.memory import MemoryStore
 from scrapeshield.types import Action
 
@@ -159,3 +160,17 @@ def test_same_counts_as_the_layout_before_across_reloads(
         cost = tuple(costs[: len(specs)])
         usages, _ = store.update([(f"k:{key}", specs, cost, record)], "c", now)
         assert usages[0] == reference.update(f"k:{key}", specs, cost, record, now)
+
+
+def test_client_memory_fields_are_views_of_its_values() -> None:
+    memory = ClientMemory(5.0)
+    assert memory.values[:2] == [5.0, 5.0] and len(memory.values) == MEMORY_SIZE
+    assert memory.last_number == -1 and memory.requests == 0
+    memory.requests += 2
+    assert memory.values[2] == 2 and memory.requests == 2 and isinstance(memory.requests, int)
+    memory.values[5] = 7.0
+    assert memory.last_number == 7 and isinstance(memory.last_number, int)
+    memory.gap_mean = 1.5
+    assert memory.values[11] == 1.5 and memory.gap_mean == 1.5
+    restored = ClientMemory(values=list(memory.values))
+    assert restored.requests == 2 and restored.shared == ()
