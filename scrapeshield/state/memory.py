@@ -21,7 +21,8 @@ dicts: none is ever tracked by the cyclic garbage collector, so a million client
 make collections slower (only the few big dicts holding them are tracked, and visiting an
 untracked value costs nothing). Cost measured by ``bench/memory.py`` under the default
 policy (ip, subnet, account and campaign-trait keys, about five per client, two profiles
-read each): see docs/performance.md.
+read each), at 200,000 clients: ~3.5 KB per client, bounded caches of the context stage
+included (4.0 KB when every record set was an entry of its own).
 """
 
 from __future__ import annotations
