@@ -25,13 +25,13 @@ from types import ModuleType
 
 # The hot path of one decision (see bench/inprocess.py), as paths from the repository root.
 # Left out on purpose: events.py, goodbots/verify.py and jobs.py (a private attribute named
-# ``_thread``/``_inline`` becomes a C keyword in mypyc's output), state/base.py (ClientMemory's
-# named slots are descriptors, which a compiled class cannot hold), privacy/levels.py (it unpacks
+# ``_thread``/``_inline`` becomes a C keyword in mypyc's output), privacy/levels.py (it unpacks
 # SQLAlchemy rows, which its types call tuples: compiled code checks that, and they are not).
 MODULES = (
     "scrapeshield/context.py",
     "scrapeshield/engine.py",
     "scrapeshield/state/memory.py",
+    "scrapeshield/state/client.py",
     "scrapeshield/score.py",
     "scrapeshield/decide.py",
     "scrapeshield/types.py",

@@ -11,7 +11,7 @@ import math
 import operator
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, final
 
 from scrapeshield.actions.hold import hold
 from scrapeshield.clock import Clock
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 log: Final = logging.getLogger("scrapeshield.engine")
 
 DecisionListener = Callable[[RequestContext, Decision], None]
-# Per route: (key kind, limits kept under that key, cost per limit (0 = not applicable)).
-_NO_HEADERS: Final[dict[str, str]] = {}
 _MAX_MISSES: Final = 100_000
 # Per route: (key kind, its reader, limits kept under that key, their counter specs,
 # this route's cost for each (0 = does not count), and the usage above which each is breached
@@ -168,9 +166,8 @@ class Engine:
         terminal: CompiledRule | None = None
         ua_class = addresses.inspect(ctx, ua_detector.classify(ctx.user_agent)[0], signals)
         if policy.rules:
-            headers = dict(ctx.headers) if policy.rules_read_headers else _NO_HEADERS
             for rule in policy.rules:
-                if rule.test(ctx.ip, ctx.method, ctx.path, ctx.route, ctx.user_agent, ua_class, headers):
+                if rule.test(ctx.ip, ctx.method, ctx.path, ctx.route, ctx.user_agent, ua_class, ctx.headers):
                     if rule.action is None:
                         signals.append(Signal(f"rule.{rule.name}", rule.weight, "policy rule"))
                     else:
@@ -248,21 +245,29 @@ class Engine:
         return decision
 
 
-class _Pending(NamedTuple):
-    """What ``_prepare`` hands to ``_finish`` across the state round trip."""
+@final
+class _Pending:
+    """What ``_prepare`` hands to ``_finish`` across the state round trip (a plain class:
+    compiled, it is built in a few instructions, where a NamedTuple runs Python code)."""
 
-    policy: CompiledPolicy
-    detectors: tuple[Detector, ...]
-    client: str
-    updates: list[KeyUpdate]
-    applied: list[_PlanStep]  # the plan steps whose keys this request touches, in order
-    signals: list[Signal]
-    terminal: CompiledRule | None
-    listed: ListEntry | None
-    layout: int  # of the shared counters' usages after the limits' (0: none)
-    privacy: PrivacyRules | None  # set when the record has a non-public level
-    rank: int  # that level (privacy.RANK); protected: its budget's usage comes last
-    verified_crawler: bool  # the address is a verified search engine's (goodbot.verified)
+    def __init__(
+        self, policy: CompiledPolicy, detectors: tuple[Detector, ...], client: str,
+        updates: list[KeyUpdate], applied: list[_PlanStep], signals: list[Signal],
+        terminal: CompiledRule | None, listed: ListEntry | None, layout: int,
+        privacy: PrivacyRules | None, rank: int, verified_crawler: bool,
+    ) -> None:
+        self.policy = policy
+        self.detectors = detectors
+        self.client = client
+        self.updates = updates
+        self.applied = applied  # the plan steps whose keys this request touches, in order
+        self.signals = signals
+        self.terminal = terminal
+        self.listed = listed
+        self.layout = layout  # of the shared counters' usages after the limits' (0: none)
+        self.privacy = privacy  # set when the record has a non-public level
+        self.rank = rank  # that level (privacy.RANK); protected: its budget's usage comes last
+        self.verified_crawler = verified_crawler  # a verified search engine's address
 
 
 # Which context field each limit key kind reads.

@@ -9,6 +9,11 @@ def score(signals: list[Signal]) -> tuple[float, tuple[str, ...]]:
     """Sum of weights clipped to 0..100; reasons strongest first, one per signal name."""
     if not signals:
         return 0.0, ()
+    if len(signals) == 1:  # the usual finding: no sorting, no set
+        only = signals[0]
+        total = 0.0 + only.weight
+        value = 0.0 if total < 0 else 100.0 if total > 100 else round(total, 1)
+        return value, (f"{only.name} (+{only.weight:g}): {only.reason}",)
     total = 0.0
     seen: set[str] = set()
     ranked: list[Signal] = []

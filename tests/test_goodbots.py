@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import json
 import subprocess
 import sys
@@ -257,3 +258,14 @@ def test_a_listed_fingerprint_does_not_reach_the_verified_crawler_whose_fingerpr
     assert ask(GOOGLE_IP).action is Action.ALLOW
     lists.add(ListEntry("ip", GOOGLE_IP, Action.BLOCK, 0.0, "an analyst means this address"))
     assert ask(GOOGLE_IP).rule == "list"
+
+
+def test_range_lookup_reads_addresses_as_ipaddress_does() -> None:
+    """Dotted quads are read without building an address object: same answers, and what
+    ipaddress refuses (leading zeros, out-of-range or non-ASCII digits) is in no range."""
+    ranges = RangeSet([(4, 0x0A000000, 0x0AFFFFFF), (4, 0xC0000200, 0xC00002FF), (6, 1, 1)])
+    for ip in ("10.0.0.0", "10.255.255.255", "11.0.0.0", "9.255.255.255", "192.0.2.7", "0.0.0.0",
+               "255.255.255.255", "::ffff:10.1.2.3", "::1"):
+        assert (ip in ranges) == (ipaddress.ip_address(ip) in ranges), ip
+    for bad in ("010.0.0.1", "10.0.0.256", "10.0.0", "10.0.0.1.2", "１0.0.0.1", "10.0.0.²", " 10.0.0.1", ""):
+        assert bad not in ranges, bad

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scrapeshield.policy.compiled import CompiledLimit
+from scrapeshield.state.base import MEMORY_SIZE, ClientMemory
 from scrapeshield.state.memory import MemoryStore
 from scrapeshield.types import Action
 
@@ -68,3 +69,108 @@ def test_idle_clients_forgotten_and_memory_bounded() -> None:
     hit(store, lim, 500.0, key="ip:new")
     hit(store, lim, 600.0, key="ip:new")
     assert store.tracked_clients() <= 2
+
+
+class _Reference:
+    """The store as it was before keys kept one entry each (windows apart from every record
+    set, no layout tags): the faster layout must answer exactly what this one answers."""
+
+    def __init__(self, idle_ttl: float, max_keys: int) -> None:
+        self.idle_ttl, self.max_keys = idle_ttl, max(1, max_keys // 2)
+        self.young: tuple[dict[str, list[float]], dict[str, dict[str, float]]] = ({}, {})
+        self.old: tuple[dict[str, list[float]], dict[str, dict[str, float]]] = ({}, {})
+        self.turned_at: float | None = None
+
+    def update(self, key: str, specs: tuple[tuple[float, bool, int], ...], costs: tuple[int, ...],
+               record: str, now: float) -> tuple[float, ...]:
+        full = len(self.young[0]) >= self.max_keys
+        if self.turned_at is None or now - self.turned_at >= self.idle_ttl or full:
+            if self.turned_at is not None:
+                self.old, self.young = self.young, ({}, {})
+            self.turned_at = now
+        (windows, sets), (old_windows, old_sets) = self.young, self.old
+        counted = windows.get(key)
+        if counted is None or len(counted) != 3 * len(specs):
+            counted = old_windows.pop(key, None)
+            if counted is None or len(counted) != 3 * len(specs):
+                counted = [0.0] * (3 * len(specs))
+        counted = list(counted)
+        usage: list[float] = []
+        for i, (w, distinct, limit) in enumerate(specs):
+            if distinct:
+                taken = record if costs[i] else ""
+                seen = sets.get(f"{key}#{i}")
+                if seen is None:
+                    seen = old_sets.pop(f"{key}#{i}", None)
+                    if seen is None:
+                        if not taken:
+                            usage.append(0.0)
+                            continue
+                        seen = {}
+                    sets[f"{key}#{i}"] = seen
+                if taken:
+                    seen.pop(taken, None)
+                    seen[taken] = now
+                    if len(seen) > 2 * limit + 16:
+                        del seen[next(iter(seen))]
+                while seen and seen[next(iter(seen))] <= now - w:
+                    del seen[next(iter(seen))]
+                usage.append(float(len(seen)))
+            else:
+                start = now - now % w
+                if start > counted[3 * i]:
+                    counted[3 * i + 2] = counted[3 * i + 1] if start - counted[3 * i] <= w else 0.0
+                    counted[3 * i + 1], counted[3 * i] = 0.0, start
+                counted[3 * i + 1] += costs[i]
+                usage.append(counted[3 * i + 2] * (1.0 - (now - start) / w) + counted[3 * i + 1])
+        windows[key] = counted
+        return tuple(usage)
+
+
+# Layouts a key may be counted under across policy reloads: its first distinct set first,
+# second, not at all, or alone; two of them with as many counters and different sets.
+_LAYOUTS: tuple[tuple[tuple[float, bool, int], ...], ...] = (
+    ((10.0, False, 5), (30.0, True, 3), (50.0, True, 4)),
+    ((30.0, True, 3), (10.0, False, 5), (20.0, False, 9)),
+    ((10.0, False, 5), (40.0, False, 7)),
+    ((25.0, True, 2),),
+    ((),)[0],
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, len(_LAYOUTS) - 1),
+                          st.lists(st.integers(0, 2), min_size=3, max_size=3),
+                          st.sampled_from(["", "user:1", "user:2", "user:3", "user:4", "user:5"]),
+                          st.floats(0, 12)),
+                min_size=1, max_size=150),
+       st.booleans())
+def test_same_counts_as_the_layout_before_across_reloads(
+    steps: list[tuple[int, int, list[int], str, float]], small: bool
+) -> None:
+    """Keys counted under changing layouts (policy reloads), with generations turning over:
+    every usage is the one the store gave before it kept a key's windows and first set together."""
+    idle, keys = (15.0, 4) if small else (3600.0, 1000)
+    store, reference = MemoryStore(idle_ttl=idle, max_keys=keys), _Reference(idle, keys)
+    layouts = [tuple(tuple(c) for c in layout) for layout in _LAYOUTS]  # fresh tuples, as a reload makes
+    now = 1000.0
+    for key, layout, costs, record, gap in steps:
+        now += gap
+        specs = layouts[layout]
+        cost = tuple(costs[: len(specs)])
+        usages, _ = store.update([(f"k:{key}", specs, cost, record)], "c", now)
+        assert usages[0] == reference.update(f"k:{key}", specs, cost, record, now)
+
+
+def test_client_memory_fields_are_views_of_its_values() -> None:
+    memory = ClientMemory(5.0)
+    assert memory.values[:2] == [5.0, 5.0] and len(memory.values) == MEMORY_SIZE
+    assert memory.last_number == -1 and memory.requests == 0
+    memory.requests += 2
+    assert memory.values[2] == 2 and memory.requests == 2 and isinstance(memory.requests, int)
+    memory.values[5] = 7.0
+    assert memory.last_number == 7 and isinstance(memory.last_number, int)
+    memory.gap_mean = 1.5
+    assert memory.values[11] == 1.5 and memory.gap_mean == 1.5
+    restored = ClientMemory(values=list(memory.values))
+    assert restored.requests == 2 and restored.shared == ()

@@ -97,6 +97,10 @@ class RangeSet:
         return len(self._starts[4]) + len(self._starts[6])
 
     def __contains__(self, ip: object) -> bool:
+        number = _ipv4_number(ip) if isinstance(ip, str) else -1
+        if number >= 0:  # the common case, without building an address object
+            i = bisect.bisect_right(self._starts[4], number) - 1
+            return i >= 0 and number <= self._ends[4][i]
         try:
             addr = ipaddress.ip_address(str(ip))
         except ValueError:
@@ -107,6 +111,25 @@ class RangeSet:
         starts = self._starts[addr.version]
         i = bisect.bisect_right(starts, number) - 1
         return i >= 0 and number <= self._ends[addr.version][i]
+
+
+def _ipv4_number(text: str) -> int:
+    """A dotted-quad IPv4 address as ``ipaddress`` reads it (-1: anything else, for it to judge)."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return -1
+    number = 0
+    for part in parts:
+        # What ipaddress accepts: 1-3 ASCII digits, no leading zero, at most 255.
+        if not (0 < len(part) <= 3 and part.isascii() and part.isdigit()):
+            return -1
+        if part[0] == "0" and len(part) > 1:
+            return -1
+        octet = int(part)
+        if octet > 255:
+            return -1
+        number = number << 8 | octet
+    return number
 
 
 @functools.lru_cache(maxsize=32)

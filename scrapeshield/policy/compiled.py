@@ -42,8 +42,10 @@ class CompiledLimit:
     action: Action
 
 
+# The request's headers as the context holds them: (lower-cased name, value), in order.
+Headers = tuple[tuple[str, str], ...]
 # A rule test sees (ip, method, path, route, user agent, ua class, headers).
-RuleTest = Callable[[str, str, str, str, str, str, dict[str, str]], bool]
+RuleTest = Callable[[str, str, str, str, str, str, Headers], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,11 +195,11 @@ def _compile_match(match: Match) -> RuleTest:
         nets = tuple(ipaddress.ip_network(c, strict=False) for c in match.cidr)
         checks.append(lambda ip, m, path, r, ua, uc, h: _in_networks(ip, nets))
     if match.header_present:
-        names = tuple(n.lower() for n in match.header_present)
-        checks.append(lambda ip, m, path, r, ua, uc, h: any(n in h for n in names))
+        names = frozenset(n.lower() for n in match.header_present)
+        checks.append(lambda ip, m, path, r, ua, uc, h: any(k in names for k, _ in h))
     if match.header_equals:
         pairs = tuple((k.lower(), v) for k, v in match.header_equals.items())
-        checks.append(lambda ip, m, path, r, ua, uc, h: all(h.get(k) == v for k, v in pairs))
+        checks.append(lambda ip, m, path, r, ua, uc, h: all(_header(h, k) == v for k, v in pairs))
     if len(checks) == 1:
         return checks[0]
     frozen = tuple(checks)
@@ -209,6 +211,14 @@ def _compile_match(match: Match) -> RuleTest:
         return True
 
     return every
+
+
+def _header(headers: Headers, name: str) -> str | None:
+    """A header's value; the last one when it was sent several times (as a dict of them holds)."""
+    for key, value in reversed(headers):
+        if key == name:
+            return value
+    return None
 
 
 def _in_networks(ip: str, nets: tuple[IPNetwork, ...]) -> bool:

@@ -6,54 +6,117 @@ than the exact count over the last two windows and never less than the current
 window's count. Distinct records are exact: an insertion-ordered dict of
 record → last read, expired from the front, capped at 2×limit+16 entries.
 
+One dict entry per key (a dict lookup on a big table is most of a decision's state
+cost): the key's windows, packed in bytes, or, once the key's first distinct-records
+counter has read a record, that counter's record set with the packed windows as its first
+entry (under "", which is never a record). Further distinct counters of a key keep their
+own set under "key#index". The packed windows end with the id of the counter layout
+(``_Shape``) that wrote them: a key last written under another layout (a policy reload)
+is first unpacked to one entry per set, then handled exactly as before (``_relayout``).
+
 Memory stays bounded by generations: keys untouched for ``idle_ttl`` seconds are
 dropped wholesale, and a generation that reaches ``max_keys`` turns over early.
-Windows and client memories live packed in bytes, and record sets in str→float
-dicts: neither is ever tracked by the cyclic garbage collector, so the big dicts
-holding them stay untracked too (a dict of tuples is re-tracked at each insertion and
-then walked whole by the next collections): a million clients do not make
-collections slower. Cost measured by ``bench/memory.py`` at one million clients under the
-default policy (ip, subnet, account and campaign-trait keys, about five per client, two
-profiles read each): ~3.5 KB per client, bounded caches of the context stage included
-(at 200,000 clients: 3.7 KB, against 4.5 KB when windows were tuples of floats).
+Windows and client memories live packed in bytes, and record sets in str→float|bytes
+dicts: none is ever tracked by the cyclic garbage collector, so a million clients do not
+make collections slower (only the few big dicts holding them are tracked, and visiting an
+untracked value costs nothing). Cost measured by ``bench/memory.py`` under the default
+policy (ip, subnet, account and campaign-trait keys, about five per client, two profiles
+read each), at 200,000 clients: ~3.5 KB per client, bounded caches of the context stage
+included (4.0 KB when every record set was an entry of its own).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, cast, final
 
 from scrapeshield.state.base import MEMORY_SIZE, ClientMemory, CounterSpec, KeyUpdate
 
-# Per tuple of counter specs (the policy compiles them once, so they are few and long-lived):
-# (the specs, the packing of their 3 floats per counter, zeros so packed, per counter (offset
-# of its 3 floats, window, distinct?, limit, suffix of its record set's key)).
-_Shape = tuple[
-    tuple[CounterSpec, ...], struct.Struct, bytes, tuple[tuple[int, float, bool, int, str], ...]
-]
-_SHAPES: Final[dict[int, _Shape]] = {}
 _MEMORY: Final = struct.Struct(f"{MEMORY_SIZE}d")
+_TAG: Final = struct.Struct("d")
+_WINDOWS: Final = ""  # the key of the packed windows in an entry that is a record set
+_OWNER: Final = 4096  # a tag is layout id × _OWNER + 1 + the index of the entry's set (0: none)
+
+# An entry: packed windows, or the key's first record set holding them under _WINDOWS.
+Entry = bytes | dict[str, float | bytes]
+
+
+@final
+class _Shape:
+    """What ``update`` needs to know about one tuple of counter specs, computed once."""
+
+    def __init__(self, specs: tuple[CounterSpec, ...], sid: float) -> None:
+        if len(specs) >= _OWNER:
+            raise ValueError(f"at most {_OWNER - 1} counters under one key")
+        self.specs = specs
+        self.count = len(specs)
+        self.window: list[float] = [w for w, _, _ in specs]
+        self.distinct: list[bool] = [d for _, d, _ in specs]
+        self.cap: list[int] = [2 * limit + 16 for _, _, limit in specs]
+        self.suffix: list[str] = [f"#{i}" for i in range(len(specs))]
+        # The counter whose set lives in the key's entry: the first distinct one (-1: none).
+        self.first = next((i for i, d in enumerate(self.distinct) if d), -1)
+        # Written last in the packed windows: the layout that wrote them, and its first set.
+        self.tag_value = sid * _OWNER + self.first + 1
+        # 3 floats per counter (start, current, previous; unused by a distinct one), then the tag.
+        self.packing = struct.Struct(f"{3 * len(specs) + 1}d")
+        self.size = self.packing.size
+        self.zeros = self.packing.pack(*(0.0,) * (3 * len(specs)), self.tag_value)
+        self.tag = _TAG.pack(self.tag_value)
+
+
+_SHAPES: Final[dict[int, _Shape]] = {}  # id(specs) → shape (the entry holds specs: ids stay)
+_SIDS: Final[dict[tuple[CounterSpec, ...], float]] = {}  # equal specs share one layout id
+_NEXT: Final = [1.0]
 
 
 def _shape(specs: tuple[CounterSpec, ...]) -> _Shape:
-    """What ``update`` needs to know about a tuple of specs, computed once per tuple."""
     shape = _SHAPES.get(id(specs))
-    if shape is None or shape[0] is not specs:
-        counters = tuple((3 * i, w, distinct, limit, f"#{i}") for i, (w, distinct, limit) in enumerate(specs))
-        packing = struct.Struct(f"{3 * len(specs)}d")
-        shape = (specs, packing, packing.pack(*(0.0,) * (3 * len(specs))), counters)
-        if len(_SHAPES) > 10_000:
-            _SHAPES.clear()
-        _SHAPES[id(specs)] = shape  # the entry holds ``specs``: its id is not reused meanwhile
+    if shape is not None and shape.specs is specs:
+        return shape
+    if len(_SHAPES) > 10_000:  # callers that build specs per call: stay bounded
+        _SHAPES.clear()
+        _SIDS.clear()  # ids are never reused: an older one just reads as another layout
+    sid = _SIDS.get(specs)
+    if sid is None:
+        sid = _NEXT[0]
+        _NEXT[0] = sid + 1.0
+        _SIDS[specs] = sid
+    shape = _Shape(specs, sid)
+    _SHAPES[id(specs)] = shape
     return shape
 
 
+def _front(seen: dict[str, float | bytes]) -> str:
+    """The oldest record of an entry's set (its first key after the packed windows; "": none)."""
+    first = True
+    for key in seen:
+        if first:
+            first = False
+            continue
+        return key
+    return ""
+
+
+def _window(counted: list[float], base: int, w: float, now: float, cost: int) -> float:
+    """Count ``cost`` in the sliding window whose 3 floats start at ``base``; its usage after."""
+    start = now - now % w
+    began = counted[base]
+    if start > began:
+        counted[base + 2] = counted[base + 1] if start - began <= w else 0.0
+        counted[base + 1] = 0.0
+        counted[base] = start
+    current = counted[base + 1] + cost
+    counted[base + 1] = current
+    return counted[base + 2] * (1.0 - (now - start) / w) + current
+
+
 class _Generation:
-    __slots__ = ("windows", "sets", "memories")
+    __slots__ = ("entries", "sets", "memories")
 
     def __init__(self) -> None:
-        self.windows: dict[str, bytes] = {}  # key → packed (start, current, previous) per counter
+        self.entries: dict[str, Entry] = {}  # key → its entry (see the module's docstring)
         self.sets: dict[str, dict[str, float]] = {}  # "key#counter" → record → last read
         self.memories: dict[str, bytes] = {}  # client key → packed ClientMemory values
 
@@ -69,79 +132,152 @@ class MemoryStore:
         self._turned_at: float | None = None
 
     def tracked_clients(self) -> int:
-        return len(self._young.windows) + len(self._old.windows)
+        return len(self._young.entries) + len(self._old.entries)
 
     def update(
         self, updates: Sequence[KeyUpdate], client: str, now: float
     ) -> tuple[list[tuple[float, ...]], ClientMemory]:
         if self._turned_at is None or now - self._turned_at >= self.idle_ttl or (
-            len(self._young.windows) >= self.max_keys
+            len(self._young.entries) >= self.max_keys
         ):
             self._turn(now)
         young, old = self._young, self._old
-        young_windows, young_sets = young.windows, young.sets
+        entries = young.entries
         usages: list[tuple[float, ...]] = []
-        # One flat loop (this runs for every key of every request): the window arithmetic
-        # and the distinct sets are written out here rather than in helpers.
-        for key, specs, costs, record in updates:
+        for key, specs, costs, record in updates:  # runs for every key of every request
             shape = _SHAPES.get(id(specs))
-            if shape is None or shape[0] is not specs:
+            if shape is None or shape.specs is not specs:
                 shape = _shape(specs)
-            _, packing, zeros, counters = shape
-            size = packing.size
-            windows = young_windows.get(key)
-            if windows is None or len(windows) != size:
-                windows = old.windows.pop(key, None)
-                if windows is None or len(windows) != size:
-                    windows = zeros
+            entry = entries.get(key)
+            in_young = entry is not None
+            if entry is None:
+                entry = old.entries.pop(key, None)
+            own: dict[str, float | bytes] | None = None
+            if entry is None:
+                windows = shape.zeros
+            elif isinstance(entry, bytes):
+                windows = entry
+            else:
+                own = entry
+                windows = cast(bytes, entry.get(_WINDOWS, b""))
+            if windows is not shape.zeros and not (
+                len(windows) == shape.size and windows.endswith(shape.tag)
+            ):  # written under another layout
+                if entry is not None and not in_young:
+                    old.entries[key] = entry  # back where it was: _relayout reads both generations
+                usages.append(self._relayout(key, shape, costs, record, now))
+                continue
             counted: list[float] | None = None
+            changed = False
             usage: list[float] = []
-            for i, (base, w, distinct, limit, suffix) in enumerate(counters):
-                if distinct:
-                    taken = record if costs[i] else ""
-                    set_key = key + suffix
-                    seen = young_sets.get(set_key)
-                    if seen is None:
-                        seen = old.sets.pop(set_key, None)
-                        if seen is None:
-                            if not taken:  # nothing read, nothing kept: an empty set counts 0
-                                usage.append(0.0)
-                                continue
-                            seen = {}
-                        # Each set is its own entry: a dict of str → float is never tracked by
-                        # the garbage collector, but a tuple or list holding dicts always is.
-                        young_sets[set_key] = seen
-                    if taken:
-                        seen.pop(taken, None)  # a re-read moves the record to the back
-                        seen[taken] = now
-                        if len(seen) > 2 * limit + 16:
-                            del seen[next(iter(seen))]
-                    horizon = now - w
-                    while seen:
-                        oldest = next(iter(seen))
-                        if seen[oldest] > horizon:
-                            break
-                        del seen[oldest]
-                    usage.append(float(len(seen)))
-                else:
+            for i in range(shape.count):
+                if not shape.distinct[i]:
                     if counted is None:
-                        counted = list(packing.unpack(windows))
-                    start = now - now % w
-                    began = counted[base]
-                    if start > began:
-                        counted[base + 2] = counted[base + 1] if start - began <= w else 0.0
-                        counted[base + 1] = 0.0
-                        counted[base] = start
-                    current = counted[base + 1] + costs[i]
-                    counted[base + 1] = current
-                    usage.append(counted[base + 2] * (1.0 - (now - start) / w) + current)
+                        counted = list(shape.packing.unpack(windows))
+                    w = shape.window[i]
+                    if costs[i] or now - now % w > counted[3 * i]:
+                        changed = True  # (unchanged windows are not packed again)
+                    usage.append(_window(counted, 3 * i, w, now, costs[i]))
+                    continue
+                taken = record if costs[i] else ""
+                if i != shape.first:  # a further set: an entry of its own
+                    set_key = key + shape.suffix[i]
+                    usage.append(self._records(set_key, taken, now, shape.window[i], shape.cap[i]))
+                    continue
+                if own is None:
+                    if not taken:  # nothing read, nothing kept: an empty set counts 0
+                        usage.append(0.0)
+                        continue
+                    own = {_WINDOWS: windows}
+                    in_young = False  # a new entry replaces the packed windows
+                if taken:
+                    own.pop(taken, None)  # a re-read moves the record to the back
+                    own[taken] = now
+                    if len(own) - 1 > shape.cap[i]:
+                        del own[_front(own)]
+                horizon = now - shape.window[i]
+                while len(own) > 1:
+                    oldest = _front(own)
+                    if cast(float, own[oldest]) > horizon:
+                        break
+                    del own[oldest]
+                usage.append(float(len(own) - 1))
             usages.append(tuple(usage))
-            young_windows[key] = windows if counted is None else packing.pack(*counted)
+            if changed and counted is not None:
+                windows = shape.packing.pack(*counted)
+                if own is not None:
+                    own[_WINDOWS] = windows
+            if not in_young or (changed and own is None):
+                entries[key] = own if own is not None else windows
         values = young.memories.get(client)
         if values is None:
             values = old.memories.pop(client, None)
-        memory = ClientMemory(now) if values is None else ClientMemory(values=list(_MEMORY.unpack(values)))
+        memory = ClientMemory(now) if values is None else ClientMemory(now, list(_MEMORY.unpack(values)))
         return usages, memory
+
+    def _records(self, set_key: str, taken: str, now: float, window: float, cap: int) -> float:
+        """Count ``taken`` (when not "") in a record set of its own; the records in the window."""
+        seen = self._young.sets.get(set_key)
+        if seen is None:
+            seen = self._old.sets.pop(set_key, None)
+            if seen is None:
+                if not taken:  # nothing read, nothing kept
+                    return 0.0
+                seen = {}
+            # Each set is its own entry: a dict of str → float is never tracked by the
+            # garbage collector, but a tuple or list holding dicts always is.
+            self._young.sets[set_key] = seen
+        if taken:
+            seen.pop(taken, None)  # a re-read moves the record to the back
+            seen[taken] = now
+            if len(seen) > cap:
+                del seen[next(iter(seen))]
+        horizon = now - window
+        while seen:
+            first = next(iter(seen))
+            if seen[first] > horizon:
+                break
+            del seen[first]
+        return float(len(seen))
+
+    def _relayout(
+        self, key: str, shape: _Shape, costs: tuple[int, ...], record: str, now: float
+    ) -> tuple[float, ...]:
+        """One key last written under another counter layout (a policy reload): every set
+        becomes its own "key#index" entry, the windows are counted as ever (kept when the
+        counter count is the same), and the new layout's first set moves into the entry."""
+        young, old = self._young, self._old
+        for gen in (young, old):
+            entry = gen.entries.get(key)
+            if isinstance(entry, dict):
+                first = cast(bytes, entry.pop(_WINDOWS, b""))
+                gen.entries[key] = first
+                tag = int(_TAG.unpack(first[-8:])[0]) if len(first) >= 8 else 0
+                owner = tag % _OWNER - 1
+                if owner >= 0 and entry:
+                    gen.sets[key + f"#{owner}"] = cast(dict[str, float], entry)
+        windows = young.entries.get(key)
+        if not isinstance(windows, bytes) or len(windows) != shape.size:
+            popped = old.entries.pop(key, None)
+            windows = popped if isinstance(popped, bytes) and len(popped) == shape.size else shape.zeros
+        counted = list(shape.packing.unpack(windows))
+        counted[-1] = shape.tag_value
+        usage: list[float] = []
+        for i in range(shape.count):
+            taken = record if costs[i] else ""
+            if shape.distinct[i]:
+                usage.append(self._records(key + shape.suffix[i], taken, now, shape.window[i], shape.cap[i]))
+            else:
+                usage.append(_window(counted, 3 * i, shape.window[i], now, costs[i]))
+        packed = shape.packing.pack(*counted)
+        own_set = young.sets.pop(key + shape.suffix[shape.first], None) if shape.first >= 0 else None
+        if own_set is None:
+            young.entries[key] = packed
+        else:
+            own: dict[str, float | bytes] = {_WINDOWS: packed}
+            own.update(own_set)
+            young.entries[key] = own
+        return tuple(usage)
 
     async def aupdate(
         self, updates: Sequence[KeyUpdate], client: str, now: float
