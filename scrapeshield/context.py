@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.tokens import TokenVerifier
 from scrapeshield.types import RequestContext
 
 # Final: the compiled build (scripts/compile.py) then reads them as constants, not module globals.
@@ -44,6 +45,8 @@ class ContextBuilder:
         identity = policy.source.identity
         self._session_cookie = identity.session_cookie
         self._token_header = identity.token_header.lower()
+        # Only tokens the platform signed count as tokens, when it says how to check them.
+        self._tokens = TokenVerifier(identity.token_verify) if identity.token_verify else None
         self._tls_header = identity.tls_fingerprint_header.lower()
         self._h2_header = identity.h2_fingerprint_header.lower()
         self._trusted = policy.trusted_proxies
@@ -143,6 +146,9 @@ class ContextBuilder:
                         account = m.group(1)[:128]
             pass_cookie = cookies.get(PASS_COOKIE, "")[:1024]
         token_raw = first.get(self._token_header, "")
+        token = self._hash(token_raw) if token_raw else ""
+        if token and self._tokens is not None and not self._tokens.valid(token_raw, token, ts):
+            token = ""  # a token the platform did not sign is no token
         return RequestContext(
             ts,
             ip,
@@ -156,7 +162,7 @@ class ContextBuilder:
             ua,
             account,
             session,
-            self._hash(token_raw) if token_raw else "",
+            token,
             self._fingerprint(ua, names, first, f"{tls}|{h2}" if h2 else tls),
             tls,
             first.get("referer", ""),

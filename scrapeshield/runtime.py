@@ -19,7 +19,7 @@ from scrapeshield.console.monitor import Monitor
 from scrapeshield.db.spool import EventSpool
 from scrapeshield.db.store import Database
 from scrapeshield.engine import Engine
-from scrapeshield.errors import PolicyError
+from scrapeshield.errors import ConfigError, PolicyError
 from scrapeshield.events import EventRecorder, Pseudonymiser, Sink
 from scrapeshield.goodbots.hosting import Hosting
 from scrapeshield.goodbots.verify import GoodBots, SystemResolver
@@ -175,7 +175,12 @@ class Shield:
             self.policy_errors += 1
             log.error("policy reload rejected, keeping the running policy: %s", exc)
             return exc.problems
-        self.engine.install(policy)
+        try:  # what the policy needs from this machine (e.g. identity.token_verify's key)
+            self.engine.install(policy)
+        except ConfigError as exc:
+            self.policy_errors += 1
+            log.error("policy reload rejected, keeping the running policy: %s", exc)
+            return [str(exc)]
         self.recorder.configure(policy)
         # Same secret, and the memory of used challenges and revoked passes is kept.
         self.challenge = self.challenge.reconfigured(_challenge_settings(policy))

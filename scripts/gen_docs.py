@@ -143,6 +143,18 @@ FIELD_NOTES: dict[str, str] = {
     "Thresholds.block": "A score at or above this is blocked.",
     "Identity.session_cookie": "Name of the session cookie; its value (hashed) is the `session` key.",
     "Identity.token_header": "Header that carries an API token; its value (hashed) is the `token` key.",
+    "Identity.token_verify": (
+        "How to check that a token is one the platform signed (a JWT); null: any token counts, "
+        "and exempts its reads from the campaign counters."
+    ),
+    "TokenVerify.key_env": (
+        "Environment variable holding the key: the shared secret (HS*) or a PEM public key. "
+        "Never in the policy file; missing at start or reload is an error (a reload keeps the running policy)."
+    ),
+    "TokenVerify.algorithms": "Signature algorithms accepted.",
+    "TokenVerify.issuer": "Required `iss` claim; null: not checked.",
+    "TokenVerify.audience": "Required `aud` claim; null: not checked.",
+    "TokenVerify.scheme": "The header's prefix before the token (`Bearer`); empty for a bare token.",
     "Identity.tls_fingerprint_header": (
         "Header in which your edge passes the client's TLS fingerprint (e.g. JA4); it goes into "
         "the `fingerprint` key."
@@ -201,6 +213,7 @@ VALUE_CHECKS: dict[str, str] = {
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("Top level", schema.Policy),
     ("identity", schema.Identity),
+    ("identity.token_verify", schema.TokenVerify),
     ("routes", schema.Route),
     ("limits", schema.Limit),
     ("rules", schema.Rule),

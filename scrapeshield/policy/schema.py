@@ -142,10 +142,28 @@ class Thresholds(Strict):
         return self
 
 
+class TokenVerify(Strict):
+    """The platform's app tokens are signed JWTs: only a token that verifies counts as one.
+
+    An unverified token then counts as no token, so a fleet sending made-up tokens is judged
+    as bare reads (campaign counters) instead of as the platform's app. The key is read from
+    the environment, never from the policy file: a shared secret (HS*) or a PEM public key."""
+
+    key_env: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    algorithms: Annotated[
+        list[Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA"]],
+        Field(min_length=1),
+    ] = ["HS256"]
+    issuer: str | None = None
+    audience: str | None = None
+    scheme: str = "Bearer"  # the header's prefix before the token ("" for a bare token)
+
+
 class Identity(Strict):
     session_cookie: str = "sid"
     account_pattern: Regex | None = None  # regex with one group: the account inside the session cookie
     token_header: str = "authorization"
+    token_verify: TokenVerify | None = None
     tls_fingerprint_header: str = "x-ja4"  # believed only from trusted proxies
     h2_fingerprint_header: str = "x-h2-fingerprint"  # Akamai-style; trusted proxies only
 
