@@ -149,7 +149,8 @@ FIELD_NOTES: dict[str, str] = {
     ),
     "TokenVerify.key_env": (
         "Environment variable holding the key: the shared secret (HS*) or a PEM public key. "
-        "Never in the policy file; missing at start or reload is an error (a reload keeps the running policy)."
+        "Never in the policy file; missing at start or reload is an error "
+        "(a reload keeps the running policy)."
     ),
     "TokenVerify.algorithms": "Signature algorithms accepted.",
     "TokenVerify.issuer": "Required `iss` claim; null: not checked.",
