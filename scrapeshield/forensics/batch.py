@@ -135,16 +135,23 @@ def _automation_reading(df: pl.DataFrame, policy: CompiledPolicy, gen: np.ndarra
     read and counts in the fingerprint's set. The set's key is touched by the lines that
     touch it in the engine (records and assets), which is what keeps it in the store."""
     camp = policy.source.detection.campaigns
-    record = df["record_id"].to_numpy()
-    reads = (record >= 0) & ~df["asset"].to_numpy()
-    fp = df["fp_id"].to_numpy()
-    touched = reads | df["asset"].to_numpy()
-    keys = np.where(touched, fp, fp.max() + 1)  # (lines that leave the key alone: apart)
-    cap = camp.breadth_records * camp.breadth_per_client // 2 + 1  # the set's limit (signals.shared)
-    usage = distinct_usage(KeyOrder(keys, gen), Timeline(df["ts"].to_numpy()), record, reads,
-                           float(camp.breadth_window), cap)
     automation = (df["ua_class"] == UAClass.AUTOMATION.value).to_numpy()
-    found: np.ndarray = automation & reads & (usage >= user_agent.AUTOMATION_RECORDS)
+    found: np.ndarray = np.zeros(len(df), dtype=bool)
+    if not automation.any():  # the usual log: no declared automation, nothing to count
+        return found
+    # Only the fingerprints automation lines carry: each key's set is its own lines' alone,
+    # so the other lines (most of a log) need not be grouped and counted at all.
+    fp = df["fp_id"].to_numpy()
+    mine = np.flatnonzero(np.isin(fp, np.unique(fp[automation])))
+    fp = fp[mine]
+    record = df["record_id"].to_numpy()[mine]
+    asset = df["asset"].to_numpy()[mine]
+    reads = (record >= 0) & ~asset
+    keys = np.where(reads | asset, fp, fp.max() + 1)  # (lines that leave the key alone: apart)
+    cap = camp.breadth_records * camp.breadth_per_client // 2 + 1  # the set's limit (signals.shared)
+    usage = distinct_usage(KeyOrder(keys, gen[mine]), Timeline(df["ts"].to_numpy()[mine]), record,
+                           reads, float(camp.breadth_window), cap)
+    found[mine] = automation[mine] & reads & (usage >= user_agent.AUTOMATION_RECORDS)
     return found
 
 
