@@ -26,7 +26,6 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 import pytest
-from browser import launch_chromium
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -34,7 +33,6 @@ from playwright.sync_api import (
     Response,
     Route,
     ViewportSize,
-    sync_playwright,
 )
 from servers import CHROME_UA, Server
 
@@ -121,14 +119,6 @@ def users(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]
     rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
     assert len(rows) == 2000
     return {row["username"]: row for row in rows}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser
-        browser.close()
 
 
 @dataclass

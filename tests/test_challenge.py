@@ -12,10 +12,9 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 import uvicorn
-from browser import launch_chromium
 from hypothesis import given
 from hypothesis import strategies as st
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from servers import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -323,14 +322,6 @@ def site() -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("worker", [True, False], ids=["web-worker", "page-slices"])

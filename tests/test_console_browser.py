@@ -19,8 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser import launch_chromium
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from servers import Server, chrome_headers, start_cli
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -71,14 +70,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = start_cli(["demo", "--users", "2000", "--seed", "7"], tmp_path_factory.mktemp("console-demo"))
     yield s
     s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        b = launch_chromium(playwright)
-        yield b
-        b.close()
 
 
 def admin_password(server: Server) -> str:

@@ -22,8 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from browser import launch_chromium
-from playwright.sync_api import Browser, Response, sync_playwright
+from playwright.sync_api import Browser, Response
 from servers import CHROME_UA, Server, free_port, start_cli
 from test_signals_campaign import CHROME_131, _residential
 
@@ -150,14 +149,6 @@ class _Capture(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         pass
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
