@@ -67,7 +67,8 @@ def shielded() -> Flask:
 # -- the measurement -------------------------------------------------------------------------
 
 
-def _start(variant: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
+def _start(variant: str, port: int, data_dir: str, app: str = "") -> subprocess.Popen[bytes]:
+    """gunicorn serving ``app`` (default: this module's ``variant``) as the bench runs it."""
     import gunicorn.config  # type: ignore[import-untyped]
 
     private = ["--no-control-socket"] if any(
@@ -75,7 +76,7 @@ def _start(variant: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
     cmd = [
         "taskset", "-c", "0", sys.executable, "-m", "gunicorn",
         "-w", "1", "--threads", "1", "-k", "sync", "-b", f"127.0.0.1:{port}",
-        "--log-level", "warning", *private, f"bench.wsgi:{variant}()",
+        "--log-level", "warning", *private, app or f"bench.wsgi:{variant}()",
     ]
     env = {**os.environ, "BENCH_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)

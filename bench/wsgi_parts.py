@@ -1,0 +1,151 @@
+"""Where a real gunicorn worker's CPU goes, bare and shielded, by part (a diagnosis for bench/wsgi.py).
+
+    python -m bench.wsgi_parts [seconds] [rounds]
+
+bench/wsgi.py's setup (one sync worker pinned to core 0, wrk-clients.lua on core 1), with
+each part of a request timed inside the worker in thread CPU time: gunicorn's handling of a
+connection and of its request, gunicorn's writes, the Flask app, and in the shielded worker
+the middleware, the context, the engine's decision, its listeners and the challenge page
+(hostcost.Meter's parts, so the same names as the in-process figures). The worker's other
+threads (the event writer, jobs) are apart. Parts nest: ``gunicorn_connection`` holds
+``gunicorn_request``, which holds the app (``middleware`` or ``application``) and
+``gunicorn_write``; ``middleware`` holds ``context``, ``engine`` (which holds ``listeners``),
+``challenge_page`` and ``application``. Each timer reads the thread's CPU clock, a system
+call of about a microsecond, so the totals run higher than bench/wsgi.py's: compare parts.
+
+Why: in-process (bench/hostcost.py) the shield's parts run with warm caches; in the worker,
+between requests, the kernel's network path and other processes evict them, and the same
+code takes two to three times as long. This shows how long each part takes where it counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from bench.hostcost import Meter, _shield
+from bench.load import free_port, wrk
+from bench.wsgi import _app, _start, _worker_cpu
+from scrapeshield.hosts.heap import settle_heap
+
+PARTS_PATH = "/.bench/parts"  # asked by this script only, never by wrk-clients.lua
+VARIANTS = ("bare", "shielded")
+
+
+# -- the apps gunicorn serves ("bench.wsgi_parts:bare()", "bench.wsgi_parts:shielded()") ---
+
+
+class _Parts:
+    """Answers PARTS_PATH with the CPU seconds and calls of each part since the last ask."""
+
+    def __init__(self, app: WSGIApplication, meter: Meter) -> None:
+        self.app = app
+        self.meter = meter
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        if environ.get("PATH_INFO") != PARTS_PATH:
+            return self.app(environ, start_response)
+        body = json.dumps({"spent": self.meter.spent, "calls": self.meter.calls}).encode()
+        self.meter.reset()
+        start_response("200 OK", [("content-type", "application/json"), ("content-length", str(len(body)))])
+        return [body]
+
+
+def _timed_gunicorn(meter: Meter) -> None:
+    """gunicorn's own parts, in this worker process only (it loads the app after forking)."""
+    import gunicorn.http.wsgi  # type: ignore[import-untyped]
+    import gunicorn.workers.sync  # type: ignore[import-untyped]
+
+    worker, response = gunicorn.workers.sync.SyncWorker, gunicorn.http.wsgi.Response
+    worker.handle = _method(meter, "gunicorn_connection", worker.handle)
+    worker.handle_request = _method(meter, "gunicorn_request", worker.handle_request)
+    response.write = _method(meter, "gunicorn_write", response.write)
+
+
+def _method(meter: Meter, part: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    timed = meter.wrap(part, fn)
+
+    def method(self: Any, *args: Any) -> Any:  # a plain function: binds as a method
+        return timed(self, *args)
+
+    return method
+
+
+def bare() -> Any:
+    meter = Meter()
+    _timed_gunicorn(meter)
+    app = _app()
+    app.wsgi_app = _Parts(meter.wrap("application", app.wsgi_app), meter)  # type: ignore[method-assign]
+    settle_heap()
+    return app
+
+
+def shielded() -> Any:
+    from scrapeshield.hosts.wsgi import ScrapeshieldWSGI
+
+    meter = Meter()
+    _timed_gunicorn(meter)
+    shield = _shield(meter, os.environ["BENCH_DATA_DIR"])  # context, engine, listeners, page
+    app = _app()
+    middleware = ScrapeshieldWSGI(meter.wrap("application", app.wsgi_app), shield)
+    app.wsgi_app = _Parts(meter.wrap("middleware", middleware), meter)  # type: ignore[method-assign]
+    settle_heap()
+    return app
+
+
+# -- the measurement -------------------------------------------------------------------------
+
+
+def _asked(port: int) -> dict[str, dict[str, float]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{PARTS_PATH}", timeout=10) as answer:
+        return json.loads(answer.read())  # type: ignore[no-any-return]
+
+
+def run(seconds: int = 5, rounds: int = 3, connections: int = 8) -> dict[str, Any]:
+    """Both workers live at once; wrk alternates between them; medians over the rounds."""
+    per_round: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        procs, ports = {}, {}
+        try:
+            for variant in VARIANTS:
+                ports[variant] = free_port()
+                data = Path(tmp) / variant
+                data.mkdir()
+                procs[variant] = _start(variant, ports[variant], str(data), f"bench.wsgi_parts:{variant}()")
+            for variant in VARIANTS:
+                wrk(ports[variant], 2, connections)  # warm-up
+            for _ in range(rounds):
+                for variant in VARIANTS:
+                    _asked(ports[variant])  # from now on
+                    main0, other0 = _worker_cpu(procs[variant].pid)
+                    measured = wrk(ports[variant], seconds, connections)
+                    main1, other1 = _worker_cpu(procs[variant].pid)
+                    parts = _asked(ports[variant])
+                    per = 1e6 / measured["requests"]
+                    row = {"worker_main_thread": (main1 - main0) * per,
+                           "worker_other_threads": (other1 - other0) * per}
+                    row |= {part: spent * per for part, spent in parts["spent"].items()}
+                    for part in ("application", "challenge_page"):
+                        if part in parts["calls"]:
+                            row[f"{part}_per_call"] = (
+                                parts["spent"][part] / max(parts["calls"][part], 1) * 1e6)
+                    per_round[variant].append(row)
+        finally:
+            for proc in procs.values():
+                proc.terminate()
+            for proc in procs.values():
+                proc.wait(timeout=20)
+    return {variant: {part: round(statistics.median(r[part] for r in rows), 1) for part in rows[0]}
+            for variant, rows in per_round.items()} | {"unit": "CPU us per request (per call where named)"}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(*(int(a) for a in sys.argv[1:3])), indent=2))
