@@ -111,7 +111,10 @@ class _Request:
 _TOO_LARGE: list[bytes] = []  # a request's body marker: over max_body, discarded
 
 
-class _Connection(asyncio.Protocol):
+class _Connection:
+    """An asyncio protocol by its methods (the loop asks for no base class): compiled with
+    mypyc, a native class cannot derive from asyncio.Protocol."""
+
     def __init__(self, server: EdgeServer) -> None:
         self.server = server
         self.loop = asyncio.get_running_loop()
@@ -337,10 +340,12 @@ class EdgeServer:
         self.stopping = False
         self.connections: set[_Connection] = set()
 
+    def _connection(self) -> asyncio.Protocol:
+        return cast(asyncio.Protocol, _Connection(self))
+
     async def serve(self, sockets: list[socket.socket]) -> None:
         loop = asyncio.get_running_loop()
-        servers = [await loop.create_server(lambda: _Connection(self), sock=sock)
-                   for sock in sockets]
+        servers = [await loop.create_server(self._connection, sock=sock) for sock in sockets]
         self.started = True
         try:
             while not self.should_exit:
