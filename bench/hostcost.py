@@ -158,8 +158,9 @@ class _Transport:
 
     def write(self, data: bytes) -> None:
         self.status = int(data[9:12])
-        found = re.search(rb"\r\nx-scrapeshield-action: (\w+)", data)
-        self.action = found.group(1) if found else b""
+        if self.status == 403:  # the action goes on to the page request
+            found = re.search(rb"\r\nx-scrapeshield-action: (\w+)", data)
+            self.action = found.group(1) if found else b""
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("127.0.0.1", 40000) if name == "peername" else default

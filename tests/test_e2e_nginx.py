@@ -320,7 +320,9 @@ def test_challenge_solved_by_a_script_through_nginx(edge: Proc) -> None:
 def test_challenge_page_filled_in_by_nginx_and_its_fallback(edge: Proc) -> None:
     """nginx fills in the page file from the 401's data, for any method; data too long for a
     header (a very long URI) takes the /.scrapeshield/page request instead. Same page either way."""
-    with client(edge.url, "127.0.0.19") as bot:  # python-httpx: challenged at once
+    # An HTTP library's headers of its own (not python-httpx's, which earlier tests get blocked).
+    curl = {"user-agent": "curl/8.19.0", "accept": "*/*"}
+    with client(edge.url, "127.0.0.19", headers=curl) as bot:  # challenged at once
         pages = [bot.get("/u/someone"), bot.post("/login", data={"a": "b"}), bot.head("/u/other"),
                  bot.get("/u/someone?" + "a=b&" * 250)]
     for page in pages:
