@@ -1,8 +1,10 @@
 """Requests per second and latency through nginx: alone in front of a Python app, versus with
 auth_request asking `scrapeshield serve-decisions` about every request.
 
-Both nginx servers use deploy/nginx/scrapeshield.conf with only the addresses changed; for
-"alone" its `auth_request` line is switched off. Core pinning (this machine has two cores):
+Both nginx servers use deploy/nginx/scrapeshield.conf with only the addresses (and the path of
+the challenge page file the service writes, `--challenge-page`) changed; for "alone" its
+`auth_request` line is switched off. As shipped, nginx fills in a challenge's page itself, so
+each client request costs the service one request. Core pinning (this machine has two cores):
 
   core 0: the upstream (hello-world Starlette, uvicorn + httptools + uvloop, one worker)
           and the decision service (one process: its own httptools server on uvloop)
