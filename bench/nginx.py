@@ -1,8 +1,10 @@
 """Requests per second and latency through nginx: alone in front of a Python app, versus with
 auth_request asking `scrapeshield serve-decisions` about every request.
 
-Both nginx servers use deploy/nginx/scrapeshield.conf with only the addresses changed; for
-"alone" its `auth_request` line is switched off. Core pinning (this machine has two cores):
+Both nginx servers use deploy/nginx/scrapeshield.conf with only the addresses (and the path of
+the challenge page file the service writes, `--challenge-page`) changed; for "alone" its
+`auth_request` line is switched off. As shipped, nginx fills in a challenge's page itself, so
+each client request costs the service one request. Core pinning (this machine has two cores):
 
   core 0: the upstream (hello-world Starlette, uvicorn + httptools + uvloop, one worker)
           and the decision service (one process: its own httptools server on uvloop)
@@ -45,11 +47,15 @@ VARIANTS = ("nginx_alone", "nginx_with_decisions")
 ALL = (*VARIANTS, "upstream_direct")
 
 
-def _site(listen: int, decisions: int, app: int, ask: bool) -> str:
+PAGE = "/var/lib/scrapeshield/challenge.html"  # the shipped config's; swapped for the run's
+
+
+def _site(listen: int, decisions: int, app: int, ask: bool, page: str) -> str:
     text = CONF.read_text()
     swaps = [("listen 80;", f"listen 127.0.0.1:{listen};"),
              ("server 127.0.0.1:8002;", f"server 127.0.0.1:{decisions};"),
-             ("server 127.0.0.1:9000;", f"server 127.0.0.1:{app};")]
+             ("server 127.0.0.1:9000;", f"server 127.0.0.1:{app};"),
+             (f"alias {PAGE};", f"alias {page};")]
     if not ask:
         swaps.append(("auth_request /.scrapeshield/auth;", "auth_request off;"))
     for old, new in swaps:
@@ -79,7 +85,7 @@ def _nginx(workdir: Path, site: str, port: int) -> subprocess.Popen[bytes]:
 def _decisions(port: int, admin_port: int, data_dir: str, core: int) -> subprocess.Popen[bytes]:
     cmd = ["taskset", "-c", str(core), sys.executable, "-m", "scrapeshield", "serve-decisions",
            "--port", str(port), "--admin-port", str(admin_port), "--policy", str(POLICY),
-           "--data-dir", data_dir]
+           "--data-dir", data_dir, "--challenge-page", str(Path(data_dir) / "challenge.html")]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     wait_listening(proc, port, "serve-decisions")
@@ -110,7 +116,8 @@ def run(seconds: int = 8, rounds: int = 3, decisions_core: int = 0) -> dict[str,
             procs.append(_start("bare", app_port, tmp))  # core 0
             procs.append(_decisions(dec_port, admin_port, tmp, decisions_core))
             for variant in VARIANTS:
-                site = _site(ports[variant], dec_port, app_port, ask=variant != "nginx_alone")
+                site = _site(ports[variant], dec_port, app_port, ask=variant != "nginx_alone",
+                             page=str(Path(tmp) / "challenge.html"))
                 procs.append(_nginx(Path(tmp) / variant, site, ports[variant]))  # core 1
             for variant in ALL:
                 wrk(ports[variant], 2)  # warm-up

@@ -57,6 +57,8 @@ MODULES = (
     "scrapeshield/signals/shared.py",
     "scrapeshield/signals/tls.py",
     "scrapeshield/signals/user_agent.py",
+    "scrapeshield/hosts/edge_server.py",
+    "scrapeshield/hosts/auth_request.py",
 )
 GROUP = "scrapeshield._native"  # mypyc's shared library: scrapeshield/_native__mypyc*.so
 MANIFEST = "scrapeshield._native_sources"  # generated and compiled by scripts/compile.py only

@@ -172,14 +172,24 @@ def _run(shield, app, host, port, admin_port, settings: Settings, what: str,  # 
 @main.command("serve-decisions")
 @functools.partial(_serve_options, port=8002)
 @_store_options
+@click.option("--challenge-page", default=None, type=click.Path(dir_okay=False),
+              help="Write the challenge page nginx fills in itself to this file at start "
+                   "(deploy/nginx/scrapeshield.conf serves it).")
 def serve_decisions(host: str, port: int, admin_port: int, policy_path: str | None,
-                    data_dir: str | None, db_url: str | None, state: str) -> None:
+                    data_dir: str | None, db_url: str | None, state: str,
+                    challenge_page: str | None) -> None:
     """Answer nginx auth_request, Caddy forward_auth and Traefik ForwardAuth (see deploy/).
 
     Only the proxy may reach --host/--port: it is believed about each request's URI."""
     from scrapeshield.hosts.auth_request import MAX_VERIFY_BODY, DecisionService
+    from scrapeshield.hosts.edge_page import write_template
     from scrapeshield.hosts.edge_server import EdgeServer
 
+    if challenge_page is not None:
+        try:
+            write_template(challenge_page)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write the challenge page {challenge_page}: {exc}") from exc
     settings = _settings(data_dir, db_url, state, policy_path)
     shield = _shield(settings)
     if not shield.policy.trusted_proxies:

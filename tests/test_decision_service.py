@@ -30,10 +30,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from wsgi_apps.faults import FailingContexts
 
+from scrapeshield.actions.challenge import MAX_RETURN_TO
 from scrapeshield.cli import main
 from scrapeshield.clock import ManualClock
 from scrapeshield.hosts.asgi import ScrapeshieldMiddleware
-from scrapeshield.hosts.auth_request import DecisionService, _path, _quoted
+from scrapeshield.hosts.auth_request import CHALLENGE_DATA_HEADER, DecisionService, _path, _quoted
+from scrapeshield.hosts.edge_page import MARKER, template, write_template
 from scrapeshield.runtime import Shield
 from scrapeshield.settings import Settings
 from scrapeshield.types import Decision, RequestContext
@@ -172,6 +174,57 @@ def test_http_library_is_challenged_with_401_and_a_link_to_the_page(tmp_path: Pa
         page = call(app, PAGE, headers, query=query)
         assert (page.status, page.action) == (403, "challenge")
         assert b"Checking your browser" in page.body and solve(page.body)["return_to"] == "/u/alice?x=1&y=2"
+
+
+def test_the_401_carries_the_page_data_that_nginx_fills_in(tmp_path: Path) -> None:
+    """nginx serves the page file with the 401's data in place of its marker: that page must
+    be the one the service would have served, and its challenge must be solvable."""
+    app, _, _ = make(tmp_path)
+    robot = {**CHROME, "user-agent": CHROME["user-agent"].replace("Chrome/", "HeadlessChrome/")}
+    answer = call(app, AUTH, original("/u/alice?tab=posts", robot))
+    assert (answer.status, answer.action) == (401, "challenge")
+    data = answer.headers[CHALLENGE_DATA_HEADER]
+    assert data.isascii() and "\n" not in data and "<" not in data
+    filled = template().replace(MARKER.encode(), data.encode())
+    decided = [(b"x-scrapeshield-action", b"challenge")]
+    served = call(app, PAGE, original("/u/alice?tab=posts", robot) + decided)
+    theirs = re.search(rb'id="ss-challenge"[^>]*>(.*?)</script>', served.body, re.S).group(1)  # type: ignore[union-attr]
+    assert served.body.replace(theirs, data.encode()) == filled  # the same page but for its challenge
+    form = solve(filled)
+    assert form["return_to"] == "/u/alice?tab=posts"
+    body = "&".join(f"{k}={v}" for k, v in form.items()).encode()
+    client = [(b"x-forwarded-for", b"203.0.113.10"), *[(k.encode(), v.encode()) for k, v in robot.items()]]
+    verified = call(app, VERIFY, client, method="POST", body=body)
+    assert verified.status == 303 and verified.headers["location"] == "/u/alice?tab=posts"
+
+
+def test_a_challenge_for_a_very_long_uri_is_a_403_without_data(tmp_path: Path) -> None:
+    """Data too long for nginx's header buffer: 403 (nginx then asks /page), never a head
+    that could fail the subrequest and so let the request through."""
+    app, _, _ = make(tmp_path)
+    uri = "/u/alice?" + "a=b&" * 250  # as a return_to, and quoted again in the link: over 2 KiB
+    assert len(uri) <= MAX_RETURN_TO
+    answer = call(app, AUTH, original(uri, CURL))
+    assert (answer.status, answer.action) == (403, "challenge")
+    assert CHALLENGE_DATA_HEADER not in answer.headers
+    assert sum(len(k) + len(v) + 4 for k, v in answer.headers.items()) < 4096 - 64  # nginx's buffer
+    page = call(app, PAGE, original(uri, CURL) + [(b"x-scrapeshield-action", b"challenge")])
+    assert (page.status, page.action) == (403, "challenge") and solve(page.body)["return_to"] == uri
+
+
+def test_the_page_file_for_nginx(tmp_path: Path) -> None:
+    page = template()
+    assert page.count(MARKER.encode()) == 1 and b"Checking your browser" in page
+    target = tmp_path / "sub" / "challenge.html"
+    assert write_template(target) == target and target.read_bytes() == page
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in target.parent.iterdir()] == ["challenge.html"]  # no temporary left
+    (tmp_path / "a-file").write_text("")
+    unwritable = str(tmp_path / "a-file" / "page.html")
+    result = CliRunner().invoke(main, ["serve-decisions", "--challenge-page", unwritable,
+                                       "--port", "0", "--admin-port", "0"])
+    assert result.exit_code != 0 and "cannot write the challenge page" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_a_challenge_after_a_post_returns_home(tmp_path: Path) -> None:

@@ -109,12 +109,14 @@ def start_upstream(workdir: Path) -> Proc:
     return Proc(process, f"http://127.0.0.1:{port}", log)
 
 
-def site_conf(listen: int, decisions: int, site: int, fail_closed: bool = False) -> str:
-    """The shipped nginx file with only its addresses changed (and its fail-mode lines, when asked)."""
+def site_conf(listen: int, decisions: int, site: int, page: Path, fail_closed: bool = False) -> str:
+    """The shipped nginx file with only its addresses and the challenge page's path changed (and
+    its fail-mode lines, when asked)."""
     text = NGINX_CONF.read_text()
     for old, new in (("listen 80;", f"listen 127.0.0.1:{listen};"),
                      ("server 127.0.0.1:8002;", f"server 127.0.0.1:{decisions};"),
                      ("server 127.0.0.1:9000;", f"server 127.0.0.1:{site};"),
+                     ("alias /var/lib/scrapeshield/challenge.html;", f"alias {page};"),
                      *([(FAIL_OPEN, FAIL_CLOSED)] if fail_closed else [])):
         assert text.count(old) == 1, old
         text = text.replace(old, new)
@@ -167,7 +169,8 @@ def upstream(workdir: Path) -> Iterator[Proc]:
 def decisions(workdir: Path) -> Iterator[Server]:
     data = workdir / "decisions"
     data.mkdir()
-    server = start_cli(["serve-decisions", "--policy", str(EDGE_POLICY)], data)
+    server = start_cli(["serve-decisions", "--policy", str(EDGE_POLICY),
+                        "--challenge-page", str(data / "challenge.html")], data)
     yield server
     server.stop()
 
@@ -178,7 +181,8 @@ def port_of(url: str) -> int:
 
 @pytest.fixture(scope="module")
 def edge(workdir: Path, upstream: Proc, decisions: Server) -> Iterator[Proc]:
-    site = site_conf(free_port(), port_of(decisions.url), port_of(upstream.url))
+    site = site_conf(free_port(), port_of(decisions.url), port_of(upstream.url),
+                     decisions.data_dir / "challenge.html")
     proc = start_nginx(workdir / "nginx", site)
     yield proc
     proc.stop()
@@ -313,6 +317,26 @@ def test_challenge_solved_by_a_script_through_nginx(edge: Proc) -> None:
         assert robot.post(VERIFY_PATH, content=b"x" * 20_000).status_code == 413  # nginx's own limit
 
 
+def test_challenge_page_filled_in_by_nginx_and_its_fallback(edge: Proc) -> None:
+    """nginx fills in the page file from the 401's data, for any method; data too long for a
+    header (a very long URI) takes the /.scrapeshield/page request instead. Same page either way."""
+    # An HTTP library's headers of its own (not python-httpx's, which earlier tests get blocked).
+    curl = {"user-agent": "curl/8.19.0", "accept": "*/*"}
+    with client(edge.url, "127.0.0.19", headers=curl) as bot:  # challenged at once
+        pages = [bot.get("/u/someone"), bot.post("/login", data={"a": "b"}), bot.head("/u/other"),
+                 bot.get("/u/someone?" + "a=b&" * 250)]
+    for page in pages:
+        assert (page.status_code, page.headers.get(ACTION)) == (403, "challenge"), page
+        assert page.headers["cache-control"] == "no-store"
+        assert page.headers["content-type"].startswith("text/html")
+    for page in (pages[0], pages[1], pages[3]):
+        assert "Checking your browser" in page.text and "@@scrapeshield" not in page.text
+    assert solve(pages[0].text)["return_to"] == "/u/someone"
+    assert solve(pages[1].text)["return_to"] == "/"  # after a POST: home
+    assert solve(pages[3].text)["return_to"] == "/u/someone?" + "a=b&" * 250
+    assert pages[2].content == b""
+
+
 def test_headless_chromium_challenged_and_solves_it_through_nginx(
     edge: Proc, users: dict[str, dict[str, Any]]
 ) -> None:
@@ -371,7 +395,8 @@ def test_decision_service_down(workdir: Path, upstream: Proc, mode: str) -> None
     """As shipped nginx fails open (the site answers, unprotected); with the two lines its
     comment names swapped, it fails closed with 503."""
     nothing = free_port()  # no decision service listens here
-    site = site_conf(free_port(), nothing, port_of(upstream.url), fail_closed=mode == "closed")
+    site = site_conf(free_port(), nothing, port_of(upstream.url), workdir / "no-page.html",
+                     fail_closed=mode == "closed")
     proc = start_nginx(workdir / f"nginx-down-{mode}", site)
     try:
         with client(proc.url, "127.0.0.18") as crawler:

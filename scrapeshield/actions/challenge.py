@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from scrapeshield.actions.challenge_page import render
+from scrapeshield.actions.challenge_page import page_data, page_parts
 from scrapeshield.clock import Clock
 
 VERIFY_PATH = "/.scrapeshield/verify"
@@ -183,11 +183,16 @@ class ChallengeService:
         return other
 
     def page(self, client_ip: str, user_agent: str, return_to: str) -> bytes:
+        before, after = page_parts(VERIFY_PATH)
+        return before + self.page_data(client_ip, user_agent, return_to).encode() + after
+
+    def page_data(self, client_ip: str, user_agent: str, return_to: str) -> str:
+        """The per-challenge part of ``page`` (a proxy that fills in the page itself gets this)."""
         target, cid = _return_to(return_to), secrets.token_bytes(16)
         bits = max(0, min(self.settings.difficulty_bits, 255))
         net, issued = self._network(client_ip) or bytes(8), _ms(self._clock.now())
         payload = _CHALLENGE.pack(1, ord("c"), cid, issued, bits, net, _ua(user_agent))
-        return render(VERIFY_PATH, cid.hex(), bits, target, self._seal(payload + target.encode("ascii")))
+        return page_data(cid.hex(), bits, target, self._seal(payload + target.encode("ascii")))
 
     def verify(self, form: Mapping[str, str], client_ip: str, user_agent: str) -> VerifyResult:
         """Check a solved challenge (form keys token, solution, return_to); issue a pass."""

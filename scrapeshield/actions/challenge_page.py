@@ -18,13 +18,18 @@ def render(verify_path: str, challenge: str, bits: int, return_to: str, token: s
     the path can hold them), made without json's generic machinery: a page is served per
     challenge, and a rotating fleet is challenged at every other request.
     """
+    before, after = page_parts(verify_path)
+    return before + page_data(challenge, bits, return_to, token).encode() + after
+
+
+def page_data(challenge: str, bits: int, return_to: str, token: str) -> str:
+    """The one per-challenge part of the page: ASCII on one line (an edge proxy that fills in
+    the page itself gets it in a response header, hosts/auth_request.py)."""
     quoted = _json_string(return_to)
     if "<" in quoted or ">" in quoted or "&" in quoted:
         quoted = quoted.translate(_JSON_ESCAPES)
-    data = (f'{{"challenge": "{challenge}", "difficulty": {bits}, '
+    return (f'{{"challenge": "{challenge}", "difficulty": {bits}, '
             f'"return_to": {quoted}, "token": "{token}"}}')
-    before, after = page_parts(verify_path)
-    return before + data.encode() + after
 
 
 @cache

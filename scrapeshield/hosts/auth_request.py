@@ -7,6 +7,9 @@ limits count at the edge too). Endpoints, by who asks:
 - ``/.scrapeshield/auth-request``, nginx ``auth_request``: 200 allow, 401 challenge, 403
   throttle/block/tarpit, no body (nginx reads the status only; 401 and 403 are the refusals it
   passes on), with ``X-Scrapeshield-Action``, ``Retry-After`` and ``X-Scrapeshield-Challenge``.
+  A 401 also carries the challenge's data (``X-Scrapeshield-Challenge-Data``): nginx fills in
+  the page itself (hosts/edge_page.py), so a challenge costs one request here, not two. Data
+  too long for a header (a very long URI) gets 403 instead: nginx then asks for the page.
 - ``/.scrapeshield/page``, nginx ``error_page``: the response for the decision named in
   ``X-Scrapeshield-Action`` (challenge page, 429, 403), without deciding again.
 - ``/.scrapeshield/forward-auth``, Caddy ``forward_auth`` and Traefik ``ForwardAuth``: 200
@@ -51,6 +54,10 @@ AUTH_REQUEST_PATH = "/.scrapeshield/auth-request"
 FORWARD_AUTH_PATH = "/.scrapeshield/forward-auth"
 PAGE_PATH = "/.scrapeshield/page"
 CHALLENGE_HEADER = "x-scrapeshield-challenge"
+CHALLENGE_DATA_HEADER = "x-scrapeshield-challenge-data"  # the page's data, for nginx to fill in
+# Longer data (a long return_to) is not sent in a header: nginx's proxy_buffer_size (4 KiB by
+# default) holds the whole head of the auth response, and a head over it fails the subrequest.
+MAX_CHALLENGE_DATA = 2048
 RETRY_HEADER = "x-scrapeshield-retry-after"  # the decision's Retry-After, passed back to /page
 MAX_VERIFY_BODY = 8192
 _NGINX = ("x-original-method", "x-original-uri")
@@ -59,7 +66,6 @@ _FORWARD = ("x-forwarded-method", "x-forwarded-uri")
 _CONTROL = frozenset([*_NGINX, *_FORWARD, "x-forwarded-host", "x-real-ip", ACTION_HEADER,
                       RETRY_HEADER])
 _NO_STORE = ("cache-control", "no-store")
-_DENY_STATUS = {Action.CHALLENGE: 401}  # auth_request: 401 and 403 deny, anything else is a 500
 _MAX_NOTED = 1024
 # What quote(safe="") leaves alone, and "/": most paths, quoted by one replace (quote: 2 µs).
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")
@@ -147,10 +153,18 @@ class DecisionService:
         headers = [(ACTION_HEADER, action.value), _NO_STORE]
         if action in (Action.THROTTLE, Action.TARPIT):
             headers.append(("retry-after", _seconds(decision.retry_after)))
-        if action is Action.CHALLENGE:
-            target = _return_to(ctx.method, uri)
-            headers.append((CHALLENGE_HEADER, f"{PAGE_PATH}?return_to={_quoted(target)}"))
-        return Reply(_DENY_STATUS.get(action, 403), tuple(headers), b"")
+        if action is not Action.CHALLENGE:
+            return Reply(403, tuple(headers), b"")
+        target = _return_to(ctx.method, uri)
+        link = f"{PAGE_PATH}?return_to={_quoted(target)}"
+        if len(link) > MAX_CHALLENGE_DATA:  # a head over nginx's buffer would fail open
+            return Reply(403, tuple(headers), b"")  # nginx asks /page for the page
+        headers.append((CHALLENGE_HEADER, link))
+        data = self.shield.challenge.page_data(ctx.ip, ctx.user_agent, target)
+        if len(data) > MAX_CHALLENGE_DATA:
+            return Reply(403, tuple(headers), b"")
+        headers.append((CHALLENGE_DATA_HEADER, data))
+        return Reply(401, tuple(headers), b"")
 
     def _forward_auth(self, request: EdgeRequest) -> Reply | Awaitable[Reply]:
         ctx, uri, _ = self._original(request, _FORWARD, True)

@@ -43,6 +43,20 @@ GRACE = 5.0  # seconds busy connections get to finish at shutdown
 _STATUS = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 _BARE = {s: line + b"content-length: 0\r\n\r\n" for s, line in _STATUS.items()}
 _METHODS = {m.encode(): m for m in "GET HEAD POST PUT PATCH DELETE OPTIONS".split()}
+# Header names as received -> lower-case text. A proxy sends the same few names on every
+# request: decoded once, and later lookups by the same str objects reuse their cached hash.
+# Bounded, so that made-up names cannot grow it (beyond it, names are decoded each time).
+_NAMES: dict[bytes, str] = {}
+_MAX_NAMES = 512
+
+
+def _name(raw: bytes) -> str:
+    name = _NAMES.get(raw)
+    if name is None:
+        name = raw.decode("latin-1").lower()
+        if len(_NAMES) < _MAX_NAMES:
+            _NAMES[raw] = name
+    return name
 
 
 def _status_line(status: int) -> bytes:
@@ -111,7 +125,10 @@ class _Request:
 _TOO_LARGE: list[bytes] = []  # a request's body marker: over max_body, discarded
 
 
-class _Connection(asyncio.Protocol):
+class _Connection:
+    """An asyncio protocol by its methods (the loop asks for no base class): compiled with
+    mypyc, a native class cannot derive from asyncio.Protocol."""
+
     def __init__(self, server: EdgeServer) -> None:
         self.server = server
         self.loop = asyncio.get_running_loop()
@@ -240,8 +257,7 @@ class _Connection(asyncio.Protocol):
         path = raw_path.decode("latin-1")
         if b"%" in raw_path:
             path = unquote(path, encoding="utf-8", errors="replace")
-        headers = [(name.decode("latin-1").lower(), value.decode("latin-1"))
-                   for name, value in request.headers]
+        headers = [(_name(name), value.decode("latin-1")) for name, value in request.headers]
         body = request.body
         self.queue.append((
             EdgeRequest(request.method, path, query.decode("latin-1"), headers, self.peer),
@@ -337,10 +353,12 @@ class EdgeServer:
         self.stopping = False
         self.connections: set[_Connection] = set()
 
+    def _connection(self) -> asyncio.Protocol:
+        return cast(asyncio.Protocol, _Connection(self))
+
     async def serve(self, sockets: list[socket.socket]) -> None:
         loop = asyncio.get_running_loop()
-        servers = [await loop.create_server(lambda: _Connection(self), sock=sock)
-                   for sock in sockets]
+        servers = [await loop.create_server(self._connection, sock=sock) for sock in sockets]
         self.started = True
         try:
             while not self.should_exit:
