@@ -5,18 +5,25 @@ against a real Redis and a real Valkey."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import itertools
 import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 from redis_server import RedisServer, redis_server, valkey_server  # noqa: F401 - the fixtures
+from servers import free_port
 
 from scrapeshield.errors import ConfigError, StateError
 from scrapeshield.policy.loader import default_policy_text
@@ -349,3 +356,58 @@ def test_shield_with_redis_state_follows_the_policy_fail_mode(
     finally:
         server.start()
         shield.close()
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_tls_connection_sync_and_asyncio(tmp_path: Path) -> None:
+    """``rediss://``: the sync link keeps the TLS socket's own time-out; both paths answer as
+    over plain TCP, and a hung server still fails within the time-out."""
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    server = RedisServer(tmp_path, port=free_port(), extra=(
+        "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"))
+    server.start()
+    store = RedisStore(f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none", prefix="tls", timeout=0.2)
+    try:
+        reference = MemoryStore()
+        for n in range(5):
+            got, memory = store.update(request(n), "ip:10.0.0.1", 1000.0 + n)
+            assert got == reference.update(request(n), "ip:10.0.0.1", 1000.0 + n)[0]
+            memory.requests += 1
+            store.keep("ip:10.0.0.1", memory)
+
+        async def run() -> list[Any]:
+            got = await asyncio.gather(*(store.aupdate(request(5 + n), "ip:10.0.0.1", 1005.0 + n)
+                                         for n in range(4)))
+            await store.aclose()
+            return [usages for usages, _ in got]
+
+        assert asyncio.run(run()) == [reference.update(request(5 + n), "ip:10.0.0.1", 1005.0 + n)[0]
+                                      for n in range(4)]
+        assert store.update([], "ip:10.0.0.1", 2000.0)[1].requests == 5
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(StateError):
+                store.update(request(9), "ip:10.0.0.1", 2001.0)
+            assert time.monotonic() - started < 2.0  # a 0.2 s time-out; margin for a loaded machine
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+    finally:
+        store.close()
+        server.stop()
