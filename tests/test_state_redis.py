@@ -411,3 +411,16 @@ def test_tls_connection_sync_and_asyncio(tmp_path: Path) -> None:
     finally:
         store.close()
         server.stop()
+
+
+def test_no_server_is_a_state_error_and_a_lost_write() -> None:
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", prefix="none", timeout=0.2)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StateError):
+            store.update(request(0), "ip:10.0.0.1", 1.0)
+        store.keep("ip:10.0.0.1", MemoryStore().update([], "ip:10.0.0.1", 1.0)[1])
+        assert store.write_errors == 1
+        assert time.monotonic() - started < 10  # redis-py's own connect retries, bounded
+    finally:
+        store.close()

@@ -95,8 +95,9 @@ class RedisStore:
     def update(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         command = self._layout.evalsha(updates, self._layout.memory_key(client), now)
         self.round_trips += 1
-        link = self._take()
+        link: Link | None = None
         try:
+            link = self._take()  # (may connect)
             link.send(command)
             reply = link.read()
             if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
@@ -106,7 +107,7 @@ class RedisStore:
                 reply = link.read()
         except (StateError, redis.RedisError, OSError, hiredis.ProtocolError) as exc:
             self._links, idle = [], self._links  # after a failure the idle ones are suspect too
-            for dead in (link, *idle):
+            for dead in idle if link is None else (link, *idle):
                 dead.close()
             if isinstance(exc, StateError):
                 raise
