@@ -11,7 +11,7 @@ In one run, on one local Redis (started here unless $SCRAPESHIELD_BENCH_REDIS na
   `limits` cannot express, is checked as a request limit of the same size);
 - Redis round trips and commands per decision, from INFO commandstats (sync), and
   round trips per decision counted by the store (asyncio: concurrent decisions share
-  them, eight calls to a write);
+  them, four calls to a write);
 - Redis memory per tracked client (INFO used_memory growth over N clients);
 - where a sync decision's time goes, in CPU microseconds, which a loaded machine does
   not inflate as it does wall time: the client process (pipeline with Redis against the
@@ -370,7 +370,7 @@ def run(count: int = 20_000, limits_count: int = 2_000, rounds: int = 5,
         f"pipeline_async_decisions_per_s_x{CONCURRENCY}": m["async"],
         f"ping_async_per_s_x{CONCURRENCY}": m["ping_async"],
         "ratio_pipeline_to_ping_async": ratio("async", "ping_async"),
-        # Decisions waiting at the same moment share writes and waits (eight calls to a write).
+        # Decisions waiting at the same moment share writes and waits (four calls to a write).
         f"round_trips_per_decision_async_x{CONCURRENCY}": round(statistics.median(async_trips), 3),
         "limits_decisions_per_s": m["limits"],
         "limits_hits_per_decision": round(hits, 2),
