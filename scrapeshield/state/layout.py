@@ -55,6 +55,7 @@ class Layout:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix.encode() + b":{"
         self._shapes: dict[tuple[int, int], _Shape] = {}
+        self._by_value: dict[tuple[tuple[CounterSpec, ...], tuple[int, ...]], _Shape] = {}
         self._framed: dict[tuple[str, tuple[bytes, ...]], bytes] = {}  # an entity's keys in RESP
         self._memory_keys: dict[str, bytes] = {}
 
@@ -127,9 +128,9 @@ class Layout:
 
     def _frame_keys(self, key: str, suffixes: tuple[bytes, ...]) -> bytes:
         """An entity's keys for these counters, framed in RESP (kept: a client's recur)."""
-        base = self.prefix + _bytes(key, _MAX_KEY) + b"}:"
-        size = len(base)
-        keys = b"".join(b"$%d\r\n%b%b\r\n" % (size + len(suffix), base, suffix) for suffix in suffixes)
+        head = b"\r\n" + self.prefix + _bytes(key, _MAX_KEY) + b"}:"  # (a list, not a generator:
+        size = len(head) - 2  # this runs for every entity seen for the first time)
+        keys = b"".join([b"$%d%b%b\r\n" % (size + len(suffix), head, suffix) for suffix in suffixes])
         if len(self._framed) >= _KEPT:
             self._framed.clear()
         self._framed[(key, suffixes)] = keys
@@ -139,15 +140,23 @@ class Layout:
         """The script's description of a key's counters and its key suffixes (cached)."""
         ident = (id(specs), id(costs))
         got = self._shapes.get(ident)
-        if got is None or got[0] is not specs or got[1] is not costs:  # (the entry holds them:
-            # their ids are not reused while it lives)
-            spec = struct.pack(f"<{4 * len(specs)}d", *(
-                x for (w, d, lim), c in zip(specs, costs, strict=True) for x in (w, d, lim, c)))
-            suffixes = (b"w", *(b"d%d" % i for i, (_, d, _) in enumerate(specs) if d))
-            if len(self._shapes) > 10_000:
-                self._shapes.clear()
-            framed = b"$%d\r\n%b\r\n" % (len(spec), spec)
-            got = self._shapes[ident] = (specs, costs, spec, suffixes, framed)
+        if got is not None and got[0] is specs and got[1] is costs:  # (the entry holds them:
+            return got  # their ids are not reused while it lives)
+        if len(self._shapes) > 10_000:  # callers that make their tuples afresh: stay bounded
+            self._shapes.clear()
+        # Equal tuples under other ids (compiled callers may make them afresh at each call):
+        # found by value, not packed again.
+        got = self._by_value.get((specs, costs))
+        if got is not None:
+            got = self._shapes[ident] = (specs, costs, *got[2:])
+            return got
+        spec = struct.pack(f"<{4 * len(specs)}d", *(
+            x for (w, d, lim), c in zip(specs, costs, strict=True) for x in (w, d, lim, c)))
+        suffixes = (b"w", *(b"d%d" % i for i, (_, d, _) in enumerate(specs) if d))
+        if len(self._by_value) > 1_000:  # a policy has a few
+            self._by_value.clear()
+        framed = b"$%d\r\n%b\r\n" % (len(spec), spec)
+        got = self._shapes[ident] = self._by_value[(specs, costs)] = (specs, costs, spec, suffixes, framed)
         return got
 
 

@@ -29,8 +29,9 @@ The memory is stored as packed doubles; a value in the older decimal form is sti
 
 The hot path bypasses redis-py's command layer (its pool, retries and response
 callbacks cost more than the round trip) but uses its connections: AUTH, TLS, SELECT
-(and, for the sync path, RESP parsing) are redis-py's. A failed call raises ``StateError`` and drops the
-connection; each call is bounded by ``timeout``. ``ResilientStore`` decides what a
+are redis-py's; replies are parsed by hiredis (sync: ``link.py``, asyncio: ``wire.py``).
+A failed call raises ``StateError`` and drops the connection; each call is bounded by
+``timeout``. ``ResilientStore`` decides what a
 failure means for the decision.
 """
 
@@ -44,11 +45,11 @@ from typing import Any
 import hiredis
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 
 from scrapeshield.errors import StateError
 from scrapeshield.state.base import ClientMemory, KeyUpdate
 from scrapeshield.state.layout import LOAD, Layout, Result, decode, keep_command, sizes
+from scrapeshield.state.link import Link
 from scrapeshield.state.wire import Waiter, Wire
 
 _IDLE_LINKS = 64
@@ -73,7 +74,7 @@ class RedisStore:
         self._apool: Any = aioredis.ConnectionPool.from_url(  # time-outs: asyncio.timeout per call
             url, socket_timeout=None, socket_connect_timeout=timeout)
         self.client = redis.Redis(connection_pool=self._pool)  # admin commands only
-        self._links: list[Any] = []  # idle connections, last used first
+        self._links: list[Link] = []  # idle connections, last used first
         self._pid = os.getpid()  # a forked worker must not share its parent's sockets
         # asyncio: one pipelined connection (of the loop that made it), what this turn of
         # the loop will write on it, and the replies those commands will get
@@ -92,22 +93,27 @@ class RedisStore:
     def update(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         command = self._layout.evalsha(updates, self._layout.memory_key(client), now)
         self.round_trips += 1
-        conn = self._take()
+        link: Link | None = None
         try:
-            conn.send_packed_command((command,), check_health=False)
-            try:
-                reply = conn.read_response()
-            except NoScriptError:  # a restarted or flushed server: load, then run again
-                conn.send_packed_command((LOAD + command,), check_health=False)
-                conn.read_response()
-                reply = conn.read_response()
-        except (redis.RedisError, OSError) as exc:
+            link = self._take()  # (may connect)
+            link.send(command)
+            reply = link.read()
+            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
+                # A restarted or flushed server: load the script, then run it again.
+                link.send(LOAD + command)
+                link.read()
+                reply = link.read()
+        except (StateError, redis.RedisError, OSError, hiredis.ProtocolError) as exc:
             self._links, idle = [], self._links  # after a failure the idle ones are suspect too
-            for dead in (conn, *idle):
-                dead.disconnect()
+            for dead in idle if link is None else (link, *idle):
+                dead.close()
+            if isinstance(exc, StateError):
+                raise
             raise StateError(f"redis: {exc or type(exc).__name__}") from exc
         if len(self._links) < _IDLE_LINKS:
-            self._links.append(conn)
+            self._links.append(link)
+        if isinstance(reply, hiredis.ReplyError):  # an error reply concerns this call alone
+            raise StateError(f"redis: {reply}")
         return decode(reply, sizes(updates), now)
 
     async def aupdate(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
@@ -218,8 +224,8 @@ class RedisStore:
     # -- the rest ----------------------------------------------------------------------
 
     def close(self) -> None:
-        for conn in self._links:
-            conn.disconnect()
+        for link in self._links:
+            link.close()
         self._links = []
         self._pool.disconnect()
 
@@ -241,20 +247,21 @@ class RedisStore:
 
     def _send(self, command: bytes) -> None:
         """Write a command that has no reply (CLIENT REPLY SKIP), without waiting."""
-        conn = self._take()
+        link: Link | None = None
         try:
-            conn.send_packed_command((command,), check_health=False)
-        except (redis.RedisError, OSError):
-            conn.disconnect()
+            link = self._take()
+            link.send(command)
+        except (StateError, redis.RedisError, OSError):
             self.write_errors += 1
+            if link is not None:
+                link.close()
             return
-        self._links.append(conn)
+        self._links.append(link)
 
-    def _take(self) -> Any:
+    def _take(self) -> Link:
         if self._pid != os.getpid():
             self._pid, self._links = os.getpid(), []
         try:
             return self._links.pop()
         except IndexError:
-            return self._pool.make_connection()
-
+            return Link.open(self._pool, self.timeout)
