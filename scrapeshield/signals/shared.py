@@ -35,19 +35,20 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Callable
+from typing import Final
 
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.state.base import CounterSpec, KeyUpdate
 from scrapeshield.types import RequestContext
 
-ASSET = 1  # layouts: an asset, or a record read (on a page, bare, by an account, or not)
-READ = 2
-BARE = 4
-ACCOUNT = 8
-PAGE = 16
-ENTERED = 32  # a bare read following another site's link (counted apart from direct ones)
-MONTH = 30 * 86400.0
-_BIG = 10_000_000  # request counters here are read, never limited
+ASSET: Final = 1  # layouts: an asset, or a record read (on a page, bare, by an account, or not)
+READ: Final = 2
+BARE: Final = 4
+ACCOUNT: Final = 8
+PAGE: Final = 16
+ENTERED: Final = 32  # a bare read following another site's link (counted apart from direct ones)
+MONTH: Final = 30 * 86400.0
+_BIG: Final = 10_000_000  # request counters here are read, never limited
 
 
 def from_site(ctx: RequestContext) -> bool:
@@ -212,5 +213,14 @@ class SharedCounters:
 
 
 # Positions in ``ClientMemory.shared``.
-(IS_BARE, FP_READS, FP_ASSETS, NET_READS, NET_ASSETS, ACCT_NETWORKS, ACCT_READS, ACCT_NEW,
- FP_RECORDS, FP_CLIENTS, IS_ENTERED) = range(11)
+IS_BARE: Final = 0
+FP_READS: Final = 1
+FP_ASSETS: Final = 2
+NET_READS: Final = 3
+NET_ASSETS: Final = 4
+ACCT_NETWORKS: Final = 5
+ACCT_READS: Final = 6
+ACCT_NEW: Final = 7
+FP_RECORDS: Final = 8
+FP_CLIENTS: Final = 9
+IS_ENTERED: Final = 10

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Final, cast, final
+from typing import Final, TypeVar, cast, final
 
 from scrapeshield.state.base import MEMORY_SIZE, ClientMemory, CounterSpec, KeyUpdate
 
@@ -99,6 +99,24 @@ def _front(seen: dict[str, float | bytes]) -> str:
     return ""
 
 
+def _oldest(seen: dict[str, float]) -> str:
+    """The first record of a non-empty set (``next(iter(seen))``, which compiled is a generic call)."""
+    for key in seen:
+        return key
+    raise KeyError("empty record set")
+
+
+_V = TypeVar("_V")
+
+
+def _take(table: dict[str, _V], key: str) -> _V | None:
+    """``table.pop(key, None)`` as a lookup (compiled, ``pop`` with a default is a generic call)."""
+    value = table.get(key)
+    if value is not None:
+        del table[key]
+    return value
+
+
 def _window(counted: list[float], base: int, w: float, now: float, cost: int) -> float:
     """Count ``cost`` in the sliding window whose 3 floats start at ``base``; its usage after."""
     start = now - now % w
@@ -151,7 +169,7 @@ class MemoryStore:
             entry = entries.get(key)
             in_young = entry is not None
             if entry is None:
-                entry = old.entries.pop(key, None)
+                entry = _take(old.entries, key)
             own: dict[str, float | bytes] | None = None
             if entry is None:
                 windows = shape.zeros
@@ -191,7 +209,8 @@ class MemoryStore:
                     own = {_WINDOWS: windows}
                     in_young = False  # a new entry replaces the packed windows
                 if taken:
-                    own.pop(taken, None)  # a re-read moves the record to the back
+                    if taken in own:  # a re-read moves the record to the back
+                        del own[taken]
                     own[taken] = now
                     if len(own) - 1 > shape.cap[i]:
                         del own[_front(own)]
@@ -211,7 +230,7 @@ class MemoryStore:
                 entries[key] = own if own is not None else windows
         values = young.memories.get(client)
         if values is None:
-            values = old.memories.pop(client, None)
+            values = _take(old.memories, client)
         memory = ClientMemory(now) if values is None else ClientMemory(now, list(_MEMORY.unpack(values)))
         return usages, memory
 
@@ -219,7 +238,7 @@ class MemoryStore:
         """Count ``taken`` (when not "") in a record set of its own; the records in the window."""
         seen = self._young.sets.get(set_key)
         if seen is None:
-            seen = self._old.sets.pop(set_key, None)
+            seen = _take(self._old.sets, set_key)
             if seen is None:
                 if not taken:  # nothing read, nothing kept
                     return 0.0
@@ -228,13 +247,14 @@ class MemoryStore:
             # garbage collector, but a tuple or list holding dicts always is.
             self._young.sets[set_key] = seen
         if taken:
-            seen.pop(taken, None)  # a re-read moves the record to the back
+            if taken in seen:  # a re-read moves the record to the back
+                del seen[taken]
             seen[taken] = now
             if len(seen) > cap:
-                del seen[next(iter(seen))]
+                del seen[_oldest(seen)]
         horizon = now - window
         while seen:
-            first = next(iter(seen))
+            first = _oldest(seen)
             if seen[first] > horizon:
                 break
             del seen[first]
