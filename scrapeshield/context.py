@@ -243,7 +243,7 @@ class ContextBuilder:
         return bool(self._trusted) and self._is_trusted(peer)
 
     def _is_trusted(self, peer: str) -> bool:
-        number = _ipv4(peer)
+        number = ipv4_number(peer)
         if number >= 0:  # nearly every address: integer range checks, nothing cached
             return self._in_trusted_v4(number)
         known = self._trust_cache.get(peer)
@@ -253,7 +253,7 @@ class ContextBuilder:
             if parsed is not None:
                 text = parsed[0]
                 if ":" not in text:
-                    known = self._in_trusted_v4(_ipv4(text))
+                    known = self._in_trusted_v4(ipv4_number(text))
                 else:
                     addr = ipaddress.ip_address(text)
                     known = any(addr in net for net in self._trusted)
@@ -275,7 +275,7 @@ class ContextBuilder:
             hops = forwarded[0].split(",") if len(forwarded) == 1 else ",".join(forwarded).split(",")
             for hop in reversed(hops[-32:]):
                 text = hop.strip()
-                number = _ipv4(text)
+                number = ipv4_number(text)
                 if number >= 0:  # canonical IPv4 (nearly all): parsed once, checked as a number
                     parsed = (text, _network_v4(text))
                     if not self._in_trusted_v4(number):
@@ -293,7 +293,7 @@ class ContextBuilder:
 
     def _address(self, text: str) -> tuple[str, str] | None:
         """(canonical address, its /24 or /48 network), or None when ``text`` is no address."""
-        if _ipv4(text) >= 0:  # canonical IPv4 (nearly all): faster parsed than looked up
+        if ipv4_number(text) >= 0:  # canonical IPv4 (nearly all): faster parsed than looked up
             return text, _network_v4(text)
         return self._parse_ip(text)
 
@@ -362,8 +362,9 @@ class _Seen:
         return cookie
 
 
-def _ipv4(text: str) -> int:
-    """A dotted-quad IPv4 address in canonical form as a number; -1 for anything else.
+def ipv4_number(text: str) -> int:
+    """A dotted-quad IPv4 address in canonical form as a number; -1 for anything else
+    (other forms, IPv6, junk: for ``ipaddress`` to judge).
 
     Machine integers (i64) and an index loop: compiled, about 150 instructions, less than
     a lookup in a cache of addresses (which a new client misses anyway)."""
@@ -395,7 +396,10 @@ def _ipv4(text: str) -> int:
 
 def _network_v4(text: str) -> str:
     """The /24 of a canonical IPv4 address."""
-    return text[: text.rfind(".")] + ".0/24"
+    end = len(text) - 2  # the last octet has a digit at least
+    while text[end] != ".":  # (a loop: compiled, str.rfind is a generic method call)
+        end -= 1
+    return text[:end] + ".0/24"
 
 
 def _parse_any_ip(text: str) -> tuple[str, str] | None:

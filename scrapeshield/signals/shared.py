@@ -37,6 +37,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Final
 
+from scrapeshield.context import ipv4_number
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.state.base import CounterSpec, KeyUpdate
 from scrapeshield.types import RequestContext
@@ -90,6 +91,9 @@ _PRIVATE_V4: tuple[tuple[int, int], ...] = tuple(
 def _public(network: str) -> bool:
     """Whether ``network`` (``a.b.c.d/len`` as the context gives it) is a public block."""
     address, _, length = network.partition("/")
+    start = ipv4_number(address)
+    if start >= 0 and length == "24":  # what the context makes of an IPv4 address
+        return not any(low <= start and start | 255 <= high for low, high in _PRIVATE_V4)
     parts = address.split(".")
     if len(parts) != 4 or not length.isdigit():
         return _public_other(network)
