@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final, final
 
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.tokens import TokenVerifier
-from scrapeshield.types import RequestContext
+from scrapeshield.types import RequestContext, tuple_new
 
 if TYPE_CHECKING:
     from mypy_extensions import i64  # machine integers where compiled; plain ints otherwise
@@ -98,7 +98,7 @@ class ContextBuilder:
         seen = _Seen(self._slot_count)
         known = self._raw_names
         pairs: list[tuple[str, str]] = []
-        for k, v in raw[:MAX_HEADERS]:
+        for k, v in raw if len(raw) <= MAX_HEADERS else raw[:MAX_HEADERS]:
             entry = known.get(k)
             if entry is None:
                 entry = self._learn(k)
@@ -174,8 +174,7 @@ class ContextBuilder:
         token = self._hash(token_raw) if token_raw else ""
         if token and self._tokens is not None and not self._tokens.valid(token_raw, token, ts):
             token = ""  # a token the platform did not sign is no token
-        # tuple.__new__: a NamedTuple's own __new__ is Python code (twice the cost, compiled).
-        return tuple.__new__(RequestContext, (
+        return tuple_new(RequestContext, (  # (see types.tuple_new)
             ts,
             ip,
             network,

@@ -17,7 +17,7 @@ from scrapeshield.lists import ListEntry
 from scrapeshield.policy.compiled import CompiledPolicy, CompiledRule
 from scrapeshield.score import score
 from scrapeshield.signals.catalog import ANSWERED_BY_PASS, SHAPE_ANSWERED_BY_PASS
-from scrapeshield.types import SEVERITY, Action, Decision, LimitBreach, Signal
+from scrapeshield.types import SEVERITY, Action, Decision, LimitBreach, Signal, tuple_new
 
 # How long a pass holder waits when its behaviour alone calls for a challenge on a route
 # without records (a second puzzle would answer nothing new).
@@ -56,8 +56,8 @@ def decide(
 
 def _decision(action: Action, score: float, reasons: tuple[str, ...], rule: str, retry_after: float,
               client: str) -> Decision:
-    """A Decision built without its NamedTuple's __new__, which is Python code (twice the cost)."""
-    return tuple.__new__(Decision, (action, score, reasons, rule, retry_after, client))
+    """A Decision built with ``tuple_new`` (see types)."""
+    return tuple_new(Decision, (action, score, reasons, rule, retry_after, client))
 
 
 def _verified_crawler(reasons: tuple[str, ...]) -> bool:

@@ -186,10 +186,14 @@ class Engine:
         plan = plans.get(ctx.route) or plans[""]
         updates: list[KeyUpdate] = []
         applied: list[_PlanStep] = []
+        client = ""
         for step in plan:
             value = cast(str, ctx[step[1]]) if step[1] >= 0 else _client_key(ctx)
             if value:
-                updates.append((f"{step[0]}:{value}", step[3], step[4], ctx.record))
+                key = f"{step[0]}:{value}"
+                if step[0] == "ip":
+                    client = key  # the client's memory key too: built (and hashed) once
+                updates.append((key, step[3], step[4], ctx.record))
                 applied.append(step)
         layout, extra = shared.updates(ctx)
         if extra:
@@ -198,7 +202,7 @@ class Engine:
         if rank == 2:  # protected: its own, stricter distinct-records budget per address
             updates.append((f"protected:{ctx.ip}", privacy.budget, (1,), ctx.record))
         return _Pending(
-            policy, detectors, f"ip:{ctx.ip}", updates, applied, signals, terminal, listed, layout,
+            policy, detectors, client or f"ip:{ctx.ip}", updates, applied, signals, terminal, listed, layout,
             privacy if rank else None, rank, ua_class == VERIFIED_CLASS,
         )
 

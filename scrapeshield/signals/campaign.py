@@ -32,7 +32,7 @@ from scrapeshield.signals.shared import (
     NET_READS,
 )
 from scrapeshield.state.base import ClientMemory
-from scrapeshield.types import RequestContext, Signal
+from scrapeshield.types import RequestContext, Signal, new_signal
 
 
 class CampaignDetector(DetectorBase):
@@ -75,7 +75,7 @@ class CampaignDetector(DetectorBase):
                 fingerprint = trait == "fingerprint"
                 how = "reached from other sites' links" if entered and fingerprint else "read bare"
                 value = ctx.fingerprint if fingerprint else ctx.network
-                out.append(Signal(
+                out.append(new_signal(
                     name, weight,
                     f"{trait} {value}: {int(reads)} profiles {how} by its "
                     f"clients in {self._seconds}, {int(assets)} assets loaded",
@@ -89,7 +89,7 @@ class CampaignDetector(DetectorBase):
         if (records >= self._breadth_records and self._breadth_clients <= clients < self._clients_cap
                 and records >= self._per_client * clients
                 and records - own >= self._per_client * (clients - 1)):
-            out.append(Signal(
+            out.append(new_signal(
                 "campaign.fingerprint-breadth", self._breadth_weight,
                 f"fingerprint {ctx.fingerprint}: {int(records)} profiles read from {int(clients)} "
                 f"addresses in {self._breadth_seconds} ({records / clients:.0f} each)",
