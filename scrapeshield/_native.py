@@ -29,6 +29,7 @@ from types import ModuleType
 # SQLAlchemy rows, which its types call tuples: compiled code checks that, and they are not).
 MODULES = (
     "scrapeshield/context.py",
+    "scrapeshield/actions/hold.py",
     "scrapeshield/engine.py",
     "scrapeshield/state/memory.py",
     "scrapeshield/state/client.py",

@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final, final
 
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.tokens import TokenVerifier
-from scrapeshield.types import RequestContext
+from scrapeshield.types import RequestContext, tuple_new
+
+if TYPE_CHECKING:
+    from mypy_extensions import i64  # machine integers where compiled; plain ints otherwise
 
 # Final: the compiled build (scripts/compile.py) then reads them as constants, not module globals.
 MAX_VALUE: Final = 1024  # longest header value kept; longer ones are truncated
@@ -30,6 +33,23 @@ VOLATILE_HEADERS: Final = frozenset(
     "sec-fetch-site sec-fetch-mode sec-fetch-dest sec-fetch-user upgrade-insecure-requests "
     "accept priority authorization range x-requested-with purpose sec-purpose".split()
 )
+# Fields read from a header's first value, by slot (see ContextBuilder._wanted); the Cookie
+# and X-Forwarded-For headers are kept whole instead (every value, in order).
+_UA: Final = 0
+_REFERER: Final = 1
+_HOST: Final = 2
+_HINTS: Final = 3
+_LANG: Final = 4
+_PROTO: Final = 5
+_TLS: Final = 6
+_H2: Final = 7
+_TOKEN: Final = 8
+_COOKIE: Final = -1
+_FORWARDED: Final = -2
+_NAMES_MAX: Final = 4096  # distinct header names remembered (decoded, with their slots)
+# A header name as the context builder knows it: the name, the slots it fills, and
+# whether it belongs in the fingerprint (not one of VOLATILE_HEADERS).
+_Name = tuple[str, tuple[int, ...], bool]
 
 
 def short_hash(value: str) -> str:
@@ -59,6 +79,14 @@ class ContextBuilder:
         self._ip_cache: dict[str, str | tuple[str, str] | None] = {}  # see _parse_ip
         self._fp_cache: dict[str, str] = {}
         self._secret_cache: dict[str, str] = {}  # session/token → hash (only hashes leave here)
+        # The header each slot reads (an identity header may name the same one as another).
+        self._wanted = ("user-agent", "referer", "host", "sec-ch-ua", "accept-language",
+                        "x-forwarded-proto", self._tls_header, self._h2_header, self._token_header)
+        self._slot_count = len(self._wanted)
+        # Header names seen so far, each with what it fills: one lookup per header, and the
+        # same name object request after request (its hash is computed once).
+        self._names: dict[str, _Name] = {}
+        self._raw_names: dict[bytes, _Name] = {}
 
     # -- entry points -------------------------------------------------------------
 
@@ -67,13 +95,20 @@ class ContextBuilder:
         client = scope.get("client")
         peer = client[0] if isinstance(client, (tuple, list)) and client else ""
         raw: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()  # type: ignore[assignment]
-        hdrs = tuple(
-            [(k.decode("latin-1"), v[:MAX_VALUE].decode("latin-1")) for k, v in raw[:MAX_HEADERS]]
-        )
+        seen = _Seen(self._slot_count)
+        known = self._raw_names
+        pairs: list[tuple[str, str]] = []
+        for k, v in raw if len(raw) <= MAX_HEADERS else raw[:MAX_HEADERS]:
+            entry = known.get(k)
+            if entry is None:
+                entry = self._learn(k)
+            value = (v if len(v) <= MAX_VALUE else v[:MAX_VALUE]).decode("latin-1")
+            pairs.append((entry[0], value))
+            seen.add(entry, value)
         query = scope.get("query_string") or b""
         return self._assemble(
             ts, str(peer), str(scope.get("method") or "GET"), str(scope.get("path") or "/"),
-            hdrs, str(scope.get("scheme") or "http"),
+            tuple(pairs), seen, str(scope.get("scheme") or "http"),
             query[:MAX_QUERY].decode("latin-1") if isinstance(query, bytes) else "",
         )
 
@@ -89,7 +124,10 @@ class ContextBuilder:
     ) -> RequestContext:
         """``headers``: (lower-case name, value) pairs in the order received."""
         hdrs = tuple([(name, value[:MAX_VALUE]) for name, value in headers][:MAX_HEADERS])
-        return self._assemble(ts, peer, method, path, hdrs, scheme, query[:MAX_QUERY])
+        seen = _Seen(self._slot_count)
+        for name, value in hdrs:
+            seen.add(self._entry(name), value)
+        return self._assemble(ts, peer, method, path, hdrs, seen, scheme, query[:MAX_QUERY])
 
     def _assemble(
         self,
@@ -98,43 +136,30 @@ class ContextBuilder:
         method: str,
         path: str,
         hdrs: tuple[tuple[str, str], ...],
+        seen: _Seen,
         scheme: str,
         query: str = "",
     ) -> RequestContext:
-        names = tuple([name for name, _ in hdrs])
-        # Each name's first value (built in C: later pairs overwrite, so reversed order leaves the
-        # first); the Cookie and X-Forwarded-For headers, which may repeat, are taken out whole.
-        first = dict(reversed(hdrs))
-        cookie = ""
-        if "cookie" in first:
-            if names.count("cookie") == 1:
-                cookie = first.pop("cookie")
-            else:
-                del first["cookie"]
-                for name, value in hdrs:
-                    if name == "cookie":
-                        cookie = f"{cookie}; {value}" if cookie else value
-        forwarded: list[str] = []
-        if "x-forwarded-for" in first:
-            del first["x-forwarded-for"]
-            forwarded = [value for name, value in hdrs if name == "x-forwarded-for"]
+        names = tuple(seen.names)
+        first = seen.first
         # Only a trusted peer's forwarding headers count; most requests carry none.
         peer_trusted = bool(self._trusted) and self._is_trusted(peer)
         if peer_trusted:
-            ip, network = self._client_address(peer, forwarded)
-            tls = first.get(self._tls_header, "")[:256]
-            h2 = first.get(self._h2_header, "")[:256]
-            proto = first.get("x-forwarded-proto")
-            if proto in ("http", "https"):
+            ip, network = self._client_address(peer, seen.forwarded)
+            tls = (first[_TLS] or "")[:256]
+            h2 = (first[_H2] or "")[:256]
+            proto = first[_PROTO]
+            if proto == "http" or proto == "https":
                 scheme = proto
         else:
-            ip, network = self._parse_ip(peer) or ("0.0.0.0", "0.0.0.0/24")
+            ip, network = self._address(peer) or ("0.0.0.0", "0.0.0.0/24")
             tls = h2 = ""
         if len(path) > MAX_PATH:
             path = path[:MAX_PATH]
         route, record = self.policy.route_for(path or "/")
-        ua = first.get("user-agent", "")
+        ua = first[_UA] or ""
         account = session = pass_cookie = ""
+        cookie = seen.cookie()
         if cookie:
             cookies = _cookies(cookie, (self._session_cookie, PASS_COOKIE))
             session_raw = cookies.get(self._session_cookie, "")
@@ -145,11 +170,11 @@ class ContextBuilder:
                     if m is not None and m.groups():
                         account = m.group(1)[:128]
             pass_cookie = cookies.get(PASS_COOKIE, "")[:1024]
-        token_raw = first.get(self._token_header, "")
+        token_raw = first[_TOKEN] or ""
         token = self._hash(token_raw) if token_raw else ""
         if token and self._tokens is not None and not self._tokens.valid(token_raw, token, ts):
             token = ""  # a token the platform did not sign is no token
-        return RequestContext(
+        return tuple_new(RequestContext, (  # (see types.tuple_new)
             ts,
             ip,
             network,
@@ -163,18 +188,43 @@ class ContextBuilder:
             account,
             session,
             token,
-            self._fingerprint(ua, names, first, f"{tls}|{h2}" if h2 else tls),
+            self._fingerprint(ua, seen.stable, first[_LANG] or "", f"{tls}|{h2}" if h2 else tls),
             tls,
-            first.get("referer", ""),
+            first[_REFERER] or "",
             pass_cookie,
             route.asset if route is not None else False,
             route.cost if route is not None else 1,
-            first.get("host", ""),
-            first.get("sec-ch-ua"),
+            first[_HOST] or "",
+            first[_HINTS],
             names,
             query,
             h2,
-        )
+        ))
+
+    # -- header names -------------------------------------------------------------
+
+    def _slots_of(self, name: str) -> tuple[int, ...]:
+        """The fields a header fills (its first value), or _COOKIE / _FORWARDED (kept whole)."""
+        if name == "cookie":
+            return (_COOKIE,)
+        if name == "x-forwarded-for":
+            return (_FORWARDED,)
+        return tuple([slot for slot, wanted in enumerate(self._wanted) if wanted == name])
+
+    def _entry(self, name: str) -> _Name:
+        entry = self._names.get(name)
+        if entry is None:
+            entry = (name, self._slots_of(name), name not in VOLATILE_HEADERS)
+            if len(self._names) < _NAMES_MAX:  # names are the client's to choose: bounded
+                self._names[name] = entry
+        return entry
+
+    def _learn(self, raw: bytes) -> _Name:
+        """A raw header name met for the first time: decoded once, then looked up as bytes."""
+        entry = self._entry(raw.decode("latin-1"))
+        if len(self._raw_names) < _NAMES_MAX:
+            self._raw_names[raw] = entry
+        return entry
 
     # -- helpers ------------------------------------------------------------------
 
@@ -192,16 +242,17 @@ class ContextBuilder:
         return bool(self._trusted) and self._is_trusted(peer)
 
     def _is_trusted(self, peer: str) -> bool:
+        number = ipv4_number(peer)
+        if number >= 0:  # nearly every address: integer range checks, nothing cached
+            return self._in_trusted_v4(number)
         known = self._trust_cache.get(peer)
         if known is None:
             parsed = self._parse_ip(peer)
             known = False
             if parsed is not None:
                 text = parsed[0]
-                if ":" not in text:  # IPv4: integer range checks, no ipaddress objects
-                    a, b, c, d = (int(x) for x in text.split("."))
-                    number = (a << 24) | (b << 16) | (c << 8) | d
-                    known = any(low <= number <= high for low, high in self._trusted_v4)
+                if ":" not in text:
+                    known = self._in_trusted_v4(ipv4_number(text))
                 else:
                     addr = ipaddress.ip_address(text)
                     known = any(addr in net for net in self._trusted)
@@ -210,19 +261,40 @@ class ContextBuilder:
             self._trust_cache[peer] = known
         return known
 
+    def _in_trusted_v4(self, number: int) -> bool:
+        for low, high in self._trusted_v4:
+            if low <= number <= high:
+                return True
+        return False
+
     def _client_address(self, peer: str, forwarded: list[str]) -> tuple[str, str]:
         """The rightmost X-Forwarded-For entry not added by a trusted proxy, else the peer."""
-        parsed = self._parse_ip(peer) or ("0.0.0.0", "0.0.0.0/24")
+        parsed: tuple[str, str] | None = None
         if forwarded:
-            hops = ",".join(forwarded).split(",")
+            hops = forwarded[0].split(",") if len(forwarded) == 1 else ",".join(forwarded).split(",")
             for hop in reversed(hops[-32:]):
-                candidate = self._parse_ip(hop.strip())
+                text = hop.strip()
+                number = ipv4_number(text)
+                if number >= 0:  # canonical IPv4 (nearly all): parsed once, checked as a number
+                    parsed = (text, _network_v4(text))
+                    if not self._in_trusted_v4(number):
+                        break
+                    continue
+                candidate = self._parse_ip(text)
                 if candidate is None:
                     break  # malformed entries come from the untrusted side: stop here
                 parsed = candidate
                 if not self._is_trusted(candidate[0]):
                     break
+        if parsed is None:  # no usable entry: the peer itself
+            parsed = self._address(peer) or ("0.0.0.0", "0.0.0.0/24")
         return parsed
+
+    def _address(self, text: str) -> tuple[str, str] | None:
+        """(canonical address, its /24 or /48 network), or None when ``text`` is no address."""
+        if ipv4_number(text) >= 0:  # canonical IPv4 (nearly all): faster parsed than looked up
+            return text, _network_v4(text)
+        return self._parse_ip(text)
 
     def _parse_ip(self, text: str) -> tuple[str, str] | None:
         cached = self._ip_cache.get(text, False)
@@ -230,7 +302,7 @@ class ContextBuilder:
             if type(cached) is str:
                 return text, cached
             return cached  # type: ignore[return-value]
-        result = _parse_ipv4(text) or _parse_any_ip(text)
+        result = _parse_any_ip(text)
         if len(self._ip_cache) >= _CACHE_MAX:
             self._ip_cache.clear()
         # An address already in canonical form (nearly all) is cached as its network alone: a
@@ -239,11 +311,10 @@ class ContextBuilder:
         self._ip_cache[text] = result[1] if result is not None and result[0] == text else result
         return result
 
-    def _fingerprint(self, ua: str, names: tuple[str, ...], first: dict[str, str], tls: str) -> str:
+    def _fingerprint(self, ua: str, stable: list[str], lang: str, tls: str) -> str:
         """A client's claimed identity: UA, header names in order, language, TLS."""
         # Keyed by the joined text (not a tuple): a dict of strings stays untracked by the GC.
-        key = "\x1f".join(
-            [ua, first.get("accept-language", ""), tls, *[n for n in names if n not in VOLATILE_HEADERS]])
+        key = "\x1f".join([ua, lang, tls, *stable])
         fp = self._fp_cache.get(key)
         if fp is None:
             fp = short_hash(key)
@@ -251,6 +322,83 @@ class ContextBuilder:
                 self._fp_cache.clear()
             self._fp_cache[key] = fp
         return fp
+
+
+@final
+class _Seen:
+    """What one pass over a request's headers found: the names in order (and those that
+    stay the same between a client's requests), each wanted field's first value, and the
+    Cookie and X-Forwarded-For values, which may repeat, whole."""
+
+    def __init__(self, slots: int) -> None:
+        self.names: list[str] = []
+        self.stable: list[str] = []
+        self.first: list[str | None] = [None] * slots
+        self.cookies: list[str] = []
+        self.forwarded: list[str] = []
+
+    def add(self, entry: _Name, value: str) -> None:
+        name, slots, stable = entry
+        self.names.append(name)
+        if stable:
+            self.stable.append(name)
+        for slot in slots:
+            if slot >= 0:
+                if self.first[slot] is None:
+                    self.first[slot] = value
+            elif slot == _COOKIE:
+                self.cookies.append(value)
+            else:
+                self.forwarded.append(value)
+
+    def cookie(self) -> str:
+        """The Cookie header; several are joined as one."""
+        if len(self.cookies) == 1:
+            return self.cookies[0]
+        cookie = ""
+        for value in self.cookies:
+            cookie = f"{cookie}; {value}" if cookie else value
+        return cookie
+
+
+def ipv4_number(text: str) -> int:
+    """A dotted-quad IPv4 address in canonical form as a number; -1 for anything else
+    (other forms, IPv6, junk: for ``ipaddress`` to judge).
+
+    Machine integers (i64) and an index loop: compiled, about 150 instructions, less than
+    a lookup in a cache of addresses (which a new client misses anyway)."""
+    size = len(text)
+    if size > 15 or size < 7:
+        return -1
+    number: i64 = 0
+    octet: i64 = 0
+    digits: i64 = 0
+    dots: i64 = 0
+    for i in range(size):
+        code: i64 = ord(text[i])
+        if 48 <= code <= 57:
+            if digits and not octet:  # a leading zero
+                return -1
+            octet = octet * 10 + code - 48
+            digits += 1
+        elif code == 46 and digits and octet <= 255 and dots < 3:  # "."
+            number = number * 256 + octet
+            octet = 0
+            digits = 0
+            dots += 1
+        else:
+            return -1
+    if dots != 3 or not digits or octet > 255:
+        return -1
+    return number * 256 + octet
+
+
+def _network_v4(text: str) -> str:
+    """The /24 of a canonical IPv4 address."""
+    end = len(text) - 2  # the last octet has a digit at least
+    while text[end] != ".":  # (a loop: compiled, str.rfind is a generic method call)
+        end -= 1
+    return text[:end] + ".0/24"
 
 
 def _parse_any_ip(text: str) -> tuple[str, str] | None:
@@ -262,19 +410,6 @@ def _parse_any_ip(text: str) -> tuple[str, str] | None:
         addr = addr.ipv4_mapped
     prefix = 24 if addr.version == 4 else 48
     return str(addr), str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
-
-
-def _parse_ipv4(text: str) -> tuple[str, str] | None:
-    """Fast path for dotted-quad IPv4 in canonical form; anything else returns None."""
-    parts = text.split(".")
-    if len(parts) != 4 or not text.isascii():  # int() refuses some non-ASCII digits, e.g. '²'
-        return None
-    for part in parts:
-        if not part.isdigit() or len(part) > 3 or (part[0] == "0" and len(part) > 1):
-            return None
-        if int(part) > 255:
-            return None
-    return text, f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
 
 
 def _cookies(header: str, wanted: tuple[str, ...]) -> dict[str, str]:

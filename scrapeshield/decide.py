@@ -17,7 +17,7 @@ from scrapeshield.lists import ListEntry
 from scrapeshield.policy.compiled import CompiledPolicy, CompiledRule
 from scrapeshield.score import score
 from scrapeshield.signals.catalog import ANSWERED_BY_PASS, SHAPE_ANSWERED_BY_PASS
-from scrapeshield.types import SEVERITY, Action, Decision, LimitBreach, Signal
+from scrapeshield.types import SEVERITY, Action, Decision, LimitBreach, Signal, tuple_new
 
 # How long a pass holder waits when its behaviour alone calls for a challenge on a route
 # without records (a second puzzle would answer nothing new).
@@ -38,10 +38,10 @@ def decide(
         # Reasons are stored with the event: an address stays out of them (events hold pseudonyms).
         named = listed.kind if listed.kind in ("ip", "network") else f"{listed.kind} {listed.value}"
         why = f"{named} on the {listed.action.value} list: {listed.reason}"
-        return Decision(listed.action, score, (why, *reasons), "list", 0.0, client)
+        return _decision(listed.action, score, (why, *reasons), "list", 0.0, client)
     if rule is not None and rule.action is not None:
         why = f"policy rule {rule.name!r}"
-        return Decision(rule.action, score, (why, *reasons), f"rule:{rule.name}", 0.0, client)
+        return _decision(rule.action, score, (why, *reasons), f"rule:{rule.name}", 0.0, client)
     action = by_score(policy, score, record)
     decided_by = "score"
     retry_after = 0.0
@@ -51,7 +51,13 @@ def decide(
             action = breach.action
             decided_by = f"limit:{breach.name}"
         retry_after = max(retry_after, breach.retry_after)
-    return Decision(action, score, reasons, decided_by, retry_after, client)
+    return _decision(action, score, reasons, decided_by, retry_after, client)
+
+
+def _decision(action: Action, score: float, reasons: tuple[str, ...], rule: str, retry_after: float,
+              client: str) -> Decision:
+    """A Decision built with ``tuple_new`` (see types)."""
+    return tuple_new(Decision, (action, score, reasons, rule, retry_after, client))
 
 
 def _verified_crawler(reasons: tuple[str, ...]) -> bool:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
-import operator
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Final, cast, final
 
 from scrapeshield.actions.hold import hold
 from scrapeshield.clock import Clock
@@ -24,12 +23,13 @@ from scrapeshield.lists import ListEntry, Lists
 from scrapeshield.policy.compiled import CompiledLimit, CompiledPolicy, CompiledRule
 from scrapeshield.privacy.levels import PrivacyLevels, PrivacyRules
 from scrapeshield.score import score
-from scrapeshield.signals.base import Detector
+from scrapeshield.signals.base import Detector, DetectorBase
 from scrapeshield.signals.goodbots import VERIFIED_CLASS, AddressChecks, without_crawler_findings
 from scrapeshield.signals.registry import DETECTORS
 from scrapeshield.signals.shared import SharedCounters
 from scrapeshield.signals.user_agent import UserAgentDetector
 from scrapeshield.state.base import ClientMemory, CounterSpec, KeyUpdate, StateStore
+from scrapeshield.state.memory import MemoryStore
 from scrapeshield.types import Action, Decision, LimitBreach, RequestContext, Signal
 
 if TYPE_CHECKING:
@@ -39,12 +39,13 @@ log: Final = logging.getLogger("scrapeshield.engine")
 
 DecisionListener = Callable[[RequestContext, Decision], None]
 _MAX_MISSES: Final = 100_000
-# Per route: (key kind, its reader, limits kept under that key, their counter specs,
+# Per route: (key kind, the context field it reads (-1: the client key), limits kept under
+# that key, their counter specs,
 # this route's cost for each (0 = does not count), and the usage above which each is breached
 # for a request that reads a record and for one that does not (inf: cannot be)).
 _PlanStep = tuple[
     str,
-    Callable[[RequestContext], str],
+    int,
     tuple[CompiledLimit, ...],
     tuple[CounterSpec, ...],
     tuple[int, ...],
@@ -87,8 +88,13 @@ class Engine:
         ua = next(d for d in detectors if isinstance(d, UserAgentDetector))
         plans = {r.name: _plan(policy, r.name, r.cost) for r in policy.routes}
         plans[""] = _plan(policy, "", 1)
+        # The built-in detectors are called directly (compiled); any other, in order, through
+        # the protocol.
+        natives = [d for d in detectors if isinstance(d, DetectorBase)]
+        runs = _Detectors(tuple(natives), ()) if len(natives) == len(detectors) else \
+            _Detectors((), tuple(detectors))
         # One assignment swaps everything a request reads, so no request sees a mix.
-        self._live = (policy, ContextBuilder(policy), tuple(detectors), ua, plans,
+        self._live = (policy, ContextBuilder(policy), runs, ua, plans,
                       SharedCounters(policy, self._pass_valid),
                       AddressChecks(policy, self.goodbots, self.hosting), PrivacyRules(policy, self.privacy))
 
@@ -114,7 +120,11 @@ class Engine:
         """The decision for one request; never raises."""
         try:
             pending = self._prepare(ctx)
-            usages, memory = self.store.update(pending.updates, pending.client, ctx.ts)
+            store = self.store
+            if isinstance(store, MemoryStore):  # compiled: a direct call, not through the protocol
+                usages, memory = store.update(pending.updates, pending.client, ctx.ts)
+            else:
+                usages, memory = store.update(pending.updates, pending.client, ctx.ts)
             decision = self._finish(ctx, pending, usages, memory)
         except Exception:  # the host application must never see our failure
             decision = self._failed(ctx)
@@ -176,19 +186,23 @@ class Engine:
         plan = plans.get(ctx.route) or plans[""]
         updates: list[KeyUpdate] = []
         applied: list[_PlanStep] = []
+        client = ""
         for step in plan:
-            value = step[1](ctx)
+            value = cast(str, ctx[step[1]]) if step[1] >= 0 else _client_key(ctx)
             if value:
-                updates.append((f"{step[0]}:{value}", step[3], step[4], ctx.record))
+                key = f"{step[0]}:{value}"
+                if step[0] == "ip":
+                    client = key  # the client's memory key too: built (and hashed) once
+                updates.append((key, step[3], step[4], ctx.record))
                 applied.append(step)
         layout, extra = shared.updates(ctx)
         if extra:
             updates += extra
-        rank = privacy.rank(ctx)
+        rank = privacy.rank(ctx) if ctx.record else 0  # (0 without a record: skip the call)
         if rank == 2:  # protected: its own, stricter distinct-records budget per address
             updates.append((f"protected:{ctx.ip}", privacy.budget, (1,), ctx.record))
         return _Pending(
-            policy, detectors, f"ip:{ctx.ip}", updates, applied, signals, terminal, listed, layout,
+            policy, detectors, client or f"ip:{ctx.ip}", updates, applied, signals, terminal, listed, layout,
             privacy if rank else None, rank, ua_class == VERIFIED_CLASS,
         )
 
@@ -215,20 +229,25 @@ class Engine:
             thresholds = step[5] if record else step[6]
             if len(usage) != len(thresholds):
                 raise ValueError(f"the state answered {len(usage)} usages for {len(thresholds)} limits")
-            if any(map(operator.gt, usage, thresholds)):  # nearly never: checked in C first
-                for lim, used, threshold in zip(step[2], usage, thresholds, strict=True):
-                    if used > threshold:
-                        breaches.append(_breach(lim, used, ctx.ts))
+            for i in range(len(usage)):
+                if usage[i] > thresholds[i]:  # nearly never
+                    breaches.append(_breach(step[2][i], usage[i], ctx.ts))
         if self._misses:
             missed = self._misses.pop(ctx.ip, 0)
             if missed:
                 memory.errors += missed
         signals = pending.signals
-        for detector in pending.detectors:
+        for native in pending.detectors.natives:
+            native.inspect(ctx, memory, signals)
+        for detector in pending.detectors.others:
             detector.inspect(ctx, memory, signals)
         if pending.verified_crawler:
             signals = without_crawler_findings(signals)
-        self.store.keep(pending.client, memory)
+        store = self.store
+        if isinstance(store, MemoryStore):
+            store.keep(pending.client, memory)
+        else:
+            store.keep(pending.client, memory)
         points, reasons = score(signals)
         decision = decide(
             pending.policy, ctx.ip, points, reasons, breaches, pending.terminal, pending.listed,
@@ -251,7 +270,7 @@ class _Pending:
     compiled, it is built in a few instructions, where a NamedTuple runs Python code)."""
 
     def __init__(
-        self, policy: CompiledPolicy, detectors: tuple[Detector, ...], client: str,
+        self, policy: CompiledPolicy, detectors: _Detectors, client: str,
         updates: list[KeyUpdate], applied: list[_PlanStep], signals: list[Signal],
         terminal: CompiledRule | None, listed: ListEntry | None, layout: int,
         privacy: PrivacyRules | None, rank: int, verified_crawler: bool,
@@ -268,6 +287,15 @@ class _Pending:
         self.privacy = privacy  # set when the record has a non-public level
         self.rank = rank  # that level (privacy.RANK); protected: its budget's usage comes last
         self.verified_crawler = verified_crawler  # a verified search engine's address
+
+
+@final
+class _Detectors:
+    """The detectors a request runs: the built-in ones, or all through the protocol."""
+
+    def __init__(self, natives: tuple[DetectorBase, ...], others: tuple[Detector, ...]) -> None:
+        self.natives = natives
+        self.others = others
 
 
 # Which context field each limit key kind reads.
@@ -292,7 +320,7 @@ def _plan(policy: CompiledPolicy, route: str, cost: int) -> _Plan:
         if not any(costs):  # none of this key's limits applies here: no need to touch it
             continue
         specs = tuple((lim.window, lim.distinct, lim.limit) for lim in limits)
-        read = _client_key if kind == "client" else operator.attrgetter(_KEY_FIELDS[kind])
+        read = -1 if kind == "client" else RequestContext._fields.index(_KEY_FIELDS[kind])
         # A limit counts where it costs; a distinct-records one only for a request that reads one.
         with_record = tuple(
             float(lim.limit) if cost else math.inf for lim, cost in zip(limits, costs, strict=True))

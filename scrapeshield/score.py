@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from scrapeshield.types import Signal
+
+# Weights as reasons show them ("+35"): a handful of distinct values, formatted once each
+# (compiled, formatting a float is a generic call). Bounded all the same.
+_SHOWN: Final[dict[float, str]] = {}
 
 
 def score(signals: list[Signal]) -> tuple[float, tuple[str, ...]]:
@@ -13,15 +19,40 @@ def score(signals: list[Signal]) -> tuple[float, tuple[str, ...]]:
         only = signals[0]
         total = 0.0 + only.weight
         value = 0.0 if total < 0 else 100.0 if total > 100 else round(total, 1)
-        return value, (f"{only.name} (+{only.weight:g}): {only.reason}",)
+        return value, (_reason(only),)
     total = 0.0
     seen: set[str] = set()
     ranked: list[Signal] = []
-    for signal in sorted(signals, key=lambda s: -s.weight):
+    for signal in _strongest_first(signals):
         if signal.name in seen:
             continue  # a repeated finding counts once
         seen.add(signal.name)
         total += signal.weight
         ranked.append(signal)
     value = 0.0 if total < 0 else 100.0 if total > 100 else round(total, 1)
-    return value, tuple(f"{s.name} (+{s.weight:g}): {s.reason}" for s in ranked)
+    return value, tuple([_reason(s) for s in ranked])
+
+
+def _strongest_first(signals: list[Signal]) -> list[Signal]:
+    """``sorted(signals, key=lambda s: -s.weight)`` (stable), as an insertion sort: a few
+    signals at most, and compiled, without a Python call per key."""
+    ordered = list(signals)
+    for i in range(1, len(ordered)):
+        item = ordered[i]
+        weight = item.weight
+        j = i - 1
+        while j >= 0 and ordered[j].weight < weight:
+            ordered[j + 1] = ordered[j]
+            j -= 1
+        ordered[j + 1] = item
+    return ordered
+
+
+def _reason(signal: Signal) -> str:
+    weight = signal.weight
+    shown = _SHOWN.get(weight)
+    if shown is None:
+        shown = f"{weight:g}"
+        if weight and len(_SHOWN) < 4096:  # (0.0 and -0.0 are one key, shown apart)
+            _SHOWN[weight] = shown
+    return f"{signal.name} (+{shown}): {signal.reason}"

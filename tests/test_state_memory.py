@@ -174,3 +174,21 @@ def test_client_memory_fields_are_views_of_its_values() -> None:
     assert memory.values[11] == 1.5 and memory.gap_mean == 1.5
     restored = ClientMemory(values=list(memory.values))
     assert restored.requests == 2 and restored.shared == ()
+
+
+def test_big_sets_count_exactly_while_compacted() -> None:
+    """Busy record sets lose their oldest records at every read and are compacted now and
+    then (MemoryStore._due): the counts stay those of an exact set, for a key's first set
+    (kept in its entry) and a further one (an entry of its own)."""
+    store = MemoryStore()
+    specs = ((30.0, True, 5000), (50.0, True, 5000))
+    history: list[tuple[float, str]] = []
+    now = 1000.0
+    for i in range(6000):
+        now += 0.1
+        record = f"user:{(i * 7919) % 2000}"
+        history.append((now, record))
+        usages, _ = store.update([("trait-fp:x", specs, (1, 1), record)], "c", now)
+        if i % 97 == 0 or i > 5980:
+            for (window, _, _), got in zip(specs, usages[0], strict=True):
+                assert got == len({r for t, r in history if t > now - window})

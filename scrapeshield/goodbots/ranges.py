@@ -17,6 +17,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from scrapeshield.context import ipv4_number
+
 SHIPPED = files("scrapeshield") / "data" / "ip-ranges"
 _MAX_DEPTH = 12
 
@@ -114,22 +116,9 @@ class RangeSet:
 
 
 def _ipv4_number(text: str) -> int:
-    """A dotted-quad IPv4 address as ``ipaddress`` reads it (-1: anything else, for it to judge)."""
-    parts = text.split(".")
-    if len(parts) != 4:
-        return -1
-    number = 0
-    for part in parts:
-        # What ipaddress accepts: 1-3 ASCII digits, no leading zero, at most 255.
-        if not (0 < len(part) <= 3 and part.isascii() and part.isdigit()):
-            return -1
-        if part[0] == "0" and len(part) > 1:
-            return -1
-        octet = int(part)
-        if octet > 255:
-            return -1
-        number = number << 8 | octet
-    return number
+    """A dotted-quad IPv4 address as ``ipaddress`` reads it (-1: anything else, for it to judge):
+    1-3 ASCII digits, no leading zero, at most 255 (the context's parser, on machine integers)."""
+    return ipv4_number(text)
 
 
 @functools.lru_cache(maxsize=32)

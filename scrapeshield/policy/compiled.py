@@ -6,7 +6,6 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from scrapeshield.policy.schema import Limit, Match, Policy, Route
 from scrapeshield.signals.catalog import SIGNALS
@@ -204,9 +203,10 @@ def _compile_match(match: Match) -> RuleTest:
         return checks[0]
     frozen = tuple(checks)
 
-    def every(*args: Any) -> bool:
-        for check in frozen:
-            if not check(*args):
+    def every(ip: str, method: str, path: str, route: str, ua: str, ua_class: str,
+              headers: Headers) -> bool:
+        for check in frozen:  # (arguments spelt out: compiled, *args builds a tuple per call)
+            if not check(ip, method, path, route, ua, ua_class, headers):
                 return False
         return True
 

@@ -10,15 +10,18 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.base import DetectorBase
 from scrapeshield.signals.shared import ACCT_NETWORKS, ACCT_NEW, ACCT_READS
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal
 
-NEW_SHARE = 0.8  # share of the account's remembered reads that fall in its first window
+NEW_SHARE: Final = 0.8  # share of the account's remembered reads that fall in its first window
 
 
-class AccountsDetector:
+class AccountsDetector(DetectorBase):
     name = "accounts"
 
     def __init__(self, policy: CompiledPolicy) -> None:

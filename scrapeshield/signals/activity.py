@@ -7,14 +7,17 @@ asset is not one.
 
 from __future__ import annotations
 
+from typing import Final
+
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.base import DetectorBase
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal
 
-MIN_PAGES = 8  # pages read before the absence of assets means anything
+MIN_PAGES: Final = 8  # pages read before the absence of assets means anything
 
 
-class ActivityDetector:
+class ActivityDetector(DetectorBase):
     name = "activity"
 
     def __init__(self, policy: CompiledPolicy) -> None:

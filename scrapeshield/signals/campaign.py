@@ -20,6 +20,7 @@ search engine's referer makes that count hot in turn, and is caught by it.
 from __future__ import annotations
 
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.base import DetectorBase
 from scrapeshield.signals.shared import (
     FP_ASSETS,
     FP_CLIENTS,
@@ -31,32 +32,33 @@ from scrapeshield.signals.shared import (
     NET_READS,
 )
 from scrapeshield.state.base import ClientMemory
-from scrapeshield.types import RequestContext, Signal
+from scrapeshield.types import RequestContext, Signal, new_signal
 
 
-class CampaignDetector:
+class CampaignDetector(DetectorBase):
     name = "campaign"
 
     def __init__(self, policy: CompiledPolicy) -> None:
         found = policy.source.detection.campaigns
         w = policy.weights
-        # (signal, the context field of the trait, weight, reads needed, usage positions)
+        # (signal, the trait, weight, reads needed, usage positions)
         self._traits = (
             ("campaign.fingerprint", "fingerprint", w["campaign.fingerprint"], found.bare_records,
              FP_READS, FP_ASSETS),
             ("campaign.network", "network", w["campaign.network"], found.network_bare_records,
              NET_READS, NET_ASSETS),
         )
+        # Numbers formatted once: compiled, formatting a float is a generic call.
+        self._seconds = f"{found.window:g}s"
+        self._breadth_seconds = f"{found.breadth_window:g}s"
         self._ratio = found.assets_per_read
         self._share = found.bare_share
         self._breadth_weight = w["campaign.fingerprint-breadth"]
         self._breadth_records = found.breadth_records
         self._breadth_clients = found.breadth_clients
         self._per_client = found.breadth_per_client
-        self._breadth_window = found.breadth_window
         # The address set saturates at its cap (signals.shared): beyond it, a crowd, not a fleet.
         self._clients_cap = 2 * 4 * found.breadth_clients + 16
-        self._window = found.window
 
     def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
         shared = memory.shared
@@ -70,11 +72,13 @@ class CampaignDetector:
             reads, assets = shared[reads_at], shared[assets_at]
             if reads >= least and (assets < self._ratio * reads
                                    or trait == "fingerprint" and 0 < every <= reads / self._share):
-                how = "reached from other sites' links" if entered and trait == "fingerprint" else "read bare"
-                out.append(Signal(
+                fingerprint = trait == "fingerprint"
+                how = "reached from other sites' links" if entered and fingerprint else "read bare"
+                value = ctx.fingerprint if fingerprint else ctx.network
+                out.append(new_signal(
                     name, weight,
-                    f"{trait} {getattr(ctx, trait)}: {int(reads)} profiles {how} by its "
-                    f"clients in {self._window:g}s, {int(assets)} assets loaded",
+                    f"{trait} {value}: {int(reads)} profiles {how} by its "
+                    f"clients in {self._seconds}, {int(assets)} assets loaded",
                 ))
 
     def _breadth(self, ctx: RequestContext, shared: tuple[float, ...], own: int, out: list[Signal]) -> None:
@@ -85,8 +89,8 @@ class CampaignDetector:
         if (records >= self._breadth_records and self._breadth_clients <= clients < self._clients_cap
                 and records >= self._per_client * clients
                 and records - own >= self._per_client * (clients - 1)):
-            out.append(Signal(
+            out.append(new_signal(
                 "campaign.fingerprint-breadth", self._breadth_weight,
                 f"fingerprint {ctx.fingerprint}: {int(records)} profiles read from {int(clients)} "
-                f"addresses in {self._breadth_window:g}s ({records / clients:.0f} each)",
+                f"addresses in {self._breadth_seconds} ({records / clients:.0f} each)",
             ))

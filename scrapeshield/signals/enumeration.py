@@ -8,17 +8,20 @@ the same step: a run of equal steps is the strided signal.
 
 from __future__ import annotations
 
+from typing import Final
+
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.base import DetectorBase
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal
 
-MAX_STEP = 3  # steps of 1..3 ids count as sequential (strided walks included)
-MIN_STRIDES = 5  # equal larger steps in a row
-MIN_RUN = 4  # a run shorter than this says nothing
-FULL_RUN = 12  # the signal reaches its full weight at this run length
+MAX_STEP: Final = 3  # steps of 1..3 ids count as sequential (strided walks included)
+MIN_STRIDES: Final = 5  # equal larger steps in a row
+MIN_RUN: Final = 4  # a run shorter than this says nothing
+FULL_RUN: Final = 12  # the signal reaches its full weight at this run length
 
 
-class EnumerationDetector:
+class EnumerationDetector(DetectorBase):
     name = "enumeration"
 
     def __init__(self, policy: CompiledPolicy) -> None:

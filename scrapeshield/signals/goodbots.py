@@ -50,10 +50,10 @@ class AddressChecks:
         if ctx.record and self._weighs_hosting and is_bare(ctx) and ctx.ip in self._hosting:
             out.append(self._hosted)
         if ua_class is not UAClass.SEARCH_ENGINE or self._bots is None:
-            return ua_class.value
+            return str(ua_class)  # its value (a StrEnum), without Python's enum descriptor
         bot = self._bots.bot_for(ctx.user_agent)
         if bot is None:
-            return ua_class.value
+            return str(ua_class)
         status = self._bots.status(ctx.ip, bot, ctx.ts)
         if status is Status.VERIFIED:
             out.append(Signal("goodbot.verified", self._verified,
@@ -62,4 +62,4 @@ class AddressChecks:
         if status is Status.SPOOFED:
             out.append(Signal("goodbot.spoofed", self._spoofed,
                               f"claims {bot.name} from an address {bot.name} does not use"))
-        return ua_class.value
+        return str(ua_class)

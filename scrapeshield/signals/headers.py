@@ -10,8 +10,10 @@ browser's user-agent rarely get all of that right.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.base import DetectorBase
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal
 
@@ -20,7 +22,7 @@ _FIREFOX = re.compile(r"Firefox/(\d+)")
 _SAFARI = re.compile(r"Version/(\d+)[.\d]* (?:Mobile/\S+ )?Safari/")
 _HINT_VERSION = re.compile(r'"([^"]*)";v="(\d+)"')
 _LOCAL_HOSTS = ("localhost", "127.", "[::1]")
-_CACHE_MAX = 50_000
+_CACHE_MAX: Final = 50_000
 
 
 def browser_family(user_agent: str) -> tuple[str, int]:
@@ -39,7 +41,7 @@ def browser_family(user_agent: str) -> tuple[str, int]:
     return "", 0
 
 
-class HeaderConsistencyDetector:
+class HeaderConsistencyDetector(DetectorBase):
     name = "headers"
 
     def __init__(self, policy: CompiledPolicy) -> None:

@@ -7,14 +7,17 @@ must not get them all blocked for a day.
 
 from __future__ import annotations
 
+from typing import Final
+
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.base import DetectorBase
 from scrapeshield.state.base import ClientMemory, fingerprint_code
 from scrapeshield.types import RequestContext, Signal
 
-REMEMBER_FOR = 3600.0  # seconds a trap hit keeps counting against the same client
+REMEMBER_FOR: Final = 3600.0  # seconds a trap hit keeps counting against the same client
 
 
-class HoneypotDetector:
+class HoneypotDetector(DetectorBase):
     name = "honeypot"
 
     def __init__(self, policy: CompiledPolicy) -> None:

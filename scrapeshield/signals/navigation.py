@@ -12,26 +12,37 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.base import DetectorBase
 from scrapeshield.signals.shared import from_site
 from scrapeshield.state.base import ClientMemory, path_code
 from scrapeshield.types import RequestContext, Signal
 
-MIN_READS = 30  # record reads before breadth means anything
-BREADTH = 8  # record reads per other page that count as "nothing but profiles"
-MIN_COLD = 12  # record reads before the referrer chain means anything
-COLD_SHARE = 0.9
-DEEP = 8  # pages of one list in a row
-MIN_MISSES = 20
-MISS_SHARE = 0.3
-MIN_PAGES = 30
-ASSETS_PER_PAGE = 0.1
+MIN_READS: Final = 30  # record reads before breadth means anything
+BREADTH: Final = 8  # record reads per other page that count as "nothing but profiles"
+MIN_COLD: Final = 12  # record reads before the referrer chain means anything
+COLD_SHARE: Final = 0.9
+DEEP: Final = 8  # pages of one list in a row
+MIN_MISSES: Final = 20
+MISS_SHARE: Final = 0.3
+MIN_PAGES: Final = 30
+ASSETS_PER_PAGE: Final = 0.1
 # Indices into ClientMemory.values (see state.base).
-_REQUESTS, _PAGES, _ASSETS = 2, 3, 4
-_READS, _OTHER, _COLD, _LIST, _DEPTH, _UNKNOWN, _ERRORS = 16, 17, 18, 19, 20, 21, 22
+_REQUESTS: Final = 2
+_PAGES: Final = 3
+_ASSETS: Final = 4
+_READS: Final = 16
+_OTHER: Final = 17
+_COLD: Final = 18
+_LIST: Final = 19
+_DEPTH: Final = 20
+_UNKNOWN: Final = 21
+_ERRORS: Final = 22
 
 
-class NavigationDetector:
+class NavigationDetector(DetectorBase):
     name = "navigation"
 
     def __init__(self, policy: CompiledPolicy) -> None:

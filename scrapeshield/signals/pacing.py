@@ -9,21 +9,29 @@ other signals then do not single out).
 
 from __future__ import annotations
 
+from typing import Final
+
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.base import DetectorBase
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal
 
-ALPHA = 0.1  # weight of the newest gap in the moving mean and deviation
-MIN_GAPS = 20  # gaps measured before regularity means anything
-MAX_CV = 0.15  # a deviation below this share of the mean gap is machine-like
-BREAK = 1800.0  # a gap longer than this is a break, not pacing
-MIN_MEAN = 0.5  # faster is a burst (the rate limits' business), not a pace
-AWAKE_HOURS = 22  # hours of the last 24 with activity that make "never sleeps"
+ALPHA: Final = 0.1  # weight of the newest gap in the moving mean and deviation
+MIN_GAPS: Final = 20  # gaps measured before regularity means anything
+MAX_CV: Final = 0.15  # a deviation below this share of the mean gap is machine-like
+BREAK: Final = 1800.0  # a gap longer than this is a break, not pacing
+MIN_MEAN: Final = 0.5  # faster is a burst (the rate limits' business), not a pace
+AWAKE_HOURS: Final = 22  # hours of the last 24 with activity that make "never sleeps"
 # Indices into ClientMemory.values (see state.base): read directly, this runs per request.
-_LAST_PAGE, _MEAN, _DEV, _GAPS, _HOURS, _HOUR = 10, 11, 12, 13, 14, 15
+_LAST_PAGE: Final = 10
+_MEAN: Final = 11
+_DEV: Final = 12
+_GAPS: Final = 13
+_HOURS: Final = 14
+_HOUR: Final = 15
 
 
-class PacingDetector:
+class PacingDetector(DetectorBase):
     name = "pacing"
 
     def __init__(self, policy: CompiledPolicy) -> None:

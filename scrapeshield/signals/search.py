@@ -7,19 +7,24 @@ a few times, in no order.
 
 from __future__ import annotations
 
+from typing import Final
 from urllib.parse import unquote_plus
 
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.base import DetectorBase
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal
 
-MIN_SEARCHES = 15
-SORTED_SHARE = 0.8  # share of searches sorting after the previous one
-SHORT_SHARE = 0.8  # share of searches of at most SHORT characters
-SHORT = 3
-PREFIX = 6  # characters of a query that its sort code keeps
+MIN_SEARCHES: Final = 15
+SORTED_SHARE: Final = 0.8  # share of searches sorting after the previous one
+SHORT_SHARE: Final = 0.8  # share of searches of at most SHORT characters
+SHORT: Final = 3
+PREFIX: Final = 6  # characters of a query that its sort code keeps
 # Indices into ClientMemory.values (see state.base).
-_SEARCHES, _SORTED, _LAST, _SHORT = 23, 24, 25, 26
+_SEARCHES: Final = 23
+_SORTED: Final = 24
+_LAST: Final = 25
+_SHORT: Final = 26
 
 
 def query_text(query: str) -> str:
@@ -38,7 +43,7 @@ def sort_code(text: str) -> float:
     return float(code)
 
 
-class SearchDetector:
+class SearchDetector(DetectorBase):
     name = "search"
 
     def __init__(self, policy: CompiledPolicy) -> None:

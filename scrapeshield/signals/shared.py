@@ -35,19 +35,21 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Callable
+from typing import Final
 
+from scrapeshield.context import ipv4_number
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.state.base import CounterSpec, KeyUpdate
 from scrapeshield.types import RequestContext
 
-ASSET = 1  # layouts: an asset, or a record read (on a page, bare, by an account, or not)
-READ = 2
-BARE = 4
-ACCOUNT = 8
-PAGE = 16
-ENTERED = 32  # a bare read following another site's link (counted apart from direct ones)
-MONTH = 30 * 86400.0
-_BIG = 10_000_000  # request counters here are read, never limited
+ASSET: Final = 1  # layouts: an asset, or a record read (on a page, bare, by an account, or not)
+READ: Final = 2
+BARE: Final = 4
+ACCOUNT: Final = 8
+PAGE: Final = 16
+ENTERED: Final = 32  # a bare read following another site's link (counted apart from direct ones)
+MONTH: Final = 30 * 86400.0
+_BIG: Final = 10_000_000  # request counters here are read, never limited
 
 
 def from_site(ctx: RequestContext) -> bool:
@@ -89,6 +91,9 @@ _PRIVATE_V4: tuple[tuple[int, int], ...] = tuple(
 def _public(network: str) -> bool:
     """Whether ``network`` (``a.b.c.d/len`` as the context gives it) is a public block."""
     address, _, length = network.partition("/")
+    start = ipv4_number(address)
+    if start >= 0 and length == "24":  # what the context makes of an IPv4 address
+        return not any(low <= start and start | 255 <= high for low, high in _PRIVATE_V4)
     parts = address.split(".")
     if len(parts) != 4 or not length.isdigit():
         return _public_other(network)
@@ -212,5 +217,14 @@ class SharedCounters:
 
 
 # Positions in ``ClientMemory.shared``.
-(IS_BARE, FP_READS, FP_ASSETS, NET_READS, NET_ASSETS, ACCT_NETWORKS, ACCT_READS, ACCT_NEW,
- FP_RECORDS, FP_CLIENTS, IS_ENTERED) = range(11)
+IS_BARE: Final = 0
+FP_READS: Final = 1
+FP_ASSETS: Final = 2
+NET_READS: Final = 3
+NET_ASSETS: Final = 4
+ACCT_NETWORKS: Final = 5
+ACCT_READS: Final = 6
+ACCT_NEW: Final = 7
+FP_RECORDS: Final = 8
+FP_CLIENTS: Final = 9
+IS_ENTERED: Final = 10

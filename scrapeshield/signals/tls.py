@@ -11,7 +11,10 @@ stack no browser uses, is a mismatch. Unknown fingerprints say nothing (new vers
 
 from __future__ import annotations
 
+from typing import Final
+
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.base import DetectorBase
 from scrapeshield.signals.headers import browser_family
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal
@@ -24,10 +27,10 @@ JA4_FAMILIES: dict[str, frozenset[str]] = {
     "safari": frozenset({"t13d2014h2", "t13d2013h2", "t13d2015h2"}),
 }
 H2_ORDER = {"chromium": ("m,a,s,p",), "firefox": ("m,p,a,s",), "safari": ("m,s,p,a", "m,s,a,p")}
-_CACHE_MAX = 20_000
+_CACHE_MAX: Final = 20_000
 
 
-class TlsDetector:
+class TlsDetector(DetectorBase):
     name = "tls"
 
     def __init__(self, policy: CompiledPolicy) -> None:

@@ -8,10 +8,12 @@ cached per distinct user-agent string, bounded.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 import crawleruseragents
 
 from scrapeshield.policy.compiled import CompiledPolicy
+from scrapeshield.signals.base import DetectorBase
 from scrapeshield.signals.shared import FP_RECORDS
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal, UAClass
@@ -22,11 +24,11 @@ _TAG_CLASSES = (
     ("search-engine", UAClass.SEARCH_ENGINE),
 )
 _BROWSER = re.compile(r"^Mozilla/5\.0 \(.+\) .*(?:Chrome|Firefox|Safari|Edg|OPR)/\d+")
-_CACHE_MAX = 50_000
+_CACHE_MAX: Final = 50_000
 # Distinct personal records that the clients of one declared automation build (its
 # fingerprint: nobody browsing shares it) read within the breadth window before that counts
 # apart from the user-agent: link previews and tests read a few; a headless fleet, hundreds.
-AUTOMATION_RECORDS = 20
+AUTOMATION_RECORDS: Final = 20
 
 
 def _compile_list() -> list[tuple[re.Pattern[str], UAClass, str]]:
@@ -63,7 +65,7 @@ def classify(user_agent: str) -> tuple[UAClass, str]:
     return UAClass.OTHER, ""
 
 
-class UserAgentDetector:
+class UserAgentDetector(DetectorBase):
     name = "user_agent"
 
     def __init__(self, policy: CompiledPolicy) -> None:

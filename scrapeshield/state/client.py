@@ -7,13 +7,15 @@ they were, cost a Python call at every read and write).
 
 from __future__ import annotations
 
-from typing import final
+from typing import Final, final
 
 # A fresh client's values after first_seen and last_seen. (Not ``Final``: mypyc folds a final
 # tuple away, and a second constant computed from it then reads an unset value at import.)
 _FRESH: tuple[float, ...] = (0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0,
                              0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 MEMORY_SIZE: int = 2 + len(_FRESH)
+# A fresh client's values, copied for each new client (a slice copy: no list built from parts).
+_TEMPLATE: Final[list[float]] = [0.0, 0.0, *_FRESH]
 
 
 @final
@@ -32,7 +34,11 @@ class ClientMemory:
     __slots__ = ("values", "shared")
 
     def __init__(self, now: float = 0.0, values: list[float] | None = None) -> None:
-        self.values: list[float] = values if values is not None else [now, now, *_FRESH]
+        if values is None:
+            values = _TEMPLATE[:]
+            values[0] = now
+            values[1] = now
+        self.values: list[float] = values
         # What this request's shared (campaign) counters said; set by the engine, never stored.
         self.shared: tuple[float, ...] = ()
 

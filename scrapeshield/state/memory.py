@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Final, cast, final
+from typing import Final, TypeVar, cast, final
 
 from scrapeshield.state.base import MEMORY_SIZE, ClientMemory, CounterSpec, KeyUpdate
 
 _MEMORY: Final = struct.Struct(f"{MEMORY_SIZE}d")
 _TAG: Final = struct.Struct("d")
 _WINDOWS: Final = ""  # the key of the packed windows in an entry that is a record set
+_COMPACT_MIN: Final = 64  # records in a set before its front deletions are counted (see _due)
 _OWNER: Final = 4096  # a tag is layout id × _OWNER + 1 + the index of the entry's set (0: none)
 
 # An entry: packed windows, or the key's first record set holding them under _WINDOWS.
@@ -99,6 +100,24 @@ def _front(seen: dict[str, float | bytes]) -> str:
     return ""
 
 
+def _oldest(seen: dict[str, float]) -> str:
+    """The first record of a non-empty set (``next(iter(seen))``, which compiled is a generic call)."""
+    for key in seen:
+        return key
+    raise KeyError("empty record set")
+
+
+_V = TypeVar("_V")
+
+
+def _take(table: dict[str, _V], key: str) -> _V | None:
+    """``table.pop(key, None)`` as a lookup (compiled, ``pop`` with a default is a generic call)."""
+    value = table.get(key)
+    if value is not None:
+        del table[key]
+    return value
+
+
 def _window(counted: list[float], base: int, w: float, now: float, cost: int) -> float:
     """Count ``cost`` in the sliding window whose 3 floats start at ``base``; its usage after."""
     start = now - now % w
@@ -113,12 +132,14 @@ def _window(counted: list[float], base: int, w: float, now: float, cost: int) ->
 
 
 class _Generation:
-    __slots__ = ("entries", "sets", "memories")
+    __slots__ = ("entries", "sets", "memories", "dead")
 
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}  # key → its entry (see the module's docstring)
         self.sets: dict[str, dict[str, float]] = {}  # "key#counter" → record → last read
         self.memories: dict[str, bytes] = {}  # client key → packed ClientMemory values
+        # Records deleted from the front of a big set since it was last compacted (see _due).
+        self.dead: dict[str, int] = {}
 
 
 class MemoryStore:
@@ -151,7 +172,7 @@ class MemoryStore:
             entry = entries.get(key)
             in_young = entry is not None
             if entry is None:
-                entry = old.entries.pop(key, None)
+                entry = _take(old.entries, key)
             own: dict[str, float | bytes] | None = None
             if entry is None:
                 windows = shape.zeros
@@ -184,6 +205,7 @@ class MemoryStore:
                     set_key = key + shape.suffix[i]
                     usage.append(self._records(set_key, taken, now, shape.window[i], shape.cap[i]))
                     continue
+                deleted = 0
                 if own is None:
                     if not taken:  # nothing read, nothing kept: an empty set counts 0
                         usage.append(0.0)
@@ -191,16 +213,22 @@ class MemoryStore:
                     own = {_WINDOWS: windows}
                     in_young = False  # a new entry replaces the packed windows
                 if taken:
-                    own.pop(taken, None)  # a re-read moves the record to the back
+                    if taken in own:  # a re-read moves the record to the back
+                        del own[taken]
                     own[taken] = now
                     if len(own) - 1 > shape.cap[i]:
                         del own[_front(own)]
+                        deleted = 1
                 horizon = now - shape.window[i]
                 while len(own) > 1:
                     oldest = _front(own)
                     if cast(float, own[oldest]) > horizon:
                         break
                     del own[oldest]
+                    deleted += 1
+                if deleted and self._due(key, len(own), deleted):
+                    own = dict(own)
+                    in_young = False  # the copy replaces the entry
                 usage.append(float(len(own) - 1))
             usages.append(tuple(usage))
             if changed and counted is not None:
@@ -211,7 +239,7 @@ class MemoryStore:
                 entries[key] = own if own is not None else windows
         values = young.memories.get(client)
         if values is None:
-            values = old.memories.pop(client, None)
+            values = _take(old.memories, client)
         memory = ClientMemory(now) if values is None else ClientMemory(now, list(_MEMORY.unpack(values)))
         return usages, memory
 
@@ -219,7 +247,7 @@ class MemoryStore:
         """Count ``taken`` (when not "") in a record set of its own; the records in the window."""
         seen = self._young.sets.get(set_key)
         if seen is None:
-            seen = self._old.sets.pop(set_key, None)
+            seen = _take(self._old.sets, set_key)
             if seen is None:
                 if not taken:  # nothing read, nothing kept
                     return 0.0
@@ -227,18 +255,40 @@ class MemoryStore:
             # Each set is its own entry: a dict of str → float is never tracked by the
             # garbage collector, but a tuple or list holding dicts always is.
             self._young.sets[set_key] = seen
+        deleted = 0
         if taken:
-            seen.pop(taken, None)  # a re-read moves the record to the back
+            if taken in seen:  # a re-read moves the record to the back
+                del seen[taken]
             seen[taken] = now
             if len(seen) > cap:
-                del seen[next(iter(seen))]
+                del seen[_oldest(seen)]
+                deleted = 1
         horizon = now - window
         while seen:
-            first = next(iter(seen))
+            first = _oldest(seen)
             if seen[first] > horizon:
                 break
             del seen[first]
+            deleted += 1
+        if deleted and self._due(set_key, len(seen), deleted):
+            seen = self._young.sets[set_key] = dict(seen)
         return float(len(seen))
+
+    def _due(self, key: str, size: int, deleted: int) -> bool:
+        """Whether a big record set is due for a compact copy, after ``deleted`` records went
+        from its front. A dict leaves a deleted entry's slot empty until it grows again, and
+        finding the oldest record walks those slots: a busy shared set (one fingerprint's
+        reads) made that thousands of instructions per request. A copy costs its size, once
+        per an eighth of it deleted."""
+        if size < _COMPACT_MIN:
+            return False
+        dead = self._young.dead
+        count = dead.get(key, 0) + deleted
+        if count * 8 <= size:
+            dead[key] = count
+            return False
+        dead[key] = 0
+        return True
 
     def _relayout(
         self, key: str, shape: _Shape, costs: tuple[int, ...], record: str, now: float
