@@ -179,6 +179,9 @@ class ChallengeService:
         self._networks_v4: dict[int, bytes] = {}  # an IPv4 network's number -> its digest
         self._clock = clock
         self.settings = settings
+        # Settings are frozen: what each page needs of them, worked out once.
+        self._bits = max(0, min(settings.difficulty_bits, 255))
+        self._v4_shift = 32 - max(0, min(settings.bind_prefix_v4, 32))
         self._used = _Expiring(max_entries)  # solved challenge ids
         self._foreign = _Expiring(max_entries)  # pass id -> other networks it came from
 
@@ -190,7 +193,7 @@ class ChallengeService:
 
     def page(self, client_ip: str, user_agent: str, return_to: str) -> bytes:
         target, cid = _return_to(return_to), secrets.token_bytes(16)
-        bits = max(0, min(self.settings.difficulty_bits, 255))
+        bits = self._bits
         net, issued = self._network(client_ip) or bytes(8), _ms(self._clock.now())
         payload = _CHALLENGE.pack(1, ord("c"), cid, issued, bits, net, _ua(user_agent))
         return render(VERIFY_PATH, cid.hex(), bits, target, self._seal(payload + target.encode("ascii")))
@@ -309,7 +312,7 @@ class ChallengeService:
             return None
         number = _ipv4_number(text)  # the usual case, without an ipaddress object
         if number is not None:
-            shift = 32 - max(0, min(self.settings.bind_prefix_v4, 32))
+            shift = self._v4_shift
             digest = self._networks_v4.get(number >> shift)
             if digest is None:
                 digest = self._digest(f"4/{shift}/{number >> shift:x}")
