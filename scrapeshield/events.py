@@ -17,11 +17,10 @@ older than the retention period are purged.
 from __future__ import annotations
 
 import collections
-import hashlib
-import hmac
 import json
 import logging
 import operator
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from scrapeshield.clock import Clock, monotonic
 from scrapeshield.db.spool import EventSpool, SpoolFull
 from scrapeshield.db.store import Database
 from scrapeshield.jobs import yield_gil
+from scrapeshield.keyed_hash import HmacSha256
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.types import Action, Decision, RequestContext
 
@@ -57,26 +57,36 @@ _FIELDS = operator.itemgetter(*map(RequestContext._fields.index, (
 # whether to pseudonymise the addresses.
 _Queued = tuple[Any, ...]
 _VALUES = {action: action.value for action in Action}  # Enum.value is a slow Python property
+_ALLOW = Action.ALLOW  # a module constant: an Enum class attribute goes through EnumType.__getattr__
 _json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
+# Text that json writes as it is between quotes: printable ASCII but for '"' and '\\'.
+_JSON_PLAIN = re.compile(r'[ !#-\[\]-~]*')
+
+
+def _json_list(texts: tuple[str, ...]) -> str:
+    """``json.dumps(list(texts))``: reasons are plain text nearly always, quoted without escapes."""
+    if not texts:
+        return "[]"
+    if _JSON_PLAIN.fullmatch("".join(texts)):
+        return '["' + '", "'.join(texts) + '"]'
+    return f"[{', '.join(map(_json_string, texts))}]"
 
 
 class Pseudonymiser:
     """Keyed hash of IPs (HMAC-SHA256): stable for one platform's key, not reversible without it.
 
-    The HMAC is keyed once here and its state copied per value (``HMAC.copy``): the same
-    digest as ``hmac.new(key, value, sha256)`` without re-deriving the key each time.
+    The HMAC is keyed once here (``keyed_hash``): the same digest as
+    ``hmac.new(key, value, sha256)`` without re-deriving the key each time.
     """
 
     def __init__(self, key: bytes) -> None:
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        self._keyed = HmacSha256(key)
         self._cache: dict[str, str] = {}
 
     def __call__(self, value: str) -> str:
         hit = self._cache.get(value)
         if hit is None:
-            mac = self._keyed.copy()
-            mac.update(value.encode())
-            hit = "p:" + mac.hexdigest()[:24]
+            hit = "p:" + self._keyed.digest(value.encode())[:12].hex()
             if len(self._cache) >= 100_000:
                 self._cache.clear()
             self._cache[value] = hit
@@ -152,7 +162,7 @@ class EventRecorder:
     def __call__(self, ctx: RequestContext, decision: Decision) -> None:
         # Allows that touch a personal record are all kept: a distributed scraper's requests
         # are each allowed, and campaign grouping and breach sizing must see every one.
-        if decision.action is Action.ALLOW and not ctx.record:
+        if decision.action is _ALLOW and not ctx.record:
             self._allows += 1
             if not self._every or self._allows % self._every:
                 return
@@ -225,7 +235,7 @@ class EventRecorder:
             "method": method, "path": path[:512], "route": route, "record": record,
             "user_agent": ua[:512], "account": account,
             "fingerprint": fp, "action": action, "score": score, "rule": rule[:96],
-            "reasons": f"[{', '.join(map(_json_string, reasons))}]",  # json.dumps(list(reasons))
+            "reasons": _json_list(reasons),
         }
 
     def _send(self, rows: list[dict[str, Any]]) -> bool:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scrapeshield.clock import ManualClock
 from scrapeshield.db.store import Database
-from scrapeshield.events import STEP, EventRecorder, Pseudonymiser
+from scrapeshield.events import STEP, EventRecorder, Pseudonymiser, _json_list
 from scrapeshield.policy.loader import parse_policy
 from scrapeshield.runtime import Shield
 from scrapeshield.settings import Settings
@@ -166,3 +169,9 @@ def test_a_large_queue_is_delivered_whole_in_steps_and_in_order(
     assert sorted(records, key=lambda r: int(r.split(":")[1])) == [f"user:{i + 1}" for i in range(count)]
     assert len(set(records)) == count
     shield.close()
+
+
+@given(st.lists(st.text(max_size=40), max_size=5))
+def test_reasons_column_is_json_dumps(reasons: list[str]) -> None:
+    """The writer's fast quoting of plain reasons stores exactly what json.dumps writes."""
+    assert _json_list(tuple(reasons)) == json.dumps(reasons)

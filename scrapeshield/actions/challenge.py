@@ -10,12 +10,14 @@ first, more work than solving once more).
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import heapq
 import hmac
 import ipaddress
 import re
 import secrets
+import socket
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from urllib.parse import quote, urlsplit
 
 from scrapeshield.actions.challenge_page import page_data, page_parts
 from scrapeshield.clock import Clock
+from scrapeshield.keyed_hash import HmacSha256
 
 VERIFY_PATH = "/.scrapeshield/verify"
 PASS_COOKIE = "__scrapeshield_pass"
@@ -33,6 +36,14 @@ _CHALLENGE = struct.Struct(">BB16sQB8s8s")  # version, kind "c", id, issued ms, 
 _PASS = struct.Struct(">BB16sQ8s8s")  # version, kind "p", id, expiry ms, net, ua
 _B64 = re.compile(r"[A-Za-z0-9_-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A path that ``safe_return_to`` keeps as it is: characters ``quote`` leaves alone, one leading
+# slash (no scheme or host can follow), no control character or backslash.
+_PLAIN_PATH = re.compile(r"/(?!/)[A-Za-z0-9_.~/?&=:;@!$'()*+,%#\[\]-]*")
+# A dotted quad as ipaddress accepts it (decimal, no leading zeros), for socket.inet_aton.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+_B64_URL = bytes.maketrans(b"+/", b"-_")
+_MAC_PREFIX = b"scrapeshield/challenge:"
 _SKEW = 60.0  # seconds a token may seem to come from the future (clock skew between nodes)
 # Bounded memos of the per-challenge work that repeats (strings and bytes only: the GC skips
 # them), cleared when full; only short keys are kept, so each stays within a few megabytes.
@@ -90,6 +101,8 @@ def safe_return_to(value: object) -> str:
     """A local path to send the browser back to, or "/" (never an open redirect)."""
     if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
         return "/"
+    if len(value) <= MAX_RETURN_TO and _PLAIN_PATH.fullmatch(value):
+        return value  # what the checks below return for it, without quote and urlsplit
     if len(value) > MAX_RETURN_TO or "\\" in value or _CONTROL.search(value):
         return "/"
     try:  # percent-encode the rest (spaces, quotes, non-ASCII): a Location must be ASCII
@@ -103,7 +116,8 @@ def safe_return_to(value: object) -> str:
 
 
 def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    # base64.urlsafe_b64encode without its Python-level layers (a page is built per challenge)
+    return binascii.b2a_base64(raw, newline=False).translate(_B64_URL).rstrip(b"=").decode("ascii")
 
 
 def _unb64(text: str) -> bytes | None:
@@ -142,18 +156,9 @@ def _return_to(value: str) -> str:
 
 def _ipv4_number(text: str) -> int | None:
     """A dotted-quad IPv4 address in the form ipaddress accepts, as a number; else None."""
-    parts = text.split(".")
-    if len(parts) != 4 or not text.isascii():
+    if _DOTTED_QUAD.fullmatch(text) is None:
         return None
-    number = 0
-    for part in parts:
-        if not part.isdigit() or len(part) > 3 or (part[0] == "0" and len(part) > 1):
-            return None
-        octet = int(part)
-        if octet > 255:
-            return None
-        number = number << 8 | octet
-    return number
+    return int.from_bytes(socket.inet_aton(text), "big")
 
 
 def _ms(seconds: float) -> int:
@@ -169,10 +174,14 @@ class ChallengeService:
         if not secret:
             raise ValueError("the challenge secret must not be empty")
         self._secret = bytes(secret)
-        self._keyed = hmac.new(self._secret, b"scrapeshield/challenge:", hashlib.sha256)
+        self._keyed = HmacSha256(self._secret, _MAC_PREFIX)
         self._networks: dict[str, bytes] = {}  # network key -> its digest
+        self._networks_v4: dict[int, bytes] = {}  # an IPv4 network's number -> its digest
         self._clock = clock
         self.settings = settings
+        # Settings are frozen: what each page needs of them, worked out once.
+        self._bits = max(0, min(settings.difficulty_bits, 255))
+        self._v4_shift = 32 - max(0, min(settings.bind_prefix_v4, 32))
         self._used = _Expiring(max_entries)  # solved challenge ids
         self._foreign = _Expiring(max_entries)  # pass id -> other networks it came from
 
@@ -189,7 +198,7 @@ class ChallengeService:
     def page_data(self, client_ip: str, user_agent: str, return_to: str) -> str:
         """The per-challenge part of ``page`` (a proxy that fills in the page itself gets this)."""
         target, cid = _return_to(return_to), secrets.token_bytes(16)
-        bits = max(0, min(self.settings.difficulty_bits, 255))
+        bits = self._bits
         net, issued = self._network(client_ip) or bytes(8), _ms(self._clock.now())
         payload = _CHALLENGE.pack(1, ord("c"), cid, issued, bits, net, _ua(user_agent))
         return page_data(cid.hex(), bits, target, self._seal(payload + target.encode("ascii")))
@@ -281,9 +290,7 @@ class ChallengeService:
         return ""
 
     def _mac(self, payload: bytes) -> bytes:
-        mac = self._keyed.copy()  # = hmac.new(secret, b"scrapeshield/challenge:" + payload, sha256)
-        mac.update(payload)
-        return mac.digest()
+        return self._keyed.digest(payload)  # = hmac.new(secret, prefix + payload, sha256).digest()
 
     def _seal(self, payload: bytes) -> str:
         return f"{_b64(payload)}.{_b64(self._mac(payload))}"
@@ -310,22 +317,32 @@ class ChallengeService:
             return None
         number = _ipv4_number(text)  # the usual case, without an ipaddress object
         if number is not None:
-            version, width, value = 4, 32, number
-        else:
-            try:
-                addr = ipaddress.ip_address(text)
-            except ValueError:
-                return None
-            if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-                addr = addr.ipv4_mapped
-            version, width, value = addr.version, addr.max_prefixlen, int(addr)
+            shift = self._v4_shift
+            digest = self._networks_v4.get(number >> shift)
+            if digest is None:
+                digest = self._digest(f"4/{shift}/{number >> shift:x}")
+                if len(self._networks_v4) >= _MEMO_MAX:
+                    self._networks_v4.clear()
+                self._networks_v4[number >> shift] = digest
+            return digest
+        try:
+            addr = ipaddress.ip_address(text)
+        except ValueError:
+            return None
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        version, width, value = addr.version, addr.max_prefixlen, int(addr)
         prefix = self.settings.bind_prefix_v4 if version == 4 else self.settings.bind_prefix_v6
         shift = width - max(0, min(prefix, width))
         key = f"{version}/{shift}/{value >> shift:x}"
         digest = self._networks.get(key)
         if digest is None:
-            digest = hashlib.sha256(b"net:" + key.encode()).digest()[:8]
+            digest = self._digest(key)
             if len(self._networks) >= _MEMO_MAX:
                 self._networks.clear()
             self._networks[key] = digest
         return digest
+
+    @staticmethod
+    def _digest(network_key: str) -> bytes:
+        return hashlib.sha256(b"net:" + network_key.encode()).digest()[:8]

@@ -23,6 +23,9 @@ SIGN_IN_WALL = "privacy:signed-in"  # the rule of a sign-in wall decision (priva
 HOLD_RULE = "hold"  # a page held for its script (actions/hold.py): a host that cannot rewrite challenges
 
 
+_CHALLENGE = Action.CHALLENGE  # a module constant: an Enum class attribute is a slow lookup
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     status: int
@@ -87,7 +90,7 @@ def wants_json(headers: tuple[tuple[str, str], ...], path: str) -> bool:
 
 def decision_reply(challenge: ChallengeService, ctx: RequestContext, decision: Decision, query: str) -> Reply:
     """The reply for a decision other than allow (a tarpit's delay is the host's to wait)."""
-    if decision.action is Action.CHALLENGE or decision.rule == HOLD_RULE:  # held: no page to hold
+    if decision.action is _CHALLENGE or decision.rule == HOLD_RULE:  # held: no page to hold
         return_to = ctx.path if ctx.method in ("GET", "HEAD") else "/"
         if query and ctx.method in ("GET", "HEAD"):
             return_to += "?" + query

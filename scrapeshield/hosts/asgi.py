@@ -39,6 +39,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_VERIFY_BODY = 8192
 _ACTION_BYTES = ACTION_HEADER.encode()
+_ALLOW = Action.ALLOW  # a module constant: an Enum class attribute goes through EnumType.__getattr__
+# Reply headers as ASGI wants them (bytes), remembered: a challenge reply's are the same but for
+# its length. Bounded; a header seen once (a pass cookie) just takes a slot until the next clear.
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_ENCODED_MAX = 512
 
 
 class ScrapeshieldMiddleware:
@@ -67,8 +72,8 @@ class ScrapeshieldMiddleware:
                 return
             await self.app(scope, receive, send)
             return
-        if decision.action is Action.ALLOW:
-            tags = debug_tags(decision) if self.shield.policy.source.debug_headers else ()
+        if decision.action is _ALLOW:
+            tags = debug_tags(decision) if engine.policy.source.debug_headers else ()
             await self.app(scope, receive, _observing(send, engine, ctx, tags))
             return
         if decision.action in EDITED:
@@ -174,9 +179,19 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
+def _encoded(header: tuple[str, str]) -> tuple[bytes, bytes]:
+    pair = _ENCODED.get(header)
+    if pair is None:
+        pair = (header[0].encode("latin-1"), header[1].encode("latin-1"))
+        if len(_ENCODED) >= _ENCODED_MAX:
+            _ENCODED.clear()
+        _ENCODED[header] = pair
+    return pair
+
+
 async def _send_reply(send: Send, reply: Reply) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
-    if not any(k == b"content-length" for k, _ in headers):
+    headers = list(map(_encoded, reply.headers))
+    if not any(k == "content-length" for k, _ in reply.headers):
         headers.append((b"content-length", str(len(reply.body)).encode()))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})

@@ -1,0 +1,36 @@
+"""HMAC-SHA256 for one key, computed many times: the same digests as ``hmac``, cheaper per call.
+
+The request path signs a challenge per challenged request and the event writer pseudonymises
+two addresses per event. ``hmac.new(...).copy()`` costs a Python-level object per call and
+``hmac.digest`` sets up OpenSSL's HMAC each time (about 2 us with OpenSSL 3); copying two
+SHA-256 states keyed once (RFC 2104's inner and outer pads) costs about a third of that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+_BLOCK = 64  # SHA-256's block size in bytes
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+class HmacSha256:
+    """``HmacSha256(key, prefix).digest(msg) == hmac.new(key, prefix + msg, sha256).digest()``."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes, prefix: bytes = b"") -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._inner.update(prefix)
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def digest(self, msg: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(msg)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
