@@ -33,6 +33,7 @@ MODULES = (
     "scrapeshield/engine.py",
     "scrapeshield/state/memory.py",
     "scrapeshield/state/client.py",
+    "scrapeshield/state/layout.py",
     "scrapeshield/score.py",
     "scrapeshield/decide.py",
     "scrapeshield/types.py",
