@@ -39,6 +39,9 @@ log: Final = logging.getLogger("scrapeshield.engine")
 
 DecisionListener = Callable[[RequestContext, Decision], None]
 _MAX_MISSES: Final = 100_000
+# One object for every request (not Final: mypyc would fold it into a tuple built per use),
+# as the stores cache a key's shape by the identity of its costs.
+_ONE_READ: tuple[int, ...] = (1,)
 # Per route: (key kind, the context field it reads (-1: the client key), limits kept under
 # that key, their counter specs,
 # this route's cost for each (0 = does not count), and the usage above which each is breached
@@ -200,7 +203,7 @@ class Engine:
             updates += extra
         rank = privacy.rank(ctx) if ctx.record else 0  # (0 without a record: skip the call)
         if rank == 2:  # protected: its own, stricter distinct-records budget per address
-            updates.append((f"protected:{ctx.ip}", privacy.budget, (1,), ctx.record))
+            updates.append((f"protected:{ctx.ip}", privacy.budget, _ONE_READ, ctx.record))
         return _Pending(
             policy, detectors, client or f"ip:{ctx.ip}", updates, applied, signals, terminal, listed, layout,
             privacy if rank else None, rank, ua_class == VERIFIED_CLASS,

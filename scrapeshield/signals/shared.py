@@ -144,7 +144,9 @@ class SharedCounters:
         )
         self._fp_clients: tuple[CounterSpec, ...] = ((breadth, True, 4 * camp.breadth_clients),)
         self._net: tuple[CounterSpec, ...] = ((window, True, camp.network_bare_records),)
-        self._costs = {  # (direct bare, asset) -> costs of the fingerprint's counters
+        # Costs typed as variable-length tuples: mypyc keeps a fixed-length tuple unboxed and
+        # builds a new object at every read, and the stores cache a key's shape by identity.
+        self._costs: dict[tuple[bool, bool], tuple[int, ...]] = {  # (direct bare, asset) -> costs
             (True, False): (1, 0, 1), (False, False): (0, 0, 1), (False, True): (0, 1, 0)}
         # Bare reads that arrive from another site's link, per fingerprint: the same window
         # and cap as the direct ones, compared with the same asset count.
@@ -157,8 +159,8 @@ class SharedCounters:
             (MONTH, False, _BIG),
             (float(acc.new_account_window), True, acc.new_account_records),
         )
-        self._one = (1,)
-        self._two = (1, 1)
+        self._one: tuple[int, ...] = (1,)
+        self._two: tuple[int, ...] = (1, 1)
 
     def updates(self, ctx: RequestContext) -> tuple[int, list[KeyUpdate]]:
         """(layout of the usages, the key updates) for one request; (0, []) for most pages."""

@@ -55,7 +55,6 @@ class Layout:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix.encode() + b":{"
         self._shapes: dict[tuple[int, int], _Shape] = {}
-        self._by_value: dict[tuple[tuple[CounterSpec, ...], tuple[int, ...]], _Shape] = {}
         self._framed: dict[tuple[str, tuple[bytes, ...]], bytes] = {}  # an entity's keys in RESP
         self._memory_keys: dict[str, bytes] = {}
 
@@ -144,19 +143,11 @@ class Layout:
             return got  # their ids are not reused while it lives)
         if len(self._shapes) > 10_000:  # callers that make their tuples afresh: stay bounded
             self._shapes.clear()
-        # Equal tuples under other ids (compiled callers may make them afresh at each call):
-        # found by value, not packed again.
-        got = self._by_value.get((specs, costs))
-        if got is not None:
-            got = self._shapes[ident] = (specs, costs, *got[2:])
-            return got
         spec = struct.pack(f"<{4 * len(specs)}d", *(
             x for (w, d, lim), c in zip(specs, costs, strict=True) for x in (w, d, lim, c)))
         suffixes = (b"w", *(b"d%d" % i for i, (_, d, _) in enumerate(specs) if d))
-        if len(self._by_value) > 1_000:  # a policy has a few
-            self._by_value.clear()
         framed = b"$%d\r\n%b\r\n" % (len(spec), spec)
-        got = self._shapes[ident] = self._by_value[(specs, costs)] = (specs, costs, spec, suffixes, framed)
+        got = self._shapes[ident] = (specs, costs, spec, suffixes, framed)
         return got
 
 
