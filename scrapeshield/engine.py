@@ -28,7 +28,7 @@ from scrapeshield.signals.goodbots import VERIFIED_CLASS, AddressChecks, without
 from scrapeshield.signals.registry import DETECTORS
 from scrapeshield.signals.shared import SharedCounters
 from scrapeshield.signals.user_agent import UserAgentDetector
-from scrapeshield.state.base import ClientMemory, CounterSpec, KeyUpdate, StateStore
+from scrapeshield.state.base import ClientMemory, CounterSpec, KeyUpdate, StateSender, StateStore
 from scrapeshield.state.memory import MemoryStore
 from scrapeshield.types import Action, Decision, LimitBreach, RequestContext, Signal
 
@@ -73,6 +73,9 @@ class Engine:
         self.store = store
         # A store with a fallback (ResilientStore) says whether its primary answers.
         self._store_says_up = hasattr(store, "up")
+        # A store that can send its call before the reply is read (Redis) gets the state-free
+        # work done meanwhile.
+        self._sender = cast(StateSender, store) if hasattr(store, "send") else None
         # Without a resolver, search engines are verified by their published ranges alone.
         self.goodbots = goodbots if goodbots is not None else GoodBots()
         self.hosting = hosting if hosting is not None else Hosting()
@@ -125,8 +128,18 @@ class Engine:
             pending = self._prepare(ctx)
             store = self.store
             if isinstance(store, MemoryStore):  # compiled: a direct call, not through the protocol
+                self._screen(ctx, pending)
                 usages, memory = store.update(pending.updates, pending.client, ctx.ts)
+            elif self._sender is not None:
+                # The script call leaves first; the work that needs no state is done while
+                # Redis runs it, and its reply is read after (drained even if that work fails).
+                call = self._sender.send(pending.updates, pending.client, ctx.ts)
+                try:
+                    self._screen(ctx, pending)
+                finally:
+                    usages, memory = self._sender.receive(call)
             else:
+                self._screen(ctx, pending)
                 usages, memory = store.update(pending.updates, pending.client, ctx.ts)
             decision = self._finish(ctx, pending, usages, memory)
         except Exception:  # the host application must never see our failure
@@ -137,6 +150,7 @@ class Engine:
         """``decide`` for asyncio hosts: the state round trip does not block the event loop."""
         try:
             pending = self._prepare(ctx)
+            self._screen(ctx, pending)
             usages, memory = await self.store.aupdate(pending.updates, pending.client, ctx.ts)
             decision = self._finish(ctx, pending, usages, memory)
         except Exception:
@@ -172,20 +186,9 @@ class Engine:
         return Decision(Action.ALLOW, 0.0, ("internal error, failing open",), "fail-open", 0.0, ctx.ip)
 
     def _prepare(self, ctx: RequestContext) -> _Pending:
-        """Everything before the state round trip: lists, rules, and the counters to touch."""
+        """What the state round trip needs: the counters to touch (nothing else, so that a
+        networked store's call leaves as early as it can)."""
         policy, _, detectors, ua_detector, plans, shared, addresses, privacy = self._live
-        listed = self.lists.match(ctx) if len(self.lists) else None
-        signals: list[Signal] = []
-        terminal: CompiledRule | None = None
-        ua_class = addresses.inspect(ctx, ua_detector.classify(ctx.user_agent)[0], signals)
-        if policy.rules:
-            for rule in policy.rules:
-                if rule.test(ctx.ip, ctx.method, ctx.path, ctx.route, ctx.user_agent, ua_class, ctx.headers):
-                    if rule.action is None:
-                        signals.append(Signal(f"rule.{rule.name}", rule.weight, "policy rule"))
-                    else:
-                        terminal = rule
-                        break
         plan = plans.get(ctx.route) or plans[""]
         updates: list[KeyUpdate] = []
         applied: list[_PlanStep] = []
@@ -205,9 +208,26 @@ class Engine:
         if rank == 2:  # protected: its own, stricter distinct-records budget per address
             updates.append((f"protected:{ctx.ip}", privacy.budget, _ONE_READ, ctx.record))
         return _Pending(
-            policy, detectors, client or f"ip:{ctx.ip}", updates, applied, signals, terminal, listed, layout,
-            privacy if rank else None, rank, ua_class == VERIFIED_CLASS,
+            policy, detectors, client or f"ip:{ctx.ip}", updates, applied, layout,
+            privacy if rank else None, rank, ua_detector, addresses,
         )
+
+    def _screen(self, ctx: RequestContext, pending: _Pending) -> None:
+        """What needs no state (lists, the address, rules), for ``_finish``; run while a
+        networked store's call is on its way."""
+        policy, ua_detector, addresses = pending.policy, pending.ua_detector, pending.addresses
+        pending.listed = self.lists.match(ctx) if len(self.lists) else None
+        signals = pending.signals
+        ua_class = addresses.inspect(ctx, ua_detector.classify(ctx.user_agent)[0], signals)
+        if policy.rules:
+            for rule in policy.rules:
+                if rule.test(ctx.ip, ctx.method, ctx.path, ctx.route, ctx.user_agent, ua_class, ctx.headers):
+                    if rule.action is None:
+                        signals.append(Signal(f"rule.{rule.name}", rule.weight, "policy rule"))
+                    else:
+                        pending.terminal = rule
+                        break
+        pending.verified_crawler = ua_class == VERIFIED_CLASS
 
     def _finish(
         self,
@@ -274,22 +294,24 @@ class _Pending:
 
     def __init__(
         self, policy: CompiledPolicy, detectors: _Detectors, client: str,
-        updates: list[KeyUpdate], applied: list[_PlanStep], signals: list[Signal],
-        terminal: CompiledRule | None, listed: ListEntry | None, layout: int,
-        privacy: PrivacyRules | None, rank: int, verified_crawler: bool,
+        updates: list[KeyUpdate], applied: list[_PlanStep], layout: int,
+        privacy: PrivacyRules | None, rank: int, ua_detector: UserAgentDetector, addresses: AddressChecks,
     ) -> None:
         self.policy = policy
         self.detectors = detectors
         self.client = client
         self.updates = updates
         self.applied = applied  # the plan steps whose keys this request touches, in order
-        self.signals = signals
-        self.terminal = terminal
-        self.listed = listed
         self.layout = layout  # of the shared counters' usages after the limits' (0: none)
         self.privacy = privacy  # set when the record has a non-public level
         self.rank = rank  # that level (privacy.RANK); protected: its budget's usage comes last
-        self.verified_crawler = verified_crawler  # a verified search engine's address
+        self.ua_detector = ua_detector  # (of the policy the counters were planned with)
+        self.addresses = addresses
+        # Set by ``_screen``:
+        self.signals: list[Signal] = []
+        self.terminal: CompiledRule | None = None
+        self.listed: ListEntry | None = None
+        self.verified_crawler = False  # a verified search engine's address
 
 
 @final

@@ -107,6 +107,35 @@ def test_fail_closed_raises_and_asyncio_path_degrades_alike(server: RedisServer)
         primary.close()
 
 
+def test_split_calls_take_the_breaker_and_the_fail_mode_as_update_does(server: RedisServer) -> None:
+    """``send``/``receive`` (the engine's path for a networked store): a call sent while Redis
+    is up but answered after it died fails over to the fallback, as do calls the open
+    circuit keeps from Redis; fail closed refuses them."""
+    clock = ManualClock(1000.0)
+    mode = ["open"]
+    primary = RedisStore(server.url, timeout=0.2)
+    store = ResilientStore(
+        primary, MemoryStore(), clock=clock, fail_mode=lambda: mode[0], failures=2, reset_after=5)
+    updates: list[KeyUpdate] = [("ip:a", SPEC, (1,), "")]
+    try:
+        assert [store.receive(store.send(updates, "ip:a", 1000.0))[0][0][0] for _ in range(3)] == [1, 2, 3]
+        call = store.send(updates, "ip:a", 1000.0)
+        server.stop()  # the script call has left; its reply never comes
+        assert store.receive(call)[0][0][0] == 1, "answered by the local fallback"
+        assert store.receive(store.send(updates, "ip:a", 1000.0))[0][0][0] == 2
+        assert (store.circuit, store.failures, store.fallback_decisions) == ("open", 2, 2)
+        mode[0] = "closed"
+        with pytest.raises(StateError):
+            store.receive(store.send(updates, "ip:a", 1000.0))
+        assert store.failures == 2 and store.refused_decisions == 1  # the open circuit skips Redis
+        server.start()
+        clock.advance(5)
+        assert store.receive(store.send(updates, "ip:a", 1005.0))[0][0][0] == 1  # a fresh Redis
+        assert store.circuit == "closed"
+    finally:
+        primary.close()
+
+
 # -- a node under load ----------------------------------------------------------------------
 
 

@@ -236,6 +236,26 @@ def test_memory_written_by_one_node_is_read_by_the_next(
         assert mine.requests == n
 
 
+def test_calls_sent_before_their_replies_are_read_get_their_own_answers(
+    server: RedisServer, stores: list[RedisStore]
+) -> None:
+    """``send`` then ``receive`` is ``update`` split in two (the engine works in between):
+    calls sent one after another, each on its own connection, are answered in any order,
+    with the same usages as one ``update`` after another."""
+    split, whole = new_store(server, stores), new_store(server, stores)
+    ips = ("10.0.0.1", "10.0.0.2")  # (no key in common: the server may run the two in any order)
+    for n in range(30):
+        reads = (request(n, ips[0])[:1], request(n % 3, ips[1])[:1])  # distinct counts differ
+        pairs = list(zip(ips, reads, strict=True))
+        calls = [split.send(updates, f"ip:{ip}", 1000.0 + n) for ip, updates in pairs]
+        answers = [split.receive(call)[0] for call in reversed(calls)]
+        expected = [whole.update(updates, f"ip:{ip}", 1000.0 + n)[0] for ip, updates in pairs]
+        assert answers == expected[::-1]
+    assert answers[1][0][2:] == (30.0, 30.0) and answers[0][0][2:] == (3.0, 3.0)
+    assert split.round_trips == whole.round_trips == 60
+    assert len(split._links) == 2  # noqa: SLF001 - both connections back to the idle list
+
+
 def test_every_key_has_a_ttl_and_the_entity_hash_tag(server: RedisServer, stores: list[RedisStore]) -> None:
     store = new_store(server, stores, prefix="ss", idle_ttl=7200)
     for n in range(30):

@@ -12,8 +12,8 @@ from typing import Protocol
 
 from scrapeshield.state.client import MEMORY_SIZE, ClientMemory
 
-__all__ = ["MEMORY_SIZE", "ClientMemory", "CounterSpec", "KeyUpdate", "StateStore", "fingerprint_code",
-           "path_code"]
+__all__ = ["MEMORY_SIZE", "ClientMemory", "CounterSpec", "KeyUpdate", "StateSender", "StateStore",
+           "fingerprint_code", "path_code"]
 
 # One counter kept under a key: (window in seconds, counts distinct records?, limit).
 CounterSpec = tuple[float, bool, int]
@@ -61,4 +61,17 @@ class StateStore(Protocol):
 
     def tracked_clients(self) -> int:
         """How many keys the backend holds now (for metrics and memory reports)."""
+        ...
+
+
+class StateSender(Protocol):
+    """``update`` in two halves, for a networked store: the engine does the work that needs
+    no state between them, while the server runs the call."""
+
+    def send(self, updates: Sequence[KeyUpdate], client: str, now: float) -> object:
+        """Send the call ``update`` would make; what ``receive`` needs to read its answer."""
+        ...
+
+    def receive(self, call: object) -> tuple[list[tuple[float, ...]], ClientMemory]:
+        """What ``update`` would return (every ``send`` is followed by one ``receive``)."""
         ...

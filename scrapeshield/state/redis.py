@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 import redis
@@ -57,6 +57,19 @@ _MAX_OUTBOX = 10_000
 # Calls per write at most: a batch of them leaves at once, so that Redis runs their scripts
 # while this process prepares the next (all in one write would leave one side idle in turn).
 _BATCH = 4
+# What a sync call's reply is read with: its connection, command, updates and time.
+_Sent = tuple[Link, bytes, Sequence[KeyUpdate], float]
+_FAILURES = (StateError, redis.RedisError, OSError, hiredis.ProtocolError)
+# Forks since the module loaded (counted in the child): checked instead of the process id,
+# which costs a system call each time.
+_FORKS = [0]
+
+
+def _forked() -> None:
+    _FORKS[0] += 1
+
+
+os.register_at_fork(after_in_child=_forked)
 
 class RedisStore:
     does_io = True
@@ -75,7 +88,7 @@ class RedisStore:
             url, socket_timeout=None, socket_connect_timeout=timeout)
         self.client = redis.Redis(connection_pool=self._pool)  # admin commands only
         self._links: list[Link] = []  # idle connections, last used first
-        self._pid = os.getpid()  # a forked worker must not share its parent's sockets
+        self._forks = _FORKS[0]  # the forks this process is down from, when the links were made
         # asyncio: one pipelined connection (of the loop that made it), what this turn of
         # the loop will write on it, and the replies those commands will get
         self._aloop: asyncio.AbstractEventLoop | None = None
@@ -91,22 +104,35 @@ class RedisStore:
     # -- the protocol ------------------------------------------------------------------
 
     def update(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
+        return self.receive(self.send(updates, client, now))
+
+    def send(self, updates: Sequence[KeyUpdate], client: str, now: float) -> _Sent:
+        """``update``'s first half: the script call written on an idle connection."""
         command = self._layout.evalsha(updates, self._layout.memory_key(client), now)
         self.round_trips += 1
         link: Link | None = None
         try:
             link = self._take()  # (may connect)
             link.send(command)
+        except _FAILURES as exc:
+            self._drop(link)
+            if isinstance(exc, StateError):
+                raise
+            raise StateError(f"redis: {exc or type(exc).__name__}") from exc
+        return link, command, updates, now
+
+    def receive(self, call: object) -> Result:
+        """``update``'s second half: the reply to the call ``send`` made."""
+        link, command, updates, now = cast(_Sent, call)
+        try:
             reply = link.read()
             if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
                 # A restarted or flushed server: load the script, then run it again.
                 link.send(LOAD + command)
                 link.read()
                 reply = link.read()
-        except (StateError, redis.RedisError, OSError, hiredis.ProtocolError) as exc:
-            self._links, idle = [], self._links  # after a failure the idle ones are suspect too
-            for dead in idle if link is None else (link, *idle):
-                dead.close()
+        except _FAILURES as exc:
+            self._drop(link)
             if isinstance(exc, StateError):
                 raise
             raise StateError(f"redis: {exc or type(exc).__name__}") from exc
@@ -115,6 +141,12 @@ class RedisStore:
         if isinstance(reply, hiredis.ReplyError):  # an error reply concerns this call alone
             raise StateError(f"redis: {reply}")
         return decode(reply, sizes(updates), now)
+
+    def _drop(self, link: Link | None) -> None:
+        """Close a failed connection, and the idle ones (after a failure they are suspect too)."""
+        self._links, idle = [], self._links
+        for dead in idle if link is None else (link, *idle):
+            dead.close()
 
     async def aupdate(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         command = self._layout.evalsha(updates, self._layout.memory_key(client), now)
@@ -195,9 +227,8 @@ class RedisStore:
 
     def keep(self, client: str, memory: ClientMemory) -> None:
         command = keep_command(self._layout.memory_key(client), memory, self.idle_ttl)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = asyncio._get_running_loop()  # (None outside a loop: no exception to raise and catch)
+        if loop is None:
             self._send(command)
             return
         if loop is not self._aloop:
@@ -259,8 +290,8 @@ class RedisStore:
         self._links.append(link)
 
     def _take(self) -> Link:
-        if self._pid != os.getpid():
-            self._pid, self._links = os.getpid(), []
+        if self._forks != _FORKS[0]:  # a forked worker must not share its parent's sockets
+            self._forks, self._links = _FORKS[0], []
         try:
             return self._links.pop()
         except IndexError:

@@ -21,17 +21,33 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Literal, cast
 
 from scrapeshield.clock import Clock, SystemClock
 from scrapeshield.errors import StateError
-from scrapeshield.state.base import ClientMemory, KeyUpdate, StateStore
+from scrapeshield.state.base import ClientMemory, KeyUpdate, StateSender, StateStore
 from scrapeshield.state.memory import MemoryStore
 
 log = logging.getLogger("scrapeshield.state")
 
 Circuit = Literal["closed", "open", "half-open"]
 Result = tuple[list[tuple[float, ...]], ClientMemory]
+
+
+_UNSENT = object()  # the primary was skipped (circuit open) or failed to send
+_LATER = object()  # the primary cannot split its call
+
+
+class _Call:
+    """What ``ResilientStore.receive`` needs: the call's arguments and the primary's ticket."""
+
+    __slots__ = ("updates", "client", "now", "sent")
+
+    def __init__(self, updates: Sequence[KeyUpdate], client: str, now: float, sent: object) -> None:
+        self.updates = updates
+        self.client = client
+        self.now = now
+        self.sent = sent
 
 
 class ResilientStore:
@@ -63,6 +79,8 @@ class ResilientStore:
         self._opened_at = 0.0
         self._probing = False
         self._lock = threading.Lock()
+        # A primary that sends its call apart from reading the reply (see ``send``).
+        self._sender = cast(StateSender, primary) if hasattr(primary, "send") else None
 
     @property
     def up(self) -> bool:
@@ -80,6 +98,34 @@ class ResilientStore:
                 self._succeeded()
                 return result
         return self._degraded(updates, client, now)
+
+    def send(self, updates: Sequence[KeyUpdate], client: str, now: float) -> object:
+        """``update``'s first half: the primary's call sent, if the circuit lets it."""
+        sender = self._sender
+        if sender is None:  # a primary that cannot split its call: all of it in ``receive``
+            return _Call(updates, client, now, _LATER)
+        sent: object = _UNSENT
+        if self._admit():
+            try:
+                sent = sender.send(updates, client, now)
+            except Exception as exc:
+                self._failed(exc)
+        return _Call(updates, client, now, sent)
+
+    def receive(self, call: object) -> Result:
+        """``update``'s second half: the primary's answer, or the fail mode's."""
+        call = cast(_Call, call)
+        if call.sent is _LATER:
+            return self.update(call.updates, call.client, call.now)
+        if call.sent is not _UNSENT and self._sender is not None:
+            try:
+                result = self._sender.receive(call.sent)
+            except Exception as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+                return result
+        return self._degraded(call.updates, call.client, call.now)
 
     async def aupdate(self, updates: Sequence[KeyUpdate], client: str, now: float) -> Result:
         if self._admit():

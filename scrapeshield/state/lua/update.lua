@@ -26,6 +26,10 @@ something (rolling a window forward without a cost changes nothing a later call
 would not compute the same way, and a key left to expire holds only counts that
 its two windows have aged out).
 ]]
+-- The struct formats of 1-4 counters, as constants (made once, when the script loads,
+-- where building them per entity cost a string.rep and a concatenation each time).
+local SPECS = {'<dddd', '<dddddddd', '<dddddddddddd', '<dddddddddddddddd'}
+local WINDOWS = {'ddd', 'dddddd', 'ddddddddd', 'dddddddddddd'}
 local now = tonumber(ARGV[1])
 local out, o = {}, 0
 local k, a = 1, 3
@@ -35,7 +39,7 @@ for _ = 1, tonumber(ARGV[2]) do
   local wkey = KEYS[k]
   k = k + 1
   local n = #spec / 32
-  local f = {struct.unpack('<' .. string.rep('d', 4 * n), spec)}
+  local f = {struct.unpack(SPECS[n] or ('<' .. string.rep('d', 4 * n)), spec)}
   local nw, longest, costly = 0, 0, false
   for i = 4, 4 * n, 4 do
     if f[i - 2] == 0 then
@@ -46,7 +50,7 @@ for _ = 1, tonumber(ARGV[2]) do
   end
   local v, layout
   if nw > 0 then
-    layout = string.rep('d', 3 * nw)
+    layout = WINDOWS[nw] or string.rep('d', 3 * nw)
     local raw = redis.call('GET', wkey)
     if raw and #raw == 24 * nw then
       v = {struct.unpack(layout, raw)}
@@ -63,27 +67,26 @@ for _ = 1, tonumber(ARGV[2]) do
       local zkey = KEYS[k]
       k = k + 1
       local cap = 2 * f[i - 1] + 16
-      local horizon = string.format('%.17g', now - w)
-      local count
+      local count  -- (the window's start is formatted only for the call that needs it)
       if cost ~= 0 and record ~= '' then
         if redis.call('ZADD', zkey, ARGV[1], record) == 1 then
           -- a new record: the set grows, so drop what aged out and cap it (a set of one,
           -- just made, has nothing to drop)
           count = redis.call('ZCARD', zkey)
           if count > 1 then
-            count = count - redis.call('ZREMRANGEBYSCORE', zkey, '-inf', horizon)
+            count = count - redis.call('ZREMRANGEBYSCORE', zkey, '-inf', string.format('%.17g', now - w))
           end
           if count > cap then
             redis.call('ZREMRANGEBYRANK', zkey, 0, count - cap - 1)
             count = cap
           end
         else
-          count = math.min(cap, redis.call('ZCOUNT', zkey, '(' .. horizon, '+inf'))
+          count = math.min(cap, redis.call('ZCOUNT', zkey, string.format('(%.17g', now - w), '+inf'))
         end
         redis.call('EXPIRE', zkey, math.ceil(w) + 1)
       else
         -- no new record: count the live ones (aged ones wait for the next new record)
-        count = math.min(cap, redis.call('ZCOUNT', zkey, '(' .. horizon, '+inf'))
+        count = math.min(cap, redis.call('ZCOUNT', zkey, string.format('(%.17g', now - w), '+inf'))
       end
       out[o] = count
     else
