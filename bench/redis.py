@@ -263,13 +263,13 @@ def _client_parts(url: str, tmp: str, requests: list[dict[str, Any]]) -> dict[st
     shield, clock = _shield(url, tmp)
     store: Any = shield.store.primary  # type: ignore[attr-defined]
     calls: list[tuple[Any, str, float]] = []
-    update = store.update
+    send = store.send  # (the engine's sync path: send, then receive)
 
     def recording(updates: Any, client: str, now: float) -> Any:
         calls.append((updates, client, now))
-        return update(updates, client, now)
+        return send(updates, client, now)
 
-    store.update = recording
+    store.send = recording
     for scope in requests[:2000]:
         clock.advance(0.0005)
         shield.engine.decide(shield.engine.contexts.from_asgi(scope, clock.now()))

@@ -108,29 +108,34 @@ def test_fail_closed_raises_and_asyncio_path_degrades_alike(server: RedisServer)
 
 
 def test_split_calls_take_the_breaker_and_the_fail_mode_as_update_does(server: RedisServer) -> None:
-    """``send``/``receive`` (the engine's path for a networked store): a call sent while Redis
-    is up but answered after it died fails over to the fallback, as do calls the open
-    circuit keeps from Redis; fail closed refuses them."""
+    """``send``/``receive`` (the engine's path for a networked store): a call sent to a Redis
+    that never answers (frozen) times out and fails over to the fallback, as do calls the
+    open circuit keeps from Redis; fail closed refuses them."""
     clock = ManualClock(1000.0)
     mode = ["open"]
-    primary = RedisStore(server.url, timeout=0.2)
+    primary = RedisStore(server.url, timeout=0.5)
     store = ResilientStore(
         primary, MemoryStore(), clock=clock, fail_mode=lambda: mode[0], failures=2, reset_after=5)
     updates: list[KeyUpdate] = [("ip:a", SPEC, (1,), "")]
+    assert server.process is not None
     try:
         assert [store.receive(store.send(updates, "ip:a", 1000.0))[0][0][0] for _ in range(3)] == [1, 2, 3]
-        call = store.send(updates, "ip:a", 1000.0)
-        server.stop()  # the script call has left; its reply never comes
-        assert store.receive(call)[0][0][0] == 1, "answered by the local fallback"
-        assert store.receive(store.send(updates, "ip:a", 1000.0))[0][0][0] == 2
-        assert (store.circuit, store.failures, store.fallback_decisions) == ("open", 2, 2)
-        mode[0] = "closed"
-        with pytest.raises(StateError):
-            store.receive(store.send(updates, "ip:a", 1000.0))
-        assert store.failures == 2 and store.refused_decisions == 1  # the open circuit skips Redis
-        server.start()
+        os.kill(server.process.pid, signal.SIGSTOP)  # the calls leave; no reply comes
+        try:
+            assert store.receive(store.send(updates, "ip:a", 1000.0))[0][0][0] == 1, "the local fallback"
+            assert store.receive(store.send(updates, "ip:a", 1000.0))[0][0][0] == 2
+            assert (store.circuit, store.failures, store.fallback_decisions) == ("open", 2, 2)
+            mode[0] = "closed"
+            with pytest.raises(StateError):
+                store.receive(store.send(updates, "ip:a", 1000.0))
+            assert store.failures == 2 and store.refused_decisions == 1  # the open circuit skips Redis
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        mode[0] = "open"
         clock.advance(5)
-        assert store.receive(store.send(updates, "ip:a", 1005.0))[0][0][0] == 1  # a fresh Redis
+        # The probe reaches Redis: its count (3, and the frozen calls it may have run since),
+        # not the fallback's (which would say 3).
+        assert store.receive(store.send(updates, "ip:a", 1005.0))[0][0][0] >= 4
         assert store.circuit == "closed"
     finally:
         primary.close()
