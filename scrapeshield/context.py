@@ -76,6 +76,7 @@ class ContextBuilder:
             if net.version == 4
         ]
         self._trust_cache: dict[str, bool] = {}
+        self._last_peer = ("", False)  # see _is_trusted
         self._ip_cache: dict[str, str | tuple[str, str] | None] = {}  # see _parse_ip
         self._fp_cache: dict[str, str] = {}
         self._secret_cache: dict[str, str] = {}  # session/token → hash (only hashes leave here)
@@ -242,6 +243,16 @@ class ContextBuilder:
         return bool(self._trusted) and self._is_trusted(peer)
 
     def _is_trusted(self, peer: str) -> bool:
+        # The last peer and its answer, as one tuple (threads cannot mix two halves): a
+        # server hands every request of a kept-alive connection the same address object.
+        last = self._last_peer
+        if last[0] is peer:
+            return last[1]
+        known = self._judge_peer(peer)
+        self._last_peer = (peer, known)
+        return known
+
+    def _judge_peer(self, peer: str) -> bool:
         number = ipv4_number(peer)
         if number >= 0:  # nearly every address: integer range checks, nothing cached
             return self._in_trusted_v4(number)
@@ -270,6 +281,11 @@ class ContextBuilder:
     def _client_address(self, peer: str, forwarded: list[str]) -> tuple[str, str]:
         """The rightmost X-Forwarded-For entry not added by a trusted proxy, else the peer."""
         parsed: tuple[str, str] | None = None
+        if len(forwarded) == 1 and "," not in forwarded[0]:  # one hop (the usual): no split
+            text = forwarded[0].strip()
+            number = ipv4_number(text)
+            if number >= 0 and not self._in_trusted_v4(number):
+                return text, _network_v4(text)
         if forwarded:
             hops = forwarded[0].split(",") if len(forwarded) == 1 else ",".join(forwarded).split(",")
             for hop in reversed(hops[-32:]):
@@ -396,7 +412,7 @@ def ipv4_number(text: str) -> int:
 def _network_v4(text: str) -> str:
     """The /24 of a canonical IPv4 address."""
     end = len(text) - 2  # the last octet has a digit at least
-    while text[end] != ".":  # (a loop: compiled, str.rfind is a generic method call)
+    while ord(text[end]) != 46:  # "." (compiled: ord(s[i]) reads the character in place)
         end -= 1
     return text[:end] + ".0/24"
 
