@@ -278,10 +278,12 @@ class ContextBuilder:
                 return True
         return False
 
-    def _client_address(self, peer: str, forwarded: list[str]) -> tuple[str, str]:
+    def _client_address(self, peer: str, forwarded: list[str] | None) -> tuple[str, str]:
         """The rightmost X-Forwarded-For entry not added by a trusted proxy, else the peer."""
         parsed: tuple[str, str] | None = None
-        if len(forwarded) == 1 and "," not in forwarded[0]:  # one hop (the usual): no split
+        if forwarded is None:
+            forwarded = []
+        elif len(forwarded) == 1 and "," not in forwarded[0]:  # one hop (the usual): no split
             text = forwarded[0].strip()
             number = ipv4_number(text)
             if number >= 0 and not self._in_trusted_v4(number):
@@ -350,8 +352,9 @@ class _Seen:
         self.names: list[str] = []
         self.stable: list[str] = []
         self.first: list[str | None] = [None] * slots
-        self.cookies: list[str] = []
-        self.forwarded: list[str] = []
+        # Made on the first such header (most requests carry no cookie, or no forwarding).
+        self.cookies: list[str] | None = None
+        self.forwarded: list[str] | None = None
 
     def add(self, entry: _Name, value: str) -> None:
         name, slots, stable = entry
@@ -363,16 +366,24 @@ class _Seen:
                 if self.first[slot] is None:
                     self.first[slot] = value
             elif slot == _COOKIE:
-                self.cookies.append(value)
+                if self.cookies is None:
+                    self.cookies = [value]
+                else:
+                    self.cookies.append(value)
+            elif self.forwarded is None:
+                self.forwarded = [value]
             else:
                 self.forwarded.append(value)
 
     def cookie(self) -> str:
         """The Cookie header; several are joined as one."""
-        if len(self.cookies) == 1:
-            return self.cookies[0]
+        cookies = self.cookies
+        if cookies is None:
+            return ""
+        if len(cookies) == 1:
+            return cookies[0]
         cookie = ""
-        for value in self.cookies:
+        for value in cookies:
             cookie = f"{cookie}; {value}" if cookie else value
         return cookie
 
