@@ -25,6 +25,8 @@ MAX_HEADERS: Final = 128  # headers kept per request; the rest are ignored
 MAX_PATH: Final = 2048
 MAX_QUERY: Final = 512
 _CACHE_MAX: Final = 200_000
+# The class as a constant (compiled: a C global, not a lookup in the module's dict per use).
+_CONTEXT: Final = RequestContext
 PASS_COOKIE: Final = "__scrapeshield_pass"  # actions.challenge.PASS_COOKIE, kept here to avoid a cycle
 # Headers whose presence varies from one request of the same client to the next.
 VOLATILE_HEADERS: Final = frozenset(
@@ -176,7 +178,7 @@ class ContextBuilder:
         token = self._hash(token_raw) if token_raw else ""
         if token and self._tokens is not None and not self._tokens.valid(token_raw, token, ts):
             token = ""  # a token the platform did not sign is no token
-        return tuple_new(RequestContext, (  # (see types.tuple_new)
+        return tuple_new(_CONTEXT, (  # (see types.tuple_new)
             ts,
             ip,
             network,

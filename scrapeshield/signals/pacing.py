@@ -75,7 +75,7 @@ class PacingDetector(DetectorBase):
 def _bits(mask: int) -> int:
     """``mask.bit_count()`` for the 24-bit hour mask (compiled, a method of ``int`` is a
     generic call; this loop runs on a machine integer)."""
-    if not 0 <= mask < 1 << 62:  # only a damaged stored value: no machine integer for it
+    if not 0 <= mask <= 0x3FFFFFFF:  # only a damaged stored value (a short int compiled)
         return mask.bit_count()
     m: i64 = mask
     count: i64 = 0
