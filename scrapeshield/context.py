@@ -351,18 +351,24 @@ class ContextBuilder:
 
     def _fingerprint(self, ua: str, shape: _Shape, lang: str, tls: str) -> str:
         """A client's claimed identity: UA, header names in order, language, TLS: the hash
-        of ``"\x1f".join([ua, lang, tls, *stable names])``, cached per header-name sequence
-        under the rest of that text (shorter to build and hash than the whole)."""
-        # Keyed by text (not a tuple): a dict of strings stays untracked by the GC.
-        key = f"{ua}\x1f{lang}\x1f{tls}"
-        fps = shape.fps
-        fp = fps.get(key)
-        if fp is None:
-            fp = short_hash(key + shape.stable_tail())
-            if self._fps >= _CACHE_MAX:
-                self._restart()
-            self._fps += 1
-            fps[key] = fp
+        of ``"\x1f".join([ua, lang, tls, *stable names])``, cached per header-name sequence,
+        then per user-agent (the detectors look it up too: its hash is computed once, here),
+        under the short rest of that text."""
+        # Keyed by text (not tuples): a dict of strings stays untracked by the GC.
+        rest = f"{lang}\x1f{tls}"
+        by_ua = shape.fps.get(ua)
+        if by_ua is None:
+            by_ua = {}
+            shape.fps[ua] = by_ua
+        else:
+            fp = by_ua.get(rest)
+            if fp is not None:
+                return fp
+        fp = short_hash(f"{ua}\x1f{rest}{shape.stable_tail()}")
+        if self._fps >= _CACHE_MAX:
+            self._restart()
+        self._fps += 1
+        by_ua[rest] = fp
         return fp
 
 
@@ -384,7 +390,7 @@ class _Shape:
         self.stable = stable
         self.next: dict[str, _Shape] = {}
         self.raw_next: dict[bytes, _Shape] = {}
-        self.fps: dict[str, str] = {}  # "ua\x1flang\x1ftls" -> fingerprint
+        self.fps: dict[str, dict[str, str]] = {}  # ua -> "lang\x1ftls" -> fingerprint
         self._names: tuple[str, ...] | None = None
         self._tail = ""
 
@@ -464,7 +470,7 @@ def ipv4_number(text: str) -> int:
 
     Machine integers (i64) and an index loop: compiled, about 150 instructions, less than
     a lookup in a cache of addresses (which a new client misses anyway)."""
-    size = len(text)
+    size: i64 = len(text)  # (i64: the loop index below is a machine integer too)
     if size > 15 or size < 7:
         return -1
     number: i64 = 0
