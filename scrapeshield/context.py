@@ -25,6 +25,8 @@ MAX_HEADERS: Final = 128  # headers kept per request; the rest are ignored
 MAX_PATH: Final = 2048
 MAX_QUERY: Final = 512
 _CACHE_MAX: Final = 200_000
+# The class as a constant (compiled: a C global, not a lookup in the module's dict per use).
+_CONTEXT: Final = RequestContext
 PASS_COOKIE: Final = "__scrapeshield_pass"  # actions.challenge.PASS_COOKIE, kept here to avoid a cycle
 # Headers whose presence varies from one request of the same client to the next.
 VOLATILE_HEADERS: Final = frozenset(
@@ -46,10 +48,7 @@ _H2: Final = 7
 _TOKEN: Final = 8
 _COOKIE: Final = -1
 _FORWARDED: Final = -2
-_NAMES_MAX: Final = 4096  # distinct header names remembered (decoded, with their slots)
-# A header name as the context builder knows it: the name, the slots it fills, and
-# whether it belongs in the fingerprint (not one of VOLATILE_HEADERS).
-_Name = tuple[str, tuple[int, ...], bool]
+_SHAPES_MAX: Final = 4096  # header-name sequences remembered (nodes of _Shape's trie)
 
 
 def short_hash(value: str) -> str:
@@ -76,17 +75,18 @@ class ContextBuilder:
             if net.version == 4
         ]
         self._trust_cache: dict[str, bool] = {}
+        self._last_peer = ("", False)  # see _is_trusted
         self._ip_cache: dict[str, str | tuple[str, str] | None] = {}  # see _parse_ip
-        self._fp_cache: dict[str, str] = {}
         self._secret_cache: dict[str, str] = {}  # session/token → hash (only hashes leave here)
         # The header each slot reads (an identity header may name the same one as another).
         self._wanted = ("user-agent", "referer", "host", "sec-ch-ua", "accept-language",
                         "x-forwarded-proto", self._tls_header, self._h2_header, self._token_header)
         self._slot_count = len(self._wanted)
-        # Header names seen so far, each with what it fills: one lookup per header, and the
-        # same name object request after request (its hash is computed once).
-        self._names: dict[str, _Name] = {}
-        self._raw_names: dict[bytes, _Name] = {}
+        # The header-name sequences seen so far, as a trie (see _Shape), and how many nodes
+        # and fingerprints it holds (both bounded: it starts again when either is full).
+        self._root = _Shape(None, "", (), False)
+        self._shapes = 0
+        self._fps = 0
 
     # -- entry points -------------------------------------------------------------
 
@@ -96,19 +96,19 @@ class ContextBuilder:
         peer = client[0] if isinstance(client, (tuple, list)) and client else ""
         raw: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()  # type: ignore[assignment]
         seen = _Seen(self._slot_count)
-        known = self._raw_names
+        shape = self._root
         pairs: list[tuple[str, str]] = []
         for k, v in raw if len(raw) <= MAX_HEADERS else raw[:MAX_HEADERS]:
-            entry = known.get(k)
-            if entry is None:
-                entry = self._learn(k)
+            step = shape.raw_next.get(k)
+            shape = step if step is not None else self._grow_raw(shape, k)
             value = (v if len(v) <= MAX_VALUE else v[:MAX_VALUE]).decode("latin-1")
-            pairs.append((entry[0], value))
-            seen.add(entry, value)
+            pairs.append((shape.name, value))
+            if shape.slots:
+                seen.fill(shape.slots, value)
         query = scope.get("query_string") or b""
         return self._assemble(
             ts, str(peer), str(scope.get("method") or "GET"), str(scope.get("path") or "/"),
-            tuple(pairs), seen, str(scope.get("scheme") or "http"),
+            tuple(pairs), shape, seen, str(scope.get("scheme") or "http"),
             query[:MAX_QUERY].decode("latin-1") if isinstance(query, bytes) else "",
         )
 
@@ -125,9 +125,13 @@ class ContextBuilder:
         """``headers``: (lower-case name, value) pairs in the order received."""
         hdrs = tuple([(name, value[:MAX_VALUE]) for name, value in headers][:MAX_HEADERS])
         seen = _Seen(self._slot_count)
+        shape = self._root
         for name, value in hdrs:
-            seen.add(self._entry(name), value)
-        return self._assemble(ts, peer, method, path, hdrs, seen, scheme, query[:MAX_QUERY])
+            step = shape.next.get(name)
+            shape = step if step is not None else self._grow(shape, name)
+            if shape.slots:
+                seen.fill(shape.slots, value)
+        return self._assemble(ts, peer, method, path, hdrs, shape, seen, scheme, query[:MAX_QUERY])
 
     def _assemble(
         self,
@@ -136,11 +140,11 @@ class ContextBuilder:
         method: str,
         path: str,
         hdrs: tuple[tuple[str, str], ...],
+        shape: _Shape,
         seen: _Seen,
         scheme: str,
         query: str = "",
     ) -> RequestContext:
-        names = tuple(seen.names)
         first = seen.first
         # Only a trusted peer's forwarding headers count; most requests carry none.
         peer_trusted = bool(self._trusted) and self._is_trusted(peer)
@@ -174,7 +178,7 @@ class ContextBuilder:
         token = self._hash(token_raw) if token_raw else ""
         if token and self._tokens is not None and not self._tokens.valid(token_raw, token, ts):
             token = ""  # a token the platform did not sign is no token
-        return tuple_new(RequestContext, (  # (see types.tuple_new)
+        return tuple_new(_CONTEXT, (  # (see types.tuple_new)
             ts,
             ip,
             network,
@@ -188,7 +192,7 @@ class ContextBuilder:
             account,
             session,
             token,
-            self._fingerprint(ua, seen.stable, first[_LANG] or "", f"{tls}|{h2}" if h2 else tls),
+            self._fingerprint(ua, shape, first[_LANG] or "", f"{tls}|{h2}" if h2 else tls),
             tls,
             first[_REFERER] or "",
             pass_cookie,
@@ -196,7 +200,7 @@ class ContextBuilder:
             route.cost if route is not None else 1,
             first[_HOST] or "",
             first[_HINTS],
-            names,
+            shape.names(),
             query,
             h2,
         ))
@@ -211,20 +215,37 @@ class ContextBuilder:
             return (_FORWARDED,)
         return tuple([slot for slot, wanted in enumerate(self._wanted) if wanted == name])
 
-    def _entry(self, name: str) -> _Name:
-        entry = self._names.get(name)
-        if entry is None:
-            entry = (name, self._slots_of(name), name not in VOLATILE_HEADERS)
-            if len(self._names) < _NAMES_MAX:  # names are the client's to choose: bounded
-                self._names[name] = entry
-        return entry
+    def _grow(self, shape: _Shape, name: str) -> _Shape:
+        """The node after ``shape`` for a header name not seen there before."""
+        step = _Shape(shape, name, self._slots_of(name), name not in VOLATILE_HEADERS)
+        if self._remember():
+            shape.next[name] = step
+        return step
 
-    def _learn(self, raw: bytes) -> _Name:
-        """A raw header name met for the first time: decoded once, then looked up as bytes."""
-        entry = self._entry(raw.decode("latin-1"))
-        if len(self._raw_names) < _NAMES_MAX:
-            self._raw_names[raw] = entry
-        return entry
+    def _grow_raw(self, shape: _Shape, raw: bytes) -> _Shape:
+        """``_grow`` for a raw ASGI name: decoded once, then found as bytes."""
+        name = raw.decode("latin-1")
+        step = shape.next.get(name)
+        if step is None:
+            step = self._grow(shape, name)
+        if shape.next.get(name) is step:  # kept (not when the trie just started again)
+            shape.raw_next[raw] = step
+        return step
+
+    def _remember(self) -> bool:
+        """Whether one more node fits; when the trie is full (header names are the client's
+        to choose), it starts again from an empty root and this request's nodes are kept
+        by nobody."""
+        if self._shapes >= _SHAPES_MAX:
+            self._restart()
+            return False
+        self._shapes += 1
+        return True
+
+    def _restart(self) -> None:
+        self._root = _Shape(None, "", (), False)
+        self._shapes = 0
+        self._fps = 0
 
     # -- helpers ------------------------------------------------------------------
 
@@ -242,6 +263,16 @@ class ContextBuilder:
         return bool(self._trusted) and self._is_trusted(peer)
 
     def _is_trusted(self, peer: str) -> bool:
+        # The last peer and its answer, as one tuple (threads cannot mix two halves): a
+        # server hands every request of a kept-alive connection the same address object.
+        last = self._last_peer
+        if last[0] is peer:
+            return last[1]
+        known = self._judge_peer(peer)
+        self._last_peer = (peer, known)
+        return known
+
+    def _judge_peer(self, peer: str) -> bool:
         number = ipv4_number(peer)
         if number >= 0:  # nearly every address: integer range checks, nothing cached
             return self._in_trusted_v4(number)
@@ -267,9 +298,16 @@ class ContextBuilder:
                 return True
         return False
 
-    def _client_address(self, peer: str, forwarded: list[str]) -> tuple[str, str]:
+    def _client_address(self, peer: str, forwarded: list[str] | None) -> tuple[str, str]:
         """The rightmost X-Forwarded-For entry not added by a trusted proxy, else the peer."""
         parsed: tuple[str, str] | None = None
+        if forwarded is None:
+            forwarded = []
+        elif len(forwarded) == 1 and "," not in forwarded[0]:  # one hop (the usual): no split
+            text = forwarded[0].strip()
+            number = ipv4_number(text)
+            if number >= 0 and not self._in_trusted_v4(number):
+                return text, _network_v4(text)
         if forwarded:
             hops = forwarded[0].split(",") if len(forwarded) == 1 else ",".join(forwarded).split(",")
             for hop in reversed(hops[-32:]):
@@ -311,52 +349,117 @@ class ContextBuilder:
         self._ip_cache[text] = result[1] if result is not None and result[0] == text else result
         return result
 
-    def _fingerprint(self, ua: str, stable: list[str], lang: str, tls: str) -> str:
-        """A client's claimed identity: UA, header names in order, language, TLS."""
-        # Keyed by the joined text (not a tuple): a dict of strings stays untracked by the GC.
-        key = "\x1f".join([ua, lang, tls, *stable])
-        fp = self._fp_cache.get(key)
-        if fp is None:
-            fp = short_hash(key)
-            if len(self._fp_cache) >= _CACHE_MAX:
-                self._fp_cache.clear()
-            self._fp_cache[key] = fp
+    def _fingerprint(self, ua: str, shape: _Shape, lang: str, tls: str) -> str:
+        """A client's claimed identity: UA, header names in order, language, TLS: the hash
+        of ``"\x1f".join([ua, lang, tls, *stable names])``, cached per header-name sequence,
+        then per user-agent (the detectors look it up too: its hash is computed once, here),
+        under the short rest of that text."""
+        # Keyed by text (not tuples): a dict of strings stays untracked by the GC.
+        rest = f"{lang}\x1f{tls}"
+        by_ua = shape.fps.get(ua)
+        if by_ua is None:
+            by_ua = {}
+            shape.fps[ua] = by_ua
+        else:
+            fp = by_ua.get(rest)
+            if fp is not None:
+                return fp
+        fp = short_hash(f"{ua}\x1f{rest}{shape.stable_tail()}")
+        if self._fps >= _CACHE_MAX:
+            self._restart()
+        self._fps += 1
+        by_ua[rest] = fp
         return fp
 
 
 @final
+class _Shape:
+    """The header names of a request up to one header: a node of a trie whose edges are
+    names (decoded, and raw as ASGI gives them). A request's sequence is found with one
+    lookup per header in a small dict, and what depends on the sequence alone is worked out
+    once for it: its names as one tuple (the same object for every request that sends
+    them), the part of the fingerprint's text they make, and the fingerprints of the
+    clients that send them."""
+
+    def __init__(self, parent: _Shape | None, name: str, slots: tuple[int, ...], stable: bool) -> None:
+        self.parent = parent
+        self.name = name  # this node's header name ("" at the root)
+        # The fields its first value fills (see ContextBuilder._wanted), or _COOKIE /
+        # _FORWARDED; whether it belongs in the fingerprint (not one of VOLATILE_HEADERS).
+        self.slots = slots
+        self.stable = stable
+        self.next: dict[str, _Shape] = {}
+        self.raw_next: dict[bytes, _Shape] = {}
+        self.fps: dict[str, dict[str, str]] = {}  # ua -> "lang\x1ftls" -> fingerprint
+        self._names: tuple[str, ...] | None = None
+        self._tail = ""
+
+    def names(self) -> tuple[str, ...]:
+        """The header names from the first to this one."""
+        names = self._names
+        if names is None:
+            names = self._settle()
+        return names
+
+    def stable_tail(self) -> str:
+        """``"\x1f" + name`` for each stable name, in order: the fingerprint text's end."""
+        if self._names is None:
+            self._settle()
+        return self._tail
+
+    def _settle(self) -> tuple[str, ...]:
+        found: list[str] = []
+        stable: list[str] = []
+        node: _Shape | None = self
+        while node is not None and node.parent is not None:
+            found.append(node.name)
+            if node.stable:
+                stable.append(node.name)
+            node = node.parent
+        found.reverse()
+        stable.reverse()
+        self._tail = "".join(["\x1f" + name for name in stable])
+        names = tuple(found)
+        self._names = names  # (last: a thread that sees it set finds _tail set too)
+        return names
+
+
+@final
 class _Seen:
-    """What one pass over a request's headers found: the names in order (and those that
-    stay the same between a client's requests), each wanted field's first value, and the
-    Cookie and X-Forwarded-For values, which may repeat, whole."""
+    """What one pass over a request's headers found: each wanted field's first value, and
+    the Cookie and X-Forwarded-For values, which may repeat, whole."""
 
     def __init__(self, slots: int) -> None:
-        self.names: list[str] = []
-        self.stable: list[str] = []
         self.first: list[str | None] = [None] * slots
-        self.cookies: list[str] = []
-        self.forwarded: list[str] = []
+        # Made on the first such header (most requests carry no cookie, or no forwarding).
+        self.cookies: list[str] | None = None
+        self.forwarded: list[str] | None = None
 
-    def add(self, entry: _Name, value: str) -> None:
-        name, slots, stable = entry
-        self.names.append(name)
-        if stable:
-            self.stable.append(name)
+    def fill(self, slots: tuple[int, ...], value: str) -> None:
+        """A header that fills ``slots`` (see _Shape.slots) came with ``value``."""
         for slot in slots:
             if slot >= 0:
                 if self.first[slot] is None:
                     self.first[slot] = value
             elif slot == _COOKIE:
-                self.cookies.append(value)
+                if self.cookies is None:
+                    self.cookies = [value]
+                else:
+                    self.cookies.append(value)
+            elif self.forwarded is None:
+                self.forwarded = [value]
             else:
                 self.forwarded.append(value)
 
     def cookie(self) -> str:
         """The Cookie header; several are joined as one."""
-        if len(self.cookies) == 1:
-            return self.cookies[0]
+        cookies = self.cookies
+        if cookies is None:
+            return ""
+        if len(cookies) == 1:
+            return cookies[0]
         cookie = ""
-        for value in self.cookies:
+        for value in cookies:
             cookie = f"{cookie}; {value}" if cookie else value
         return cookie
 
@@ -367,7 +470,7 @@ def ipv4_number(text: str) -> int:
 
     Machine integers (i64) and an index loop: compiled, about 150 instructions, less than
     a lookup in a cache of addresses (which a new client misses anyway)."""
-    size = len(text)
+    size: i64 = len(text)  # (i64: the loop index below is a machine integer too)
     if size > 15 or size < 7:
         return -1
     number: i64 = 0
@@ -396,7 +499,7 @@ def ipv4_number(text: str) -> int:
 def _network_v4(text: str) -> str:
     """The /24 of a canonical IPv4 address."""
     end = len(text) - 2  # the last octet has a digit at least
-    while text[end] != ".":  # (a loop: compiled, str.rfind is a generic method call)
+    while ord(text[end]) != 46:  # "." (compiled: ord(s[i]) reads the character in place)
         end -= 1
     return text[:end] + ".0/24"
 

@@ -17,9 +17,7 @@ def score(signals: list[Signal]) -> tuple[float, tuple[str, ...]]:
         return 0.0, ()
     if len(signals) == 1:  # the usual finding: no sorting, no set
         only = signals[0]
-        total = 0.0 + only.weight
-        value = 0.0 if total < 0 else 100.0 if total > 100 else round(total, 1)
-        return value, (_reason(only),)
+        return _clipped(0.0 + only.weight), (_reason(only),)
     total = 0.0
     seen: set[str] = set()
     ranked: list[Signal] = []
@@ -29,8 +27,20 @@ def score(signals: list[Signal]) -> tuple[float, tuple[str, ...]]:
         seen.add(signal.name)
         total += signal.weight
         ranked.append(signal)
-    value = 0.0 if total < 0 else 100.0 if total > 100 else round(total, 1)
-    return value, tuple([_reason(s) for s in ranked])
+    return _clipped(total), tuple([_reason(s) for s in ranked])
+
+
+def _clipped(total: float) -> float:
+    """``total`` clipped to 0..100 and rounded to a tenth. Weights are mostly whole points,
+    whose sum ``round`` leaves as it is: it is skipped for them (compiled, ``round(x, 1)``
+    is a generic call that formats the float in decimal, ~2,400 instructions)."""
+    if total < 0:
+        return 0.0
+    if total > 100:
+        return 100.0
+    if total % 1.0 == 0.0:
+        return total
+    return round(total, 1)
 
 
 def _strongest_first(signals: list[Signal]) -> list[Signal]:

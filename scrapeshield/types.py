@@ -92,9 +92,14 @@ class Signal(NamedTuple):
 tuple_new: Final = tuple.__new__
 
 
+# The class as a constant (compiled: a C global, where the name is looked up in the
+# module's dict at every use).
+SIGNAL: Final = Signal
+
+
 def new_signal(name: str, weight: float, reason: str) -> Signal:
     """``Signal(name, weight, reason)``, built with ``tuple_new``."""
-    return tuple_new(Signal, (name, weight, reason))
+    return tuple_new(SIGNAL, (name, weight, reason))
 
 
 class LimitBreach(NamedTuple):

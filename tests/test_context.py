@@ -123,3 +123,29 @@ def test_xff_parser_never_crashes_and_returns_an_ip(peer: str, hops: list[str], 
 def test_arbitrary_headers_never_crash(headers: list[tuple[str, str]]) -> None:
     ctx = build("10.0.0.1", [(k.lower(), v) for k, v in headers])
     assert ctx.ip
+
+
+def test_header_name_sequences_stay_bounded_and_give_the_same_contexts() -> None:
+    """The builder remembers header-name sequences (a trie, for the names tuple and the
+    fingerprint): names are the client's to choose, so it is bounded and starts again when
+    full, and what it answers never depends on what it remembers."""
+    from scrapeshield.context import _SHAPES_MAX
+
+    builder = ContextBuilder(TRUSTING)
+    for i in range(300):  # 40 new names a request: the trie fills up and starts again
+        sent = [("x-forwarded-for", "198.51.100.7"), ("user-agent", f"UA {i % 3}"),
+                ("cookie", f"sid={i % 5}.x"), *[(f"x-junk-{i}-{j}", "v") for j in range(40)],
+                ("accept-language", "en")]
+        scope = {"type": "http", "method": "GET", "path": "/api/v1/users/7", "client": ("10.0.0.1", 1),
+                 "query_string": b"", "headers": [(k.encode(), v.encode()) for k, v in sent]}
+        fresh = ContextBuilder(TRUSTING).build(1.0, "10.0.0.1", "GET", "/api/v1/users/7", sent)
+        for ctx in (builder.from_asgi(scope, 1.0),
+                    builder.build(1.0, "10.0.0.1", "GET", "/api/v1/users/7", sent)):
+            assert ctx == fresh
+            assert ctx.header_names == tuple(k for k, _ in sent)
+            assert ctx.ip == "198.51.100.7" and ctx.account == str(i % 5) and ctx.user_agent == f"UA {i % 3}"
+        assert builder._shapes <= _SHAPES_MAX
+    # Requests with a sequence seen before share its names tuple (read by detectors).
+    again = [("user-agent", "UA"), ("accept", "*/*")]
+    assert builder.build(2.0, "192.0.2.1", "GET", "/", again).header_names is \
+        builder.build(3.0, "192.0.2.9", "GET", "/", again).header_names

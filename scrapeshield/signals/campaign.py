@@ -34,6 +34,9 @@ from scrapeshield.signals.shared import (
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal, new_signal
 
+# A campaign trait: (signal, the trait, weight, reads needed, usage positions of reads, assets).
+_Trait = tuple[str, str, float, int, int, int]
+
 
 class CampaignDetector(DetectorBase):
     name = "campaign"
@@ -41,13 +44,12 @@ class CampaignDetector(DetectorBase):
     def __init__(self, policy: CompiledPolicy) -> None:
         found = policy.source.detection.campaigns
         w = policy.weights
-        # (signal, the trait, weight, reads needed, usage positions)
-        self._traits = (
-            ("campaign.fingerprint", "fingerprint", w["campaign.fingerprint"], found.bare_records,
-             FP_READS, FP_ASSETS),
-            ("campaign.network", "network", w["campaign.network"], found.network_bare_records,
-             NET_READS, NET_ASSETS),
-        )
+        # (signal, the trait, weight, reads needed, usage positions), one attribute each:
+        # compiled, a loop over a tuple of them would be a generic Python iteration.
+        self._fp_trait: _Trait = ("campaign.fingerprint", "fingerprint", w["campaign.fingerprint"],
+                                  found.bare_records, FP_READS, FP_ASSETS)
+        self._net_trait: _Trait = ("campaign.network", "network", w["campaign.network"],
+                                   found.network_bare_records, NET_READS, NET_ASSETS)
         # Numbers formatted once: compiled, formatting a float is a generic call.
         self._seconds = f"{found.window:g}s"
         self._breadth_seconds = f"{found.breadth_window:g}s"
@@ -68,18 +70,23 @@ class CampaignDetector(DetectorBase):
             return
         every = shared[FP_RECORDS] if len(shared) > FP_RECORDS else 0.0
         entered = len(shared) > IS_ENTERED and shared[IS_ENTERED] > 0
-        for name, trait, weight, least, reads_at, assets_at in self._traits:
-            reads, assets = shared[reads_at], shared[assets_at]
-            if reads >= least and (assets < self._ratio * reads
-                                   or trait == "fingerprint" and 0 < every <= reads / self._share):
-                fingerprint = trait == "fingerprint"
-                how = "reached from other sites' links" if entered and fingerprint else "read bare"
-                value = ctx.fingerprint if fingerprint else ctx.network
-                out.append(new_signal(
-                    name, weight,
-                    f"{trait} {value}: {int(reads)} profiles {how} by its "
-                    f"clients in {self._seconds}, {int(assets)} assets loaded",
-                ))
+        self._trait(ctx, shared, self._fp_trait, every, entered, out)
+        self._trait(ctx, shared, self._net_trait, every, entered, out)
+
+    def _trait(self, ctx: RequestContext, shared: tuple[float, ...], found: _Trait, every: float,
+               entered: bool, out: list[Signal]) -> None:
+        name, trait, weight, least, reads_at, assets_at = found
+        reads, assets = shared[reads_at], shared[assets_at]
+        if reads >= least and (assets < self._ratio * reads
+                               or trait == "fingerprint" and 0 < every <= reads / self._share):
+            fingerprint = trait == "fingerprint"
+            how = "reached from other sites' links" if entered and fingerprint else "read bare"
+            value = ctx.fingerprint if fingerprint else ctx.network
+            out.append(new_signal(
+                name, weight,
+                f"{trait} {value}: {int(reads)} profiles {how} by its "
+                f"clients in {self._seconds}, {int(assets)} assets loaded",
+            ))
 
     def _breadth(self, ctx: RequestContext, shared: tuple[float, ...], own: int, out: list[Signal]) -> None:
         records, clients = shared[FP_RECORDS], shared[FP_CLIENTS]

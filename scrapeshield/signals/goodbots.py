@@ -50,10 +50,12 @@ class AddressChecks:
         if ctx.record and self._weighs_hosting and is_bare(ctx) and ctx.ip in self._hosting:
             out.append(self._hosted)
         if ua_class is not UAClass.SEARCH_ENGINE or self._bots is None:
-            return str(ua_class)  # its value (a StrEnum), without Python's enum descriptor
+            # A StrEnum is its value: equal to it and hashed as it (str's own methods), so a
+            # rule's set of class names finds it as it is (str() would copy it each request).
+            return ua_class
         bot = self._bots.bot_for(ctx.user_agent)
         if bot is None:
-            return str(ua_class)
+            return ua_class
         status = self._bots.status(ctx.ip, bot, ctx.ts)
         if status is Status.VERIFIED:
             out.append(Signal("goodbot.verified", self._verified,
@@ -62,4 +64,4 @@ class AddressChecks:
         if status is Status.SPOOFED:
             out.append(Signal("goodbot.spoofed", self._spoofed,
                               f"claims {bot.name} from an address {bot.name} does not use"))
-        return str(ua_class)
+        return ua_class

@@ -58,19 +58,19 @@ class NavigationDetector(DetectorBase):
     def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
         if ctx.is_asset:
             return
-        v = memory.values
+        v = memory.values  # (compiled, ``v[i] += 1`` would be a generic Python add: spelled out)
         if ctx.record:
-            v[_READS] += 1
+            v[_READS] = v[_READS] + 1.0
             if not from_site(ctx):
-                v[_COLD] += 1
+                v[_COLD] = v[_COLD] + 1.0
         elif ctx.route:
-            v[_OTHER] += 1
+            v[_OTHER] = v[_OTHER] + 1.0
         elif self._mapped:  # with no route map, "no route" says nothing
-            v[_UNKNOWN] += 1
+            v[_UNKNOWN] = v[_UNKNOWN] + 1.0
         if ctx.route in self._lists:
             code = path_code(ctx.path)
             if code == v[_LIST]:
-                v[_DEPTH] += 1
+                v[_DEPTH] = v[_DEPTH] + 1.0
             else:
                 v[_LIST], v[_DEPTH] = code, 1.0
             if v[_DEPTH] >= DEEP:

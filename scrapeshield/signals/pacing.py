@@ -9,12 +9,15 @@ other signals then do not single out).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.signals.base import DetectorBase
 from scrapeshield.state.base import ClientMemory
 from scrapeshield.types import RequestContext, Signal
+
+if TYPE_CHECKING:
+    from mypy_extensions import i64  # machine integers where compiled; plain ints otherwise
 
 ALPHA: Final = 0.1  # weight of the newest gap in the moving mean and deviation
 MIN_GAPS: Final = 20  # gaps measured before regularity means anything
@@ -44,7 +47,7 @@ class PacingDetector(DetectorBase):
         if hour != v[_HOUR]:
             v[_HOURS] = float(_hours_since(int(v[_HOURS]), int(v[_HOUR]), hour))
             v[_HOUR] = float(hour)
-        awake = int(v[_HOURS]).bit_count()
+        awake = _bits(int(v[_HOURS]))
         if awake >= AWAKE_HOURS:
             out.append(Signal("behaviour.never-sleeps", self._sleepless,
                               f"active in {awake} of the last 24 hours"))
@@ -58,14 +61,28 @@ class PacingDetector(DetectorBase):
         if v[_GAPS] == 0:
             v[_MEAN], v[_DEV] = gap, gap / 2  # no evidence of regularity yet
         else:
-            v[_DEV] += ALPHA * (abs(gap - v[_MEAN]) - v[_DEV])
-            v[_MEAN] += ALPHA * (gap - v[_MEAN])
-        v[_GAPS] += 1
+            # (spelled out: compiled, ``v[i] += x`` on a list item is a generic Python add)
+            v[_DEV] = v[_DEV] + ALPHA * (abs(gap - v[_MEAN]) - v[_DEV])
+            v[_MEAN] = v[_MEAN] + ALPHA * (gap - v[_MEAN])
+        v[_GAPS] = v[_GAPS] + 1.0
         if v[_GAPS] >= MIN_GAPS and v[_MEAN] >= MIN_MEAN and v[_DEV] < MAX_CV * v[_MEAN]:
             out.append(Signal(
                 "behaviour.regular-pace", self._regular,
                 f"{int(v[_GAPS])} gaps between pages of {v[_MEAN]:.2f}s ± {v[_DEV]:.2f}s",
             ))
+
+
+def _bits(mask: int) -> int:
+    """``mask.bit_count()`` for the 24-bit hour mask (compiled, a method of ``int`` is a
+    generic call; this loop runs on a machine integer)."""
+    if not 0 <= mask <= 0x3FFFFFFF:  # only a damaged stored value (a short int compiled)
+        return mask.bit_count()
+    m: i64 = mask
+    count: i64 = 0
+    while m:
+        m &= m - 1
+        count += 1
+    return count
 
 
 def _hours_since(mask: int, last: int, hour: int) -> int:

@@ -59,11 +59,11 @@ class SearchDetector(DetectorBase):
         v = memory.values
         code = sort_code(text)
         if v[_SEARCHES] and code > v[_LAST]:
-            v[_SORTED] += 1
+            v[_SORTED] = v[_SORTED] + 1.0
         v[_LAST] = code
-        v[_SEARCHES] += 1
+        v[_SEARCHES] = v[_SEARCHES] + 1.0
         if len(text) <= SHORT:
-            v[_SHORT] += 1
+            v[_SHORT] = v[_SHORT] + 1.0
         searches = v[_SEARCHES]
         if searches < MIN_SEARCHES:
             return

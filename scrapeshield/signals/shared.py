@@ -93,7 +93,7 @@ def _public(network: str) -> bool:
     address, _, length = network.partition("/")
     start = ipv4_number(address)
     if start >= 0 and length == "24":  # what the context makes of an IPv4 address
-        return not any(low <= start and start | 255 <= high for low, high in _PRIVATE_V4)
+        return not _private_v4(start, start | 255)
     parts = address.split(".")
     if len(parts) != 4 or not length.isdigit():
         return _public_other(network)
@@ -110,7 +110,16 @@ def _public(network: str) -> bool:
     if prefix > 32:
         return False
     end = start | ((1 << (32 - prefix)) - 1)
-    return not any(low <= start and end <= high for low, high in _PRIVATE_V4)
+    return not _private_v4(start, end)
+
+
+def _private_v4(start: int, end: int) -> bool:
+    """Whether the span lies wholly inside one special-purpose block (a loop: compiled,
+    ``any()`` over a generator builds a generator object per call)."""
+    for low, high in _PRIVATE_V4:
+        if low <= start and end <= high:
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -146,8 +155,10 @@ class SharedCounters:
         self._net: tuple[CounterSpec, ...] = ((window, True, camp.network_bare_records),)
         # Costs typed as variable-length tuples: mypyc keeps a fixed-length tuple unboxed and
         # builds a new object at every read, and the stores cache a key's shape by identity.
-        self._costs: dict[tuple[bool, bool], tuple[int, ...]] = {  # (direct bare, asset) -> costs
-            (True, False): (1, 0, 1), (False, False): (0, 0, 1), (False, True): (0, 1, 0)}
+        # (One attribute each, not a dict keyed by (direct bare, asset): no key tuple to hash.)
+        self._direct_costs: tuple[int, ...] = (1, 0, 1)  # a bare read that no other site sent
+        self._read_costs: tuple[int, ...] = (0, 0, 1)  # any other record read
+        self._asset_costs: tuple[int, ...] = (0, 1, 0)
         # Bare reads that arrive from another site's link, per fingerprint: the same window
         # and cap as the direct ones, compared with the same asset count.
         self._entered: tuple[CounterSpec, ...] = ((window, True, bare_cap),)
@@ -166,7 +177,7 @@ class SharedCounters:
         """(layout of the usages, the key updates) for one request; (0, []) for most pages."""
         fp = ctx.fingerprint
         if ctx.is_asset:
-            return ASSET, [(f"trait-fp:{fp}", self._fp, self._costs[False, True], "")]
+            return ASSET, [(f"trait-fp:{fp}", self._fp, self._asset_costs, "")]
         if not ctx.record:
             return 0, []
         bare = is_bare(ctx)
@@ -177,7 +188,7 @@ class SharedCounters:
         if not (bare or page):
             return 0, []  # a warm API read: nothing a campaign detector needs
         entered = bare and from_elsewhere(ctx)
-        costs = self._costs[bare and not entered, False]
+        costs = self._direct_costs if bare and not entered else self._read_costs
         keys: list[KeyUpdate] = [(f"trait-fp:{fp}", self._fp, costs, ctx.record)]
         layout = READ
         if page:  # a browser fleet reads pages: count who reads them

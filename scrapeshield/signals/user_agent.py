@@ -73,8 +73,21 @@ class UserAgentDetector(DetectorBase):
         self._reading = policy.weights["ua.automation-reading"]
         self._window = policy.source.detection.campaigns.breadth_window
         self._cache: dict[str, tuple[UAClass, Signal | None]] = {}
+        # The last user-agent classified and its answer, as one tuple (read in one step, so
+        # threads cannot mix two requests' halves): the engine classifies each request's
+        # user-agent twice (before its rules, then as a detector), the second time it is the
+        # same string object, answered without hashing it again.
+        self._last = ("", self._classified(""))
 
     def classify(self, user_agent: str) -> tuple[UAClass, Signal | None]:
+        last = self._last
+        if last[0] is user_agent:
+            return last[1]
+        hit = self._classified(user_agent)
+        self._last = (user_agent, hit)
+        return hit
+
+    def _classified(self, user_agent: str) -> tuple[UAClass, Signal | None]:
         hit = self._cache.get(user_agent)
         if hit is None:
             cls, pattern = classify(user_agent)
