@@ -248,7 +248,10 @@ class Engine:
                     pending.layout, usages[count : len(usages) - (pending.rank == 2)])
             usages = usages[:count]
         record = bool(ctx.record)
-        for step, usage in zip(pending.applied, usages, strict=False):
+        applied = pending.applied
+        for k in range(min(len(applied), len(usages))):  # (zip() is a generic call compiled)
+            step = applied[k]
+            usage = usages[k]
             thresholds = step[5] if record else step[6]
             if len(usage) != len(thresholds):
                 raise ValueError(f"the state answered {len(usage)} usages for {len(thresholds)} limits")

@@ -48,6 +48,26 @@ def test_default_policy_loads_and_maps_demo_routes() -> None:
     assert policy.route_for("/api/v1/users/12x") == (None, "")
 
 
+def test_static_paths_answer_as_the_patterns_do_in_policy_order() -> None:
+    """A parameterless route's path is looked up, not matched, yet an earlier pattern that
+    also matches it still wins, as in the policy's order."""
+    policy = parse_policy(
+        "version: 1\n"
+        "routes:\n"
+        "  - {name: profile, path: '/u/{username}', record: username, record_kind: username}\n"
+        "  - {name: me, path: /u/me}\n"
+        "  - {name: search, path: /search}\n"
+        "  - {name: home, path: /}\n"
+    )
+    route, record = policy.route_for("/u/me")
+    assert route is not None and route.name == "profile" and record == "username:me"
+    route, record = policy.route_for("/search")
+    assert route is not None and route.name == "search" and record == ""
+    route, _ = policy.route_for("/")
+    assert route is not None and route.name == "home"
+    assert policy.route_for("/search/x") == (None, "")
+
+
 def test_every_problem_reported_at_once() -> None:
     text = "trusted_proxies: [nope]\nthresholds: {challenge: 500}\nfoo: 1\n"
     with pytest.raises(PolicyError) as info:

@@ -75,17 +75,32 @@ class CompiledPolicy:
     paginated_routes: frozenset[str] = frozenset()
     search_routes: frozenset[str] = frozenset()
     routes_by_name: dict[str, CompiledRoute] | None = None
+    # What route_for answers for each parameterless route's own path, worked out once: most
+    # requests go to a few such paths (the home page, search), and a regex match per request
+    # costs more than this lookup.
+    static_paths: dict[str, tuple[CompiledRoute | None, str]] | None = None
 
     def route_for(self, path: str) -> tuple[CompiledRoute | None, str]:
         """The route a path matches and the record it exposes ("" when none)."""
-        segment = path[1 : path.find("/", 1)] if path.find("/", 1) > 0 else path[1:]
-        for route in self.routes_by_segment.get(segment, ()) or self.routes_by_segment.get("", ()):
-            m = route.regex.match(path)
-            if m is not None:
-                if route.record is None:
-                    return route, ""
-                return route, f"{route.record_kind}:{m.group(route.record)}"
-        return None, ""
+        if self.static_paths is not None:
+            known = self.static_paths.get(path)
+            if known is not None:
+                return known
+        return _match(self.routes_by_segment, path)
+
+
+def _match(
+    routes_by_segment: dict[str, tuple[CompiledRoute, ...]], path: str
+) -> tuple[CompiledRoute | None, str]:
+    """The first route, in the policy's order, whose pattern matches ``path``."""
+    segment = path[1 : path.find("/", 1)] if path.find("/", 1) > 0 else path[1:]
+    for route in routes_by_segment.get(segment, ()) or routes_by_segment.get("", ()):
+        m = route.regex.match(path)
+        if m is not None:
+            if route.record is None:
+                return route, ""
+            return route, f"{route.record_kind}:{m.group(route.record)}"
+    return None, ""
 
 
 def compile_policy(policy: Policy) -> CompiledPolicy:
@@ -133,6 +148,8 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         paginated_routes=frozenset(policy.detection.paginated_routes),
         search_routes=frozenset(policy.detection.search_routes),
         routes_by_name={r.name: r for r in routes},
+        # An earlier pattern may claim a static path too: the full match decides, once.
+        static_paths={r.path: _match(segments, r.path) for r in policy.routes if "{" not in r.path},
     )
 
 
