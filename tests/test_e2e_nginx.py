@@ -344,7 +344,7 @@ def test_unix_socket_between_nginx_and_the_service(workdir: Path, upstream: Proc
         site = site_conf(free_port(), sock, port_of(upstream.url), data / "challenge.html")
         nginx = start_nginx(workdir / "nginx-unix", site)
         try:
-            with client(nginx.url, "127.0.0.21") as crawler:
+            with client(nginx.url, "127.0.0.31") as crawler:
                 responses = [crawler.get(f"/api/v1/users/{i}") for i in range(1, 121)]
             assert sum(1 for r in responses if is_real_profile(r)) <= 36
             assert {r.headers.get(ACTION) for r in responses if not is_real_profile(r)} <= {
@@ -352,8 +352,8 @@ def test_unix_socket_between_nginx_and_the_service(workdir: Path, upstream: Proc
             pseudonym = Pseudonymiser(Settings.resolve(str(data)).derived_key("pseudonym"))
             with service.admin() as admin:
                 recorded = admin.get("/api/decisions", params={"limit": 1000}).json()["decisions"]
-            assert len([d for d in recorded if d["client"] == pseudonym("127.0.0.21")]) >= 84
-            with client(nginx.url, "127.0.0.22", headers=headless_headers(nginx.url)) as robot:
+            assert len([d for d in recorded if d["client"] == pseudonym("127.0.0.31")]) >= 84
+            with client(nginx.url, "127.0.0.32", headers=headless_headers(nginx.url)) as robot:
                 first = robot.get("/u/someone")
                 assert (first.status_code, first.headers.get(ACTION)) == (403, "challenge")
                 verified = robot.post(VERIFY_PATH, data=solve(first.text))
@@ -533,10 +533,7 @@ def test_caddy_forward_auth(
                                                     "password": account["password"]}))
         assert [r.status_code for r in seen] == [200, 200, 200, 303]  # the form reached the site
         assert not any(ACTION in r.headers for r in seen)
-        robot_headers = {**chrome_headers(host),
-                         "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
-                         "Gecko) HeadlessChrome/126.0.0.0 Safari/537.36"}
-        with client(base, "127.0.0.23", headers=robot_headers) as robot:
+        with client(base, "127.0.0.23", headers=headless_headers(base)) as robot:
             first = robot.get("/search?q=ann")
             assert (first.status_code, first.headers.get(ACTION)) == (403, "challenge")
             verified = robot.post(VERIFY_PATH, data=solve(first.text))
