@@ -61,7 +61,6 @@ MODULES = (
     "scrapeshield/signals/user_agent.py",
     "scrapeshield/hosts/edge_server.py",
     "scrapeshield/hosts/auth_request.py",
-    "scrapeshield/hosts/asgi.py",
     "scrapeshield/hosts/wsgi.py",
 )
 GROUP = "scrapeshield._native"  # mypyc's shared library: scrapeshield/_native__mypyc*.so

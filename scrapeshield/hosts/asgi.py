@@ -25,7 +25,7 @@ from scrapeshield.actions.responses import (
     wants_json,
 )
 from scrapeshield.actions.rewrite import EDITED
-from scrapeshield.hosts.view import EngineView, ShieldView
+from scrapeshield.engine import Engine
 from scrapeshield.runtime import Shield
 from scrapeshield.types import Action, Decision, RequestContext
 
@@ -50,7 +50,6 @@ class ScrapeshieldMiddleware:
     def __init__(self, app: ASGIApp, shield: Shield) -> None:
         self.app = app
         self.shield = shield
-        self._view: ShieldView = shield  # the engine, read as it is (hosts/view.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -63,7 +62,7 @@ class ScrapeshieldMiddleware:
             if scope["path"] == VERIFY_PATH:
                 await self._verify(scope, receive, send)
                 return
-            engine = self._view.engine
+            engine = self.shield.engine
             ctx = engine.contexts.from_asgi(scope, self.shield.clock.now())  # type: ignore[arg-type]
             decision = await engine.adecide(ctx) if engine.needs_await else engine.decide(ctx)
         except Exception:
@@ -92,7 +91,7 @@ class ScrapeshieldMiddleware:
         (HTTP 403 from the server) unless allowed. A socket has no page to show, so a
         challenge refuses it too: the browser solves one on the page that opens the socket."""
         try:
-            engine = self._view.engine
+            engine = self.shield.engine
             ctx = engine.contexts.from_asgi(scope, self.shield.clock.now())  # type: ignore[arg-type]
             decision = await engine.adecide(ctx) if engine.needs_await else engine.decide(ctx)
             allowed = decision.action is Action.ALLOW
@@ -160,7 +159,7 @@ class ScrapeshieldMiddleware:
         if body is None:
             await _send_reply(send, Reply(413, (), b"too large"))
             return
-        ctx = self._view.engine.contexts.from_asgi(scope, self.shield.clock.now())  # type: ignore[arg-type]
+        ctx = self.shield.engine.contexts.from_asgi(scope, self.shield.clock.now())  # type: ignore[arg-type]
         await _send_reply(send, verify_reply(self.shield.challenge, ctx, body))
 
 
@@ -198,9 +197,7 @@ async def _send_reply(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.body", "body": reply.body})
 
 
-def _observing(
-    send: Send, engine: EngineView, ctx: RequestContext, tags: tuple[tuple[str, str], ...]
-) -> Send:
+def _observing(send: Send, engine: Engine, ctx: RequestContext, tags: tuple[tuple[str, str], ...]) -> Send:
     """Tells the engine the answer's status (a 404 share is behaviour), and adds
     X-Scrapeshield-Action and the score to an allowed response when debug_headers is on."""
 

@@ -1,6 +1,6 @@
-"""The engine as the in-process hosts (hosts/asgi.py, hosts/wsgi.py) call it, as protocols.
+"""The engine as the compiled WSGI host (hosts/wsgi.py) calls it, as protocols.
 
-Those hosts are compiled (mypyc): read through the Engine class, ``shield.engine`` would be
+That host is compiled (mypyc): read through the Engine class, ``shield.engine`` would be
 checked to be an Engine on every request, and a stand-in (a test's fault-injecting wrapper,
 tests/wsgi_apps/faults.py) would fail that check with a TypeError instead of its own fault.
 Read through these protocols, whatever the shield holds is called as it is (bench/hostcost.py
@@ -17,8 +17,6 @@ from scrapeshield.types import Decision, RequestContext
 
 
 class ContextsView(Protocol):
-    def from_asgi(self, scope: dict[str, object], ts: float) -> RequestContext: ...
-
     def build(self, ts: float, peer: str, method: str, path: str,
               headers: Iterable[tuple[str, str]], scheme: str = "http", query: str = "",
               ) -> RequestContext: ...
