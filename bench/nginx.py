@@ -16,9 +16,17 @@ straight at the upstream (upstream_direct) is measured as well, to show what bou
 wrk-clients.lua spreads requests over 100,000 clients with X-Forwarded-For; nginx appends its
 own peer and the decision service trusts 127.0.0.1 (bench-policy.yaml), so it resolves each
 simulated client. Variants alternate within every round; the medians are reported.
-Each variant also reports the CPU per request of the upstream and of the decision service
-(from /proc): steadier than requests per second on a shared machine, and it shows where
-core 0's time goes.
+
+Besides the shipped TCP upstream line, nginx asks the service over a Unix socket
+(``serve-decisions --unix``, the config's commented ``server unix:`` line), and asks a stub
+that answers every request with an empty 200 (bench/edge_stub.py) over both: the floor any
+decision service pays per request for the round trip with nginx. The stub variants let every
+request through to the upstream, so their requests per second are not the service's; their
+CPU per request is the figure to read (``decisions_over_stub*_cpu_us``: scrapeshield's own).
+Idle services cost core 0 nothing measurable while another variant runs (1-2 ms a second).
+Each variant also reports the CPU per request of the upstream and of the service nginx asks
+(``decisions_cpu_us_per_request``: the decision service, or the stub; from /proc): steadier
+than requests per second on a shared machine, and it shows where core 0's time goes.
 """
 
 from __future__ import annotations

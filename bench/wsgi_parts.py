@@ -7,7 +7,9 @@ each part of a request timed inside the worker in thread CPU time: gunicorn's ha
 connection and of its request, gunicorn's writes, the Flask app, and in the shielded worker
 the middleware, the context, the engine's decision, its listeners and the challenge page
 (hostcost.Meter's parts, so the same names as the in-process figures). The worker's other
-threads (the event writer, jobs) are apart. Parts nest: ``gunicorn_connection`` holds
+threads (the event writer, jobs) are apart. Garbage collections are timed too (``gc``, with
+their count), and the main thread's context switches counted: voluntary ones include waiting
+for the GIL while the event writer or the jobs thread holds it. Parts nest: ``gunicorn_connection`` holds
 ``gunicorn_request``, which holds the app (``middleware`` or ``application``) and
 ``gunicorn_write``; ``middleware`` holds ``context``, ``engine`` (which holds ``listeners``),
 ``challenge_page`` and ``application``. Each timer reads the thread's CPU clock, a system
