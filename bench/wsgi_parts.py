@@ -7,7 +7,9 @@ each part of a request timed inside the worker in thread CPU time: gunicorn's ha
 connection and of its request, gunicorn's writes, the Flask app, and in the shielded worker
 the middleware, the context, the engine's decision, its listeners and the challenge page
 (hostcost.Meter's parts, so the same names as the in-process figures). The worker's other
-threads (the event writer, jobs) are apart. Parts nest: ``gunicorn_connection`` holds
+threads (the event writer, jobs) are apart. Garbage collections are timed too (``gc``, with
+their count), and the main thread's context switches counted: voluntary ones include waiting
+for the GIL while the event writer or the jobs thread holds it. Parts nest: ``gunicorn_connection`` holds
 ``gunicorn_request``, which holds the app (``middleware`` or ``application``) and
 ``gunicorn_write``; ``middleware`` holds ``context``, ``engine`` (which holds ``listeners``),
 ``challenge_page`` and ``application``. Each timer reads the thread's CPU clock, a system
@@ -20,11 +22,14 @@ code takes two to three times as long. This shows how long each part takes where
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +75,34 @@ def _timed_gunicorn(meter: Meter) -> None:
     response.write = _method(meter, "gunicorn_write", response.write)
 
 
+def _timed_gc(meter: Meter) -> None:
+    """Garbage collections (any generation, any thread) as a part of their own: ``gc``."""
+    meter.spent.setdefault("gc", 0.0)
+    meter.calls.setdefault("gc", 0)
+    started: list[float] = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.thread_time()
+        else:
+            meter.spent["gc"] += time.thread_time() - started[0]
+            meter.calls["gc"] += 1
+
+    gc.callbacks.append(callback)
+
+
+def _switches(master: int) -> tuple[int, int]:
+    """The worker's main thread's (voluntary, involuntary) context switches so far: it gives up
+    the CPU when it waits (a socket, the GIL) and is preempted (by another thread or process)."""
+    try:
+        child = Path(f"/proc/{master}/task/{master}/children").read_text().split()[0]
+        status = Path(f"/proc/{child}/task/{child}/status").read_text()
+        found = dict(re.findall(r"^(\w+_ctxt_switches):\s+(\d+)$", status, re.M))
+        return int(found["voluntary_ctxt_switches"]), int(found["nonvoluntary_ctxt_switches"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return 0, 0
+
+
 def _method(meter: Meter, part: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     timed = meter.wrap(part, fn)
 
@@ -82,6 +115,7 @@ def _method(meter: Meter, part: str, fn: Callable[..., Any]) -> Callable[..., An
 def bare() -> Any:
     meter = Meter()
     _timed_gunicorn(meter)
+    _timed_gc(meter)
     app = _app()
     app.wsgi_app = _Parts(meter.wrap("application", app.wsgi_app), meter)  # type: ignore[method-assign]
     settle_heap()
@@ -93,6 +127,7 @@ def shielded() -> Any:
 
     meter = Meter()
     _timed_gunicorn(meter)
+    _timed_gc(meter)
     shield = _shield(meter, os.environ["BENCH_DATA_DIR"])  # context, engine, listeners, page
     app = _app()
     middleware = ScrapeshieldWSGI(meter.wrap("application", app.wsgi_app), shield)
@@ -126,13 +161,20 @@ def run(seconds: int = 5, rounds: int = 3, connections: int = 8) -> dict[str, An
                 for variant in VARIANTS:
                     _asked(ports[variant])  # from now on
                     main0, other0 = _worker_cpu(procs[variant].pid)
+                    switches0 = _switches(procs[variant].pid)
                     measured = wrk(ports[variant], seconds, connections)
+                    switches1 = _switches(procs[variant].pid)
                     main1, other1 = _worker_cpu(procs[variant].pid)
                     parts = _asked(ports[variant])
                     per = 1e6 / measured["requests"]
                     row = {"worker_main_thread": (main1 - main0) * per,
                            "worker_other_threads": (other1 - other0) * per}
                     row |= {part: spent * per for part, spent in parts["spent"].items()}
+                    row["gc_collections_per_1000_requests"] = parts["calls"]["gc"] * per / 1000
+                    row["main_thread_voluntary_switches_per_request"] = (
+                        switches1[0] - switches0[0]) * per / 1e6
+                    row["main_thread_involuntary_switches_per_request"] = (
+                        switches1[1] - switches0[1]) * per / 1e6
                     for part in ("application", "challenge_page"):
                         if part in parts["calls"]:
                             row[f"{part}_per_call"] = (
@@ -143,7 +185,7 @@ def run(seconds: int = 5, rounds: int = 3, connections: int = 8) -> dict[str, An
                 proc.terminate()
             for proc in procs.values():
                 proc.wait(timeout=20)
-    return {variant: {part: round(statistics.median(r[part] for r in rows), 1) for part in rows[0]}
+    return {variant: {part: round(statistics.median(r[part] for r in rows), 2) for part in rows[0]}
             for variant, rows in per_round.items()} | {"unit": "CPU us per request (per call where named)"}
 
 

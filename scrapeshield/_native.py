@@ -61,6 +61,7 @@ MODULES = (
     "scrapeshield/signals/user_agent.py",
     "scrapeshield/hosts/edge_server.py",
     "scrapeshield/hosts/auth_request.py",
+    "scrapeshield/hosts/wsgi.py",
 )
 GROUP = "scrapeshield._native"  # mypyc's shared library: scrapeshield/_native__mypyc*.so
 MANIFEST = "scrapeshield._native_sources"  # generated and compiled by scripts/compile.py only

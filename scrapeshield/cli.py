@@ -135,7 +135,7 @@ def proxy(upstream: str, host: str, port: int, admin_port: int, policy_path: str
 
 
 def _run(shield, app, host, port, admin_port, settings: Settings, what: str,  # type: ignore[no-untyped-def]
-         protect: bool = True) -> None:
+         protect: bool = True, public_socket=None, unix: str | None = None) -> None:
     """Serve ``app`` (behind the shield when ``protect``) and the admin API, until a signal."""
     from scrapeshield.admin.api import create_admin_app
     from scrapeshield.hosts.asgi import ScrapeshieldMiddleware
@@ -151,7 +151,10 @@ def _run(shield, app, host, port, admin_port, settings: Settings, what: str,  # 
 
     def ready() -> None:
         click.echo(f"scrapeshield {__version__}: {what}")
-        click.echo(f"  {label} http://{f'[{host}]' if ':' in host else host}:{port}/")
+        if unix:
+            click.echo(f"  {label} unix:{unix}")
+        else:
+            click.echo(f"  {label} http://{f'[{host}]' if ':' in host else host}:{port}/")
         click.echo(f"  admin: http://127.0.0.1:{admin_port}/  (bearer token in "
                    f"{settings.admin_token_path} or $SCRAPESHIELD_ADMIN_TOKEN)")
         click.echo(f"  console: http://127.0.0.1:{admin_port}/console/")
@@ -164,7 +167,7 @@ def _run(shield, app, host, port, admin_port, settings: Settings, what: str,  # 
         sys.stdout.flush()
 
     try:
-        serve_pair(shield, public, admin, host, port, "127.0.0.1", admin_port, ready)
+        serve_pair(shield, public, admin, host, port, "127.0.0.1", admin_port, ready, public_socket)
     except ScrapeshieldError as exc:  # e.g. a port already in use
         raise click.ClickException(str(exc)) from exc
 
@@ -175,15 +178,18 @@ def _run(shield, app, host, port, admin_port, settings: Settings, what: str,  # 
 @click.option("--challenge-page", default=None, type=click.Path(dir_okay=False),
               help="Write the challenge page nginx fills in itself to this file at start "
                    "(deploy/nginx/scrapeshield.conf serves it).")
+@click.option("--unix", default=None, type=click.Path(dir_okay=False),
+              help="Listen on this Unix socket instead of --host/--port (cheaper for a proxy on "
+                   "the same machine; its connections count as 127.0.0.1 for trusted_proxies).")
 def serve_decisions(host: str, port: int, admin_port: int, policy_path: str | None,
                     data_dir: str | None, db_url: str | None, state: str,
-                    challenge_page: str | None) -> None:
+                    challenge_page: str | None, unix: str | None) -> None:
     """Answer nginx auth_request, Caddy forward_auth and Traefik ForwardAuth (see deploy/).
 
-    Only the proxy may reach --host/--port: it is believed about each request's URI."""
+    Only the proxy may reach --host/--port (or --unix): it is believed about each request's URI."""
     from scrapeshield.hosts.auth_request import MAX_VERIFY_BODY, DecisionService
     from scrapeshield.hosts.edge_page import write_template
-    from scrapeshield.hosts.edge_server import EdgeServer
+    from scrapeshield.hosts.edge_server import EdgeServer, bind_unix
 
     if challenge_page is not None:
         try:
@@ -196,9 +202,16 @@ def serve_decisions(host: str, port: int, admin_port: int, policy_path: str | No
         click.echo("warning: the policy's trusted_proxies is empty, so the proxy's X-Forwarded-For "
                    "is ignored and every request counts as coming from the proxy; list the proxy's "
                    "address (deploy/policy-edge.yaml trusts 127.0.0.1)", err=True)
+    public_socket = None
+    if unix:
+        try:
+            public_socket = bind_unix(unix)
+        except OSError as exc:
+            shield.close()
+            raise click.ClickException(f"cannot listen on {unix}: {exc.strerror or exc}") from exc
     service = DecisionService(shield)
     _run(shield, EdgeServer(service.answer, MAX_VERIFY_BODY), host, port, admin_port, settings,
-         "decision service for edge proxies", protect=False)
+         "decision service for edge proxies", protect=False, public_socket=public_socket, unix=unix)
 
 
 @main.group()

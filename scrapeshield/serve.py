@@ -45,12 +45,14 @@ def serve_pair(
     admin_host: str,
     admin_port: int,
     on_ready: Callable[[], None] = lambda: None,
+    public_socket: socket.socket | None = None,
 ) -> None:
+    """``public_socket``: already listening (e.g. a Unix socket) instead of ``host:port``."""
     # Both addresses are bound before anything starts, so a port in use is one clear error
     # (ConfigError) instead of uvicorn's SystemExit from inside a task, with tracebacks.
     sockets: list[socket.socket] = []
     try:
-        sockets.append(_bind(host, port))
+        sockets.append(public_socket or _bind(host, port))
         sockets.append(_bind(admin_host, admin_port))
     except ConfigError:
         for sock in sockets:

@@ -47,6 +47,7 @@ DEMO_UPSTREAM = (
     "uvicorn.run(create_demo_app(Population.generate(2000, 7)), host='127.0.0.1', "
     "port=int(sys.argv[1]), log_level='warning')"
 )
+UNIX_SERVER = "# server unix:/run/scrapeshield/decisions.sock;"
 # The shipped nginx file's fail-open lines, and what its comment says to make of them to fail closed.
 FAIL_OPEN = (
     "        proxy_pass http://scrapeshield_site;\n"
@@ -109,12 +110,15 @@ def start_upstream(workdir: Path) -> Proc:
     return Proc(process, f"http://127.0.0.1:{port}", log)
 
 
-def site_conf(listen: int, decisions: int, site: int, page: Path, fail_closed: bool = False) -> str:
+def site_conf(listen: int, decisions: int | Path, site: int, page: Path, fail_closed: bool = False) -> str:
     """The shipped nginx file with only its addresses and the challenge page's path changed (and
-    its fail-mode lines, when asked)."""
+    its fail-mode lines, when asked). ``decisions``: a port, or a Unix socket (the file's
+    commented Unix-socket server line then replaces the TCP one)."""
     text = NGINX_CONF.read_text()
-    for old, new in (("listen 80;", f"listen 127.0.0.1:{listen};"),
-                     ("server 127.0.0.1:8002;", f"server 127.0.0.1:{decisions};"),
+    tcp = "server 127.0.0.1:8002;"
+    servers = ([(tcp, f"# {tcp}"), (UNIX_SERVER, f"server unix:{decisions};")]
+               if isinstance(decisions, Path) else [(tcp, f"server 127.0.0.1:{decisions};")])
+    for old, new in (("listen 80;", f"listen 127.0.0.1:{listen};"), *servers,
                      ("server 127.0.0.1:9000;", f"server 127.0.0.1:{site};"),
                      ("alias /var/lib/scrapeshield/challenge.html;", f"alias {page};"),
                      *([(FAIL_OPEN, FAIL_CLOSED)] if fail_closed else [])):
@@ -210,6 +214,13 @@ def is_real_profile(response: httpx.Response) -> bool:
     return isinstance(body, dict) and isinstance(body.get("id"), int) and "username" in body
 
 
+def headless_headers(base: str) -> dict[str, str]:
+    """A headless Chrome's: challenged at once (it says so in its user-agent)."""
+    return {**chrome_headers(base.removeprefix("http://")),
+            "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "HeadlessChrome/126.0.0.0 Safari/537.36"}
+
+
 def solve(page: str) -> dict[str, str]:
     """What the challenge page's script does: find the proof of work; the form it posts."""
     data = json.loads(re.search(r'id="ss-challenge"[^>]*>(.*?)</script>', page, re.S).group(1))  # type: ignore[union-attr]
@@ -300,10 +311,7 @@ def test_honeypot_blocked_through_nginx(edge: Proc) -> None:
 
 def test_challenge_solved_by_a_script_through_nginx(edge: Proc) -> None:
     """The verify location reaches the service, and the pass it sets is honoured."""
-    headers = {**chrome_headers(edge.url.removeprefix("http://")),
-               "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-               "HeadlessChrome/126.0.0.0 Safari/537.36"}
-    with client(edge.url, "127.0.0.17", headers=headers) as robot:
+    with client(edge.url, "127.0.0.17", headers=headless_headers(edge.url)) as robot:
         first = robot.get("/u/someone?tab=posts")
         assert (first.status_code, first.headers.get(ACTION)) == (403, "challenge")
         form = solve(first.text)
@@ -315,6 +323,48 @@ def test_challenge_solved_by_a_script_through_nginx(edge: Proc) -> None:
         again = robot.get("/")
         assert again.status_code == 200 and ACTION not in again.headers
         assert robot.post(VERIFY_PATH, content=b"x" * 20_000).status_code == 413  # nginx's own limit
+
+
+def test_unix_socket_between_nginx_and_the_service(workdir: Path, upstream: Proc) -> None:
+    """`serve-decisions --unix` with the config's Unix-socket server line: nginx's connections
+    count as 127.0.0.1, so its X-Forwarded-For is believed and each client counted under its own
+    address; the challenge is solved through it; the socket file goes when the service stops."""
+    data = workdir / "unix-decisions"
+    data.mkdir()
+    sock = data / "decisions.sock"
+    service = start_cli(["serve-decisions", "--unix", str(sock), "--policy", str(EDGE_POLICY),
+                         "--challenge-page", str(data / "challenge.html")], data)
+    try:
+        assert sock.is_socket()
+        for _ in range(100):  # the ready lines follow the admin API's start closely
+            if f"unix:{sock}" in service.log():
+                break
+            time.sleep(0.1)
+        assert f"unix:{sock}" in service.log()
+        site = site_conf(free_port(), sock, port_of(upstream.url), data / "challenge.html")
+        nginx = start_nginx(workdir / "nginx-unix", site)
+        try:
+            with client(nginx.url, "127.0.0.31") as crawler:
+                responses = [crawler.get(f"/api/v1/users/{i}") for i in range(1, 121)]
+            assert sum(1 for r in responses if is_real_profile(r)) <= 36
+            assert {r.headers.get(ACTION) for r in responses if not is_real_profile(r)} <= {
+                "challenge", "throttle", "block"}
+            pseudonym = Pseudonymiser(Settings.resolve(str(data)).derived_key("pseudonym"))
+            with service.admin() as admin:
+                recorded = admin.get("/api/decisions", params={"limit": 1000}).json()["decisions"]
+            assert len([d for d in recorded if d["client"] == pseudonym("127.0.0.31")]) >= 84
+            with client(nginx.url, "127.0.0.32", headers=headless_headers(nginx.url)) as robot:
+                first = robot.get("/u/someone")
+                assert (first.status_code, first.headers.get(ACTION)) == (403, "challenge")
+                verified = robot.post(VERIFY_PATH, data=solve(first.text))
+                assert verified.status_code == 303 and "__scrapeshield_pass" in robot.cookies
+                again = robot.get("/")
+                assert again.status_code == 200 and ACTION not in again.headers
+        finally:
+            nginx.stop()
+    finally:
+        service.stop()
+    assert not sock.exists()
 
 
 def test_challenge_page_filled_in_by_nginx_and_its_fallback(edge: Proc) -> None:
@@ -483,10 +533,7 @@ def test_caddy_forward_auth(
                                                     "password": account["password"]}))
         assert [r.status_code for r in seen] == [200, 200, 200, 303]  # the form reached the site
         assert not any(ACTION in r.headers for r in seen)
-        robot_headers = {**chrome_headers(host),
-                         "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
-                         "Gecko) HeadlessChrome/126.0.0.0 Safari/537.36"}
-        with client(base, "127.0.0.23", headers=robot_headers) as robot:
+        with client(base, "127.0.0.23", headers=headless_headers(base)) as robot:
             first = robot.get("/search?q=ann")
             assert (first.status_code, first.headers.get(ACTION)) == (403, "challenge")
             verified = robot.post(VERIFY_PATH, data=solve(first.text))

@@ -8,11 +8,12 @@ import asyncio
 import socket
 import threading
 from collections.abc import Awaitable, Iterator
+from pathlib import Path
 
 import pytest
 
 from scrapeshield.actions.responses import Reply
-from scrapeshield.hosts.edge_server import MAX_HEAD, EdgeRequest, EdgeServer
+from scrapeshield.hosts.edge_server import MAX_HEAD, UNIX_PEER, EdgeRequest, EdgeServer, bind_unix
 
 
 def answer(request: EdgeRequest, body: bytes | None) -> Reply | Awaitable[Reply]:
@@ -34,11 +35,13 @@ def answer(request: EdgeRequest, body: bytes | None) -> Reply | Awaitable[Reply]
 
 
 class Running:
-    def __init__(self, server: EdgeServer) -> None:
+    def __init__(self, server: EdgeServer, sock: socket.socket | None = None) -> None:
         self.server = server
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.bind(("127.0.0.1", 0))
+        self.sock = sock
+        self.port = sock.getsockname()[1] if sock.family != socket.AF_UNIX else 0
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -206,3 +209,28 @@ def test_expect_100_continue_is_answered_before_the_body(edge: Running) -> None:
         conn.sendall(b"abc")
         [(status, _, body)] = read_responses(conn, 1)
     assert status == 200 and body.endswith(b"body=abc")
+
+
+def test_unix_socket_serves_counts_as_this_machine_and_is_removed_at_shutdown(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.sock"
+    path.write_text("not a socket")
+    with pytest.raises(OSError, match="not a socket"):
+        bind_unix(str(path))
+    path.unlink()
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))  # a socket file nobody listens on: replaced
+    stale.close()
+    running = Running(EdgeServer(answer), bind_unix(str(path)))
+    try:
+        with pytest.raises(OSError, match="another server listens"):
+            bind_unix(str(path))
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(5)
+            conn.connect(str(path))
+            for n in range(2):  # keep-alive as over TCP
+                conn.sendall(f"GET /u/{n} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+                [(status, _, body)] = read_responses(conn, 1)
+                assert status == 200 and body.startswith(f"GET /u/{n} q= peer={UNIX_PEER} ".encode())
+    finally:
+        running.stop()
+    assert not path.exists()

@@ -19,8 +19,12 @@ told (None). A connection with nothing to do closes after IDLE_TIMEOUT, longer t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
+import os
 import socket
+import stat
 from collections import deque
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -40,6 +44,9 @@ MAX_HEADERS = 128
 MAX_PIPELINED = 32  # queued requests before reading pauses
 IDLE_TIMEOUT = 75.0
 GRACE = 5.0  # seconds busy connections get to finish at shutdown
+# Who connected over a Unix socket, for trusted_proxies: a process on this machine, as a
+# loopback peer is (and the socket file's permissions decide which ones may).
+UNIX_PEER = "127.0.0.1"
 _STATUS = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 _BARE = {s: line + b"content-length: 0\r\n\r\n" for s, line in _STATUS.items()}
 _METHODS = {m.encode(): m for m in "GET HEAD POST PUT PATCH DELETE OPTIONS".split()}
@@ -152,7 +159,9 @@ class _Connection:
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.peer = str(peer[0])
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        if sock is not None and sock.family == socket.AF_UNIX:
+            self.peer = UNIX_PEER
+        elif sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:  # answers are small: never wait on Nagle
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
@@ -341,6 +350,31 @@ class _Connection:
             self.transport.close()
 
 
+def bind_unix(path: str) -> socket.socket:
+    """A listening Unix socket at ``path``, connectable by every local user (as a loopback port
+    is: restrict who may ask with the permissions of the directory it is in). A socket file left
+    by a server that is gone is replaced; one that still answers is an error (OSError)."""
+    if os.path.exists(path):
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(path)
+            except OSError:
+                os.unlink(path)  # nobody listens: stale
+            else:
+                raise OSError(errno.EADDRINUSE, f"another server listens on {path}")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, 0o666)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class EdgeServer:
     """``serve([socket])`` until ``should_exit``; ``started`` once listening (uvicorn's shape,
     so serve.serve_pair runs it next to the admin app's uvicorn)."""
@@ -358,7 +392,11 @@ class EdgeServer:
 
     async def serve(self, sockets: list[socket.socket]) -> None:
         loop = asyncio.get_running_loop()
-        servers = [await loop.create_server(self._connection, sock=sock) for sock in sockets]
+        paths = [str(s.getsockname()) for s in sockets if s.family == socket.AF_UNIX]
+        servers = [await (loop.create_unix_server(self._connection, sock=sock)
+                          if sock.family == socket.AF_UNIX
+                          else loop.create_server(self._connection, sock=sock))
+                   for sock in sockets]
         self.started = True
         try:
             while not self.should_exit:
@@ -377,3 +415,6 @@ class EdgeServer:
                 conn.close()
             for server in servers:
                 await server.wait_closed()
+            for path in paths:  # the next start finds no stale socket file
+                with contextlib.suppress(OSError):
+                    os.unlink(path)

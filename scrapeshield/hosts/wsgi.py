@@ -33,7 +33,7 @@ from scrapeshield.actions.responses import (
     wants_json,
 )
 from scrapeshield.actions.rewrite import EDITED
-from scrapeshield.engine import Engine
+from scrapeshield.hosts.view import EngineView, ShieldView
 from scrapeshield.runtime import Shield
 from scrapeshield.types import Action, Decision, RequestContext
 
@@ -56,6 +56,10 @@ class Verdict(NamedTuple):
 
 
 _PASS = Verdict(None)
+# The header names of CONTENT_TYPE and CONTENT_LENGTH, which servers fill in empty when the
+# header was not sent (so an empty value there means nothing, unlike an HTTP_* header's).
+# Compared by identity: an HTTP_CONTENT_TYPE key's name is an equal but other str, kept empty.
+_CONTENT_TYPE, _CONTENT_LENGTH = "content-type", "content-length"
 
 
 # -- the environ side ---------------------------------------------------------------------
@@ -75,7 +79,9 @@ def environ_path(environ: WSGIEnvironment) -> str:
         return raw
 
 
-def environ_headers(environ: WSGIEnvironment, names: dict[str, str] | None = None) -> list[tuple[str, str]]:
+def environ_headers(
+    environ: WSGIEnvironment, names: dict[object, str] | None = None
+) -> list[tuple[str, str]]:
     """(lower-case name, value) pairs back from the CGI-style keys.
 
     WSGI loses what a header order detector would want: the environ is a dict, so the
@@ -86,13 +92,16 @@ def environ_headers(environ: WSGIEnvironment, names: dict[str, str] | None = Non
     """
     if names is None:
         names = {}
+    # Keys and values as objects: a server (or a test) may put anything in the environ, and
+    # compiled code would otherwise check every key for a str before looking at it.
+    items: Iterable[tuple[object, object]] = environ.items()
     try:  # every key seen before (nearly always): one comprehension, no per-key branches
-        return [(known, value) for key, value in environ.items()
-                if (known := names[key]) and type(value) is str and (value or key[0] == "H")]
+        return [(known, value) for key, value in items
+                if (known := names[key]) and type(value) is str and (value or _sent(known))]
     except KeyError:
         pass
     headers: list[tuple[str, str]] = []
-    for key, value in environ.items():
+    for key, value in items:
         name = names.get(key)
         if name is None:
             if type(key) is not str:
@@ -100,15 +109,20 @@ def environ_headers(environ: WSGIEnvironment, names: dict[str, str] | None = Non
             if key.startswith("HTTP_"):
                 name = key[5:].replace("_", "-").lower()
             elif key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-                name = key.replace("_", "-").lower()
+                name = _CONTENT_TYPE if key == "CONTENT_TYPE" else _CONTENT_LENGTH
             else:
                 name = ""
             if len(names) < MAX_NAMES:
                 names[key] = name
         # Servers fill in an empty CONTENT_TYPE/CONTENT_LENGTH when the header was not sent.
-        if name and type(value) is str and (value or key[0] == "H"):
+        if name and type(value) is str and (value or _sent(name)):
             headers.append((name, value))
     return headers
+
+
+def _sent(name: str) -> bool:
+    """Whether an empty value under ``name`` was sent by the client (not a CGI blank)."""
+    return name is not _CONTENT_TYPE and name is not _CONTENT_LENGTH
 
 
 def read_body(environ: WSGIEnvironment, limit: int, read: Reader | None = None) -> bytes | int:
@@ -171,9 +185,10 @@ class Gate:
 
     def __init__(self, shield: Shield) -> None:
         self.shield = shield
+        self._view: ShieldView = shield  # the engine, read as it is (hosts/view.py)
         self._lock = threading.Lock()
         self._never = threading.Event()  # waited on for a tarpit's delay, never set
-        self._names: dict[str, str] = {}
+        self._names: dict[object, str] = {}
 
     def check(
         self, environ: WSGIEnvironment, path: str | None = None, read: Reader | None = None,
@@ -186,7 +201,7 @@ class Gate:
             if path == VERIFY_PATH:
                 return Verdict(self._verify(environ, path, read))
             ctx = self.context(environ, path)
-            engine = self.shield.engine
+            engine = self._view.engine
             if engine.needs_await:  # a networked store is atomic on its own side
                 decision = engine.decide(ctx)
             else:
@@ -210,7 +225,7 @@ class Gate:
         return Verdict(reply)
 
     def context(self, environ: WSGIEnvironment, path: str) -> RequestContext:
-        return self.shield.engine.contexts.build(
+        return self._view.engine.contexts.build(
             self.shield.clock.now(),
             _text(environ, "REMOTE_ADDR"),
             _text(environ, "REQUEST_METHOD", "GET") or "GET",
@@ -241,6 +256,7 @@ class ScrapeshieldWSGI:
         self.app = app
         self.shield = shield
         self.gate = Gate(shield)
+        self._view: ShieldView = shield  # the engine, read as it is (hosts/view.py)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         verdict = self.gate.check(environ, can_edit=True)
@@ -249,7 +265,7 @@ class ScrapeshieldWSGI:
         if verdict.edit is not None:
             return self._edited(environ, start_response, *verdict.edit)
         if verdict.allowed is not None:
-            return self.app(environ, _observing(start_response, self.shield.engine, verdict.allowed,
+            return self.app(environ, _observing(start_response, self._view.engine, verdict.allowed,
                                                 verdict.tags))
         if verdict.tags:
             return self.app(environ, _tagging(start_response, verdict.tags))
@@ -311,7 +327,7 @@ def send_reply(start_response: StartResponse, reply: Reply) -> list[bytes]:
 
 
 def _observing(
-    start_response: StartResponse, engine: Engine, ctx: RequestContext, tags: Headers
+    start_response: StartResponse, engine: EngineView, ctx: RequestContext, tags: Headers
 ) -> StartResponse:
     """Tells the engine the answer's status (a 404 share is behaviour); adds debug tags."""
 
