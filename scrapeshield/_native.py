@@ -30,6 +30,7 @@ from types import ModuleType
 MODULES = (
     "scrapeshield/context.py",
     "scrapeshield/actions/hold.py",
+    "scrapeshield/actions/values.py",
     "scrapeshield/engine.py",
     "scrapeshield/state/memory.py",
     "scrapeshield/state/client.py",

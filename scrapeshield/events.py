@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from scrapeshield.actions.values import action_value
 from scrapeshield.clock import Clock, monotonic
 from scrapeshield.db.clean import EVENT_COLUMNS
 from scrapeshield.db.spool import EventSpool, SpoolFull
@@ -60,7 +61,6 @@ _FIELDS = operator.itemgetter(*map(RequestContext._fields.index, (
 # A decision waiting for the writer: those fields, then the action, score, rule, reasons and
 # whether to pseudonymise the addresses.
 _Queued = tuple[Any, ...]
-_VALUES = {action: action.value for action in Action}  # Enum.value is a slow Python property
 _ALLOW = Action.ALLOW  # a module constant: an Enum class attribute goes through EnumType.__getattr__
 _json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 # Text that json writes as it is between quotes: printable ASCII but for '"' and '\\'.
@@ -183,7 +183,7 @@ class EventRecorder:
         # to reach the oldest generation, whose growth triggers full collections); the writer
         # thread builds the row and computes the keyed hashes.
         self._queue.append(_FIELDS(ctx) + (
-            _VALUES[decision.action], decision.score, decision.rule, decision.reasons, self._pseudo))
+            action_value(decision.action), decision.score, decision.rule, decision.reasons, self._pseudo))
         if len(self._queue) >= BATCH:
             self._wake.set()
 
