@@ -26,10 +26,16 @@ from types import ModuleType
 # The hot path of one decision (see bench/inprocess.py), as paths from the repository root.
 # Left out on purpose: events.py, goodbots/verify.py and jobs.py (a private attribute named
 # ``_thread``/``_inline`` becomes a C keyword in mypyc's output), privacy/levels.py (it unpacks
-# SQLAlchemy rows, which its types call tuples: compiled code checks that, and they are not).
+# SQLAlchemy rows, which its types call tuples: compiled code checks that, and they are not),
+# actions/challenge.py (hosts and their tests replace a ChallengeService's methods, which a
+# compiled class refuses; its HMAC, page and reply helpers are compiled).
 MODULES = (
     "scrapeshield/context.py",
     "scrapeshield/actions/hold.py",
+    "scrapeshield/actions/values.py",
+    "scrapeshield/actions/challenge_page.py",
+    "scrapeshield/actions/responses.py",
+    "scrapeshield/keyed_hash.py",
     "scrapeshield/engine.py",
     "scrapeshield/state/memory.py",
     "scrapeshield/state/client.py",

@@ -23,10 +23,12 @@ import operator
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from scrapeshield.actions.values import action_value
 from scrapeshield.clock import Clock, monotonic
+from scrapeshield.db.clean import EVENT_COLUMNS
 from scrapeshield.db.spool import EventSpool, SpoolFull
 from scrapeshield.db.store import Database
 from scrapeshield.jobs import yield_gil
@@ -50,13 +52,15 @@ WRITE = 2000
 PURGE_EVERY = 3600.0
 
 Sink = Callable[[list[dict[str, Any]]], None]
+# A stored row: a tuple in ``EVENT_COLUMNS`` order (the writer's own), or a dict of columns
+# (read back from the spool, or put back in the queue after a failed delivery).
+Row = tuple[Any, ...] | dict[str, Any]
 # What an event keeps of the context, taken in one call.
 _FIELDS = operator.itemgetter(*map(RequestContext._fields.index, (
     "ts", "ip", "network", "method", "path", "route", "record", "user_agent", "account", "fingerprint")))
 # A decision waiting for the writer: those fields, then the action, score, rule, reasons and
 # whether to pseudonymise the addresses.
 _Queued = tuple[Any, ...]
-_VALUES = {action: action.value for action in Action}  # Enum.value is a slow Python property
 _ALLOW = Action.ALLOW  # a module constant: an Enum class attribute goes through EnumType.__getattr__
 _json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 # Text that json writes as it is between quotes: printable ASCII but for '"' and '\\'.
@@ -70,6 +74,11 @@ def _json_list(texts: tuple[str, ...]) -> str:
     if _JSON_PLAIN.fullmatch("".join(texts)):
         return '["' + '", "'.join(texts) + '"]'
     return f"[{', '.join(map(_json_string, texts))}]"
+
+
+def _as_dicts(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """Rows as dicts of columns: what sinks and the spool take (not the usual path)."""
+    return [r if isinstance(r, dict) else dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows]
 
 
 class Pseudonymiser:
@@ -174,7 +183,7 @@ class EventRecorder:
         # to reach the oldest generation, whose growth triggers full collections); the writer
         # thread builds the row and computes the keyed hashes.
         self._queue.append(_FIELDS(ctx) + (
-            _VALUES[decision.action], decision.score, decision.rule, decision.reasons, self._pseudo))
+            action_value(decision.action), decision.score, decision.rule, decision.reasons, self._pseudo))
         if len(self._queue) >= BATCH:
             self._wake.set()
 
@@ -214,36 +223,32 @@ class EventRecorder:
 
     # -- delivery (under self._lock) -------------------------------------------------
 
-    def _take(self) -> list[dict[str, Any]]:
-        batch = [self._row(self._queue.popleft()) for _ in range(min(STEP, len(self._queue)))]
-        for row in batch:
-            if "uid" not in row:
-                self._seq += 1
-                row["uid"] = f"{self.node}-{self._seq}"
+    def _take(self) -> list[Row]:
+        """Up to STEP queued decisions as stored rows, with their ``uid``s, in order."""
+        queue, pseudonymise, node, seq = self._queue, self.pseudonymise, self.node, self._seq
+        batch: list[Row] = []
+        for _ in range(min(STEP, len(queue))):
+            queued = queue.popleft()
+            if isinstance(queued, dict):  # put back after a failure: already a stored row
+                batch.append(queued)
+                continue
+            (ts, ip, network, method, path, route, record, ua, account, fp,
+             action, score, rule, reasons, pseudo) = queued
+            if pseudo:
+                ip, network = pseudonymise(ip), pseudonymise(network)
+            seq += 1
+            # A tuple in the columns' order (EVENT_COLUMNS), handed to the database as it is.
+            batch.append((f"{node}-{seq}", ts, ip, network, method, path[:512], route, record, ua[:512],
+                          account, fp, action, score, rule[:96], _json_list(reasons)))
+        self._seq = seq
         return batch
 
-    def _row(self, queued: _Queued | dict[str, Any]) -> dict[str, Any]:
-        """The stored form of a queued decision (rows put back after a failure stay rows)."""
-        if isinstance(queued, dict):
-            return queued
-        (ts, ip, network, method, path, route, record, ua, account, fp,
-         action, score, rule, reasons, pseudo) = queued
-        return {
-            "ts": ts,
-            "client": self.pseudonymise(ip) if pseudo else ip,
-            "network": self.pseudonymise(network) if pseudo else network,
-            "method": method, "path": path[:512], "route": route, "record": record,
-            "user_agent": ua[:512], "account": account,
-            "fingerprint": fp, "action": action, "score": score, "rule": rule[:96],
-            "reasons": _json_list(reasons),
-        }
-
-    def _send(self, rows: list[dict[str, Any]]) -> bool:
+    def _send(self, rows: Sequence[Row]) -> bool:
         try:
             if self._sink is None:
                 self.db.write_events(rows)  # looked up now: tests and wrappers may replace it
             else:
-                self._sink(rows)
+                self._sink(_as_dicts(rows))
         except Exception as exc:
             self.write_errors += 1
             self._failures += 1
@@ -280,7 +285,7 @@ class EventRecorder:
                 batch += self._take()
             if not self._send(batch):
                 if self._spool is None:
-                    self._queue.extendleft(reversed(batch))  # keep them, in order
+                    self._queue.extendleft(reversed(_as_dicts(batch)))  # keep them, in order
                     return
                 self._to_spool(batch)
                 self._spool_queue()
@@ -293,10 +298,11 @@ class EventRecorder:
                 return
             yield_gil()
 
-    def _to_spool(self, batch: list[dict[str, Any]]) -> bool:
+    def _to_spool(self, batch: list[Row]) -> bool:
         assert self._spool is not None
+        rows = _as_dicts(batch)
         try:
-            self._spool.append(batch)
+            self._spool.append(rows)
         except SpoolFull as exc:
             self.dropped += len(batch)
             self.spool_dropped += len(batch)
@@ -306,7 +312,7 @@ class EventRecorder:
             return True
         except OSError:
             log.exception("cannot write the event spool; keeping %d events in memory", len(batch))
-            self._queue.extendleft(reversed(batch))
+            self._queue.extendleft(reversed(rows))
             return False
         self.spooled += len(batch)
         self._spool_full = False

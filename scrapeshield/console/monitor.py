@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Final
 
+from scrapeshield.actions.values import action_value
 from scrapeshield.types import Action, Decision, RequestContext
 
-STEP = 10  # seconds per action bucket
-KEEP = 180  # buckets kept: 30 minutes
-MAX_RECORDS = 200_000
+STEP: Final = 10  # seconds per action bucket
+KEEP: Final = 180  # buckets kept: 30 minutes
+MAX_RECORDS: Final = 200_000
 MAX_ADDRESSES = 200_000
-_VALUES = {action: action.value for action in Action}
 
 
 class Monitor:
@@ -47,7 +48,7 @@ class Monitor:
                 counts = self._actions.setdefault(bucket, {})
                 for old in [b for b in self._actions if b <= bucket - KEEP * STEP]:
                     del self._actions[old]
-        value = _VALUES[decision.action]  # Enum.value is a Python-level property: slow
+        value = action_value(decision.action)
         counts[value] = counts.get(value, 0) + 1
         if ctx.record and value == "allow":
             self._served_record(int(ctx.ts) // 60 * 60, ctx.record)

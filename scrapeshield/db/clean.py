@@ -7,7 +7,7 @@ and over-long VARCHARs, and no driver encodes a lone surrogate.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import String, Table
@@ -34,6 +34,8 @@ _TEXT_LIMITS = tuple(EVENT_LENGTHS.get(c, 0) or 1 << 62 for c in _TEXT_COLUMNS)
 _ALL = operator.itemgetter(*EVENT_COLUMNS)
 _TEXT = operator.itemgetter(*_TEXT_COLUMNS)
 _UID = _TEXT_COLUMNS.index("uid")
+_TEXT_AT = tuple(EVENT_COLUMNS.index(c) for c in _TEXT_COLUMNS)  # where they are in a tuple
+_TEXT_OF_TUPLE = operator.itemgetter(*_TEXT_AT)
 
 
 def clean_text(value: str, limit: int = 0) -> str:
@@ -49,14 +51,22 @@ def clean_row(row: dict[str, Any], limits: dict[str, int]) -> dict[str, Any]:
     return {k: clean_text(v, limits.get(k, 0)) if isinstance(v, str) else v for k, v in row.items()}
 
 
-def event_tuples(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+def event_tuples(rows: Sequence[dict[str, Any] | tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Event rows as tuples in ``EVENT_COLUMNS`` order, cleaned as ``clean_row`` cleans them.
 
-    The usual row (every column there, ASCII text within its length, no NUL) is checked in a
-    few C calls and not copied; any other takes the slow path (a missing column is NULL).
+    A row is a dict of columns, or already a tuple in ``EVENT_COLUMNS`` order (the event
+    writer's). A batch of tuples is checked column by column, a few C calls per column for
+    the whole batch, and passed on as it is when every text is plain (ASCII within its
+    length, no NUL). Otherwise rows are checked one by one: the usual row is not copied, any
+    other takes the slow path (a column missing from a dict is NULL).
     """
+    if all(type(row) is tuple for row in rows) and _plain_columns(rows):  # type: ignore[arg-type]
+        return list(rows)  # type: ignore[arg-type]
     out: list[tuple[Any, ...]] = []
     for row in rows:
+        if isinstance(row, tuple):
+            out.append(row if _plain(row) else _cleaned(dict(zip(EVENT_COLUMNS, row, strict=True))))
+            continue
         try:
             values = _ALL(row)
             texts = _TEXT(row)
@@ -71,6 +81,32 @@ def event_tuples(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
         else:
             out.append(_cleaned(row))
     return out
+
+
+def _plain_columns(rows: Sequence[tuple[Any, ...]]) -> bool:
+    """Whether every text of these tuples is plain, checked a column at a time."""
+    if set(map(len, rows)) != {len(EVENT_COLUMNS)}:
+        return False
+    columns = list(zip(*rows, strict=True))
+    try:
+        for at, limit in zip(_TEXT_AT, _TEXT_LIMITS, strict=True):
+            column = columns[at]
+            joined = "".join(column)  # TypeError unless every value is text
+            if not joined.isascii() or "\x00" in joined or max(map(len, column)) > limit:
+                return False
+    except TypeError:
+        return False
+    return True
+
+
+def _plain(row: tuple[Any, ...]) -> bool:
+    """Whether one tuple's texts are plain."""
+    try:
+        texts = _TEXT_OF_TUPLE(row)
+        joined = "".join(texts)
+    except TypeError:
+        return False
+    return joined.isascii() and "\x00" not in joined and all(map(operator.le, map(len, texts), _TEXT_LIMITS))
 
 
 def _cleaned(row: dict[str, Any]) -> tuple[Any, ...]:

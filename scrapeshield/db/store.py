@@ -94,8 +94,10 @@ class Database:
 
     # -- events -------------------------------------------------------------------
 
-    def write_events(self, rows: Sequence[dict[str, Any]]) -> None:
+    def write_events(self, rows: Sequence[dict[str, Any] | tuple[Any, ...]]) -> None:
         """Insert events; one whose ``uid`` is already stored (a redelivery) is skipped.
+
+        A row is a dict of columns or a tuple in ``EVENT_COLUMNS`` order (the event writer's).
 
         The rows become tuples in the columns' order (cleaned only where needed) and go in
         as multi-row INSERTs of ``VALUES_ROWS`` rows each, compiled once: a few microseconds
