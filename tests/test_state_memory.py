@@ -176,6 +176,23 @@ def test_client_memory_fields_are_views_of_its_values() -> None:
     assert restored.requests == 2 and restored.shared == ()
 
 
+def test_busy_big_sets_count_as_before() -> None:
+    """Sets past a thousand records that lose one at most reads (the cap, as a fingerprint
+    shared by a fleet) turn into an OrderedDict when due for compaction (_compacted): every
+    usage stays the one the store gave before, re-reads and generation turnovers included,
+    for a key's first set and a further one."""
+    store, reference = MemoryStore(idle_ttl=400.0), _Reference(400.0, 1_000_000)
+    specs = ((60.0, False, 10), (600.0, True, 600), (900.0, True, 1500))  # caps 1216 and 3016
+    now = 1000.0
+    for i in range(7000):
+        now += 0.1
+        record = f"user:{(i * 7919) % 4000}" if i % 5 else ""
+        costs = (1, 1, 1) if i % 7 else (1, 0, 1)
+        usages, _ = store.update([("trait-fp:x", specs, costs, record)], "c", now)
+        assert usages[0] == reference.update("trait-fp:x", specs, costs, record, now), i
+    assert usages[0][1:] == (1216.0, 3016.0)
+
+
 def test_big_sets_count_exactly_while_compacted() -> None:
     """Busy record sets lose their oldest records at every read and are compacted now and
     then (MemoryStore._due): the counts stay those of an exact set, for a key's first set

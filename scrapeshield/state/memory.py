@@ -19,7 +19,9 @@ dropped wholesale, and a generation that reaches ``max_keys`` turns over early.
 Windows and client memories live packed in bytes, and record sets in str→float|bytes
 dicts: none is ever tracked by the cyclic garbage collector, so a million clients do not
 make collections slower (only the few big dicts holding them are tracked, and visiting an
-untracked value costs nothing). Cost measured by ``bench/memory.py`` under the default
+untracked value costs nothing). The exception is a busy set of over a thousand records
+(one fingerprint's reads): it becomes an OrderedDict (``_compacted``), tracked, but a
+handful of them cost collections nothing either. Cost measured by ``bench/memory.py`` under the default
 policy (ip, subnet, account and campaign-trait keys, about five per client, two profiles
 read each), at 200,000 clients: ~3.5 KB per client, bounded caches of the context stage
 included (4.0 KB when every record set was an entry of its own).
@@ -27,16 +29,22 @@ included (4.0 KB when every record set was an entry of its own).
 
 from __future__ import annotations
 
+import math
 import struct
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final, TypeVar, cast, final
 
 from scrapeshield.state.base import MEMORY_SIZE, ClientMemory, CounterSpec, KeyUpdate
 
 _MEMORY: Final = struct.Struct(f"{MEMORY_SIZE}d")
+# Bound once: compiled, ``_MEMORY.pack(...)`` looks the method up at every call.
+_PACK_MEMORY: Final = _MEMORY.pack
+_UNPACK_MEMORY: Final = _MEMORY.unpack
 _TAG: Final = struct.Struct("d")
 _WINDOWS: Final = ""  # the key of the packed windows in an entry that is a record set
 _COMPACT_MIN: Final = 64  # records in a set before its front deletions are counted (see _due)
+_LINKED_MIN: Final = 1024  # records in a set due for compaction that make it an OrderedDict instead
 _OWNER: Final = 4096  # a tag is layout id × _OWNER + 1 + the index of the entry's set (0: none)
 
 # An entry: packed windows, or the key's first record set holding them under _WINDOWS.
@@ -62,6 +70,9 @@ class _Shape:
         self.tag_value = sid * _OWNER + self.first + 1
         # 3 floats per counter (start, current, previous; unused by a distinct one), then the tag.
         self.packing = struct.Struct(f"{3 * len(specs) + 1}d")
+        # Bound once (compiled, a method call on the Struct looks the method up every time).
+        self.packs: Callable[..., bytes] = self.packing.pack
+        self.unpacks: Callable[[bytes], tuple[float, ...]] = self.packing.unpack
         self.size = self.packing.size
         self.zeros = self.packing.pack(*(0.0,) * (3 * len(specs)), self.tag_value)
         self.tag = _TAG.pack(self.tag_value)
@@ -110,6 +121,17 @@ def _oldest(seen: dict[str, float]) -> str:
 _V = TypeVar("_V")
 
 
+def _compacted(seen: dict[str, _V]) -> dict[str, _V]:
+    """A record set without the empty slots its deletions left, in the same order. A big
+    one becomes an OrderedDict: its linked order finds the oldest record without walking
+    slots, where a dict copied once per an eighth of it deleted still walked hundreds of
+    slots per lookup of a busy shared set (a few such sets exist: the garbage collector
+    tracks an OrderedDict, unlike a dict of str → float)."""
+    if len(seen) >= _LINKED_MIN:
+        return OrderedDict(seen)
+    return dict(seen)
+
+
 def _take(table: dict[str, _V], key: str) -> _V | None:
     """``table.pop(key, None)`` as a lookup (compiled, ``pop`` with a default is a generic call)."""
     value = table.get(key)
@@ -118,9 +140,10 @@ def _take(table: dict[str, _V], key: str) -> _V | None:
     return value
 
 
-def _window(counted: list[float], base: int, w: float, now: float, cost: int) -> float:
-    """Count ``cost`` in the sliding window whose 3 floats start at ``base``; its usage after."""
-    start = now - now % w
+def _window(counted: list[float], base: int, w: float, start: float, now: float, cost: int) -> float:
+    """Count ``cost`` in the sliding window whose 3 floats start at ``base``; its usage after.
+    ``start``: ``now - now % w``, the current window's start (the caller's, computed once per
+    window length: compiled, ``%`` calls fmod, a few hundred instructions for a timestamp)."""
     began = counted[base]
     if start > began:
         counted[base + 2] = counted[base + 1] if start - began <= w else 0.0
@@ -165,6 +188,7 @@ class MemoryStore:
         young, old = self._young, self._old
         entries = young.entries
         usages: list[tuple[float, ...]] = []
+        last_w, last_start = math.nan, 0.0  # the last window length's current start
         for key, specs, costs, record in updates:  # runs for every key of every request
             shape = _SHAPES.get(id(specs))
             if shape is None or shape.specs is not specs:
@@ -173,6 +197,9 @@ class MemoryStore:
             in_young = entry is not None
             if entry is None:
                 entry = _take(old.entries, key)
+            # A key in neither generation has no further sets either: they are created, moved
+            # and dropped with its entry (or before it, in the older generation).
+            fresh = entry is None
             own: dict[str, float | bytes] | None = None
             if entry is None:
                 windows = shape.zeros
@@ -194,16 +221,21 @@ class MemoryStore:
             for i in range(shape.count):
                 if not shape.distinct[i]:
                     if counted is None:
-                        counted = list(shape.packing.unpack(windows))
+                        counted = list(shape.unpacks(windows))
                     w = shape.window[i]
-                    if costs[i] or now - now % w > counted[3 * i]:
+                    if w != last_w:
+                        last_w, last_start = w, now - now % w
+                    if costs[i] or last_start > counted[3 * i]:
                         changed = True  # (unchanged windows are not packed again)
-                    usage.append(_window(counted, 3 * i, w, now, costs[i]))
+                    usage.append(_window(counted, 3 * i, w, last_start, now, costs[i]))
                     continue
                 taken = record if costs[i] else ""
                 if i != shape.first:  # a further set: an entry of its own
+                    if fresh and not taken:  # none to look up (nor its key to build)
+                        usage.append(0.0)
+                        continue
                     set_key = key + shape.suffix[i]
-                    usage.append(self._records(set_key, taken, now, shape.window[i], shape.cap[i]))
+                    usage.append(self._records(set_key, taken, now, shape.window[i], shape.cap[i], fresh))
                     continue
                 deleted = 0
                 if own is None:
@@ -226,13 +258,14 @@ class MemoryStore:
                         break
                     del own[oldest]
                     deleted += 1
-                if deleted and self._due(key, len(own), deleted):
-                    own = dict(own)
+                if deleted and self._due(key, own, deleted):
+                    own = _compacted(own)
                     in_young = False  # the copy replaces the entry
                 usage.append(float(len(own) - 1))
             usages.append(tuple(usage))
             if changed and counted is not None:
-                windows = shape.packing.pack(*counted)
+                packs = shape.packs  # (compiled, ``shape.packs(*...)`` is a generic attribute read)
+                windows = packs(*counted)
                 if own is not None:
                     own[_WINDOWS] = windows
             if not in_young or (changed and own is None):
@@ -240,14 +273,17 @@ class MemoryStore:
         values = young.memories.get(client)
         if values is None:
             values = _take(old.memories, client)
-        memory = ClientMemory(now) if values is None else ClientMemory(now, list(_MEMORY.unpack(values)))
+        memory = ClientMemory(now) if values is None else ClientMemory(now, list(_UNPACK_MEMORY(values)))
         return usages, memory
 
-    def _records(self, set_key: str, taken: str, now: float, window: float, cap: int) -> float:
-        """Count ``taken`` (when not "") in a record set of its own; the records in the window."""
-        seen = self._young.sets.get(set_key)
+    def _records(
+        self, set_key: str, taken: str, now: float, window: float, cap: int, fresh: bool = False
+    ) -> float:
+        """Count ``taken`` (when not "") in a record set of its own; the records in the window.
+        ``fresh``: the set's key is in neither generation, so neither holds the set."""
+        seen = None if fresh else self._young.sets.get(set_key)
         if seen is None:
-            seen = _take(self._old.sets, set_key)
+            seen = None if fresh else _take(self._old.sets, set_key)
             if seen is None:
                 if not taken:  # nothing read, nothing kept
                     return 0.0
@@ -270,17 +306,19 @@ class MemoryStore:
                 break
             del seen[first]
             deleted += 1
-        if deleted and self._due(set_key, len(seen), deleted):
-            seen = self._young.sets[set_key] = dict(seen)
+        if deleted and self._due(set_key, seen, deleted):
+            seen = self._young.sets[set_key] = _compacted(seen)
         return float(len(seen))
 
-    def _due(self, key: str, size: int, deleted: int) -> bool:
-        """Whether a big record set is due for a compact copy, after ``deleted`` records went
-        from its front. A dict leaves a deleted entry's slot empty until it grows again, and
-        finding the oldest record walks those slots: a busy shared set (one fingerprint's
-        reads) made that thousands of instructions per request. A copy costs its size, once
-        per an eighth of it deleted."""
-        if size < _COMPACT_MIN:
+    def _due(self, key: str, seen: Mapping[str, object], deleted: int) -> bool:
+        """Whether a big record set is due for a compact copy (``_compacted``), after
+        ``deleted`` records went from its front. A dict leaves a deleted entry's slot empty
+        until it grows again, and finding the oldest record walks those slots: a busy shared
+        set (one fingerprint's reads) made that thousands of instructions per request. A copy
+        costs its size, once per an eighth of it deleted; an OrderedDict finds its oldest
+        record at once and is never copied."""
+        size = len(seen)
+        if size < _COMPACT_MIN or isinstance(seen, OrderedDict):
             return False
         dead = self._young.dead
         count = dead.get(key, 0) + deleted
@@ -310,7 +348,7 @@ class MemoryStore:
         if not isinstance(windows, bytes) or len(windows) != shape.size:
             popped = old.entries.pop(key, None)
             windows = popped if isinstance(popped, bytes) and len(popped) == shape.size else shape.zeros
-        counted = list(shape.packing.unpack(windows))
+        counted = list(shape.unpacks(windows))
         counted[-1] = shape.tag_value
         usage: list[float] = []
         for i in range(shape.count):
@@ -318,8 +356,10 @@ class MemoryStore:
             if shape.distinct[i]:
                 usage.append(self._records(key + shape.suffix[i], taken, now, shape.window[i], shape.cap[i]))
             else:
-                usage.append(_window(counted, 3 * i, shape.window[i], now, costs[i]))
-        packed = shape.packing.pack(*counted)
+                w = shape.window[i]
+                usage.append(_window(counted, 3 * i, w, now - now % w, now, costs[i]))
+        packs = shape.packs
+        packed = packs(*counted)
         own_set = young.sets.pop(key + shape.suffix[shape.first], None) if shape.first >= 0 else None
         if own_set is None:
             young.entries[key] = packed
@@ -335,7 +375,7 @@ class MemoryStore:
         return self.update(updates, client, now)
 
     def keep(self, client: str, memory: ClientMemory) -> None:
-        self._young.memories[client] = _MEMORY.pack(*memory.values)
+        self._young.memories[client] = _PACK_MEMORY(*memory.values)
 
     def _turn(self, now: float) -> None:
         if self._turned_at is not None:
