@@ -108,7 +108,8 @@ for _ = 1, tonumber(ARGV[2]) do
         end
       end
       local total = live[d]
-      if total and w == sw[d] then
+      if total and (w == sw[d] or total == 1) then
+        -- (a set of one holds only this request's record: it is live in every window)
         out[o] = math.min(cap, total)
       else
         -- no new record, or a shorter window than the set's: count the live ones (the
