@@ -1,12 +1,15 @@
 """Recorded decisions for fixed request mixes: proof that a speed change kept every decision.
 
     python -m bench.decisions OUT.jsonl     # writes every decision, prints one digest per mix
+    python -m bench.decisions OUT.jsonl redis://127.0.0.1:6379/9   # the same with Redis state
 
 Run it before and after a change to the request path (pure or compiled) and compare the
 digests (or diff the files): same actions, scores, reasons, rules, retry-afters and clients.
 The mixes cover what the in-process benchmark runs (100k clients), the mix tests/test_native.py
 compares, a few hot clients that breach request and distinct-record limits, and a small
 memory store that turns its generations over many times (eviction), with 404s reported.
+With a Redis URL (a database of its own: it is flushed before each mix) the mixes run with
+that state backend instead, except the memory store's eviction mix.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import redis
 
 from bench.traffic import scopes
 from scrapeshield.clock import ManualClock
@@ -41,11 +46,11 @@ def _row(d: Decision) -> str:
 
 
 def decisions(count: int, clients: int, seed: int, step: float,
-              store: tuple[float, int] | None, data: Path) -> Iterator[str]:
+              store: tuple[float, int] | None, data: Path, state: str = "memory") -> Iterator[str]:
     clock = ManualClock()
     shield: Shield | None = None
     if store is None:
-        shield = Shield(Settings.resolve(data_dir=data), clock)
+        shield = Shield(Settings.resolve(data_dir=data, state_url=state), clock)
         engine = shield.engine
     else:
         engine = Engine(load_policy(), MemoryStore(idle_ttl=store[0], max_keys=store[1]), clock)
@@ -56,18 +61,25 @@ def decisions(count: int, clients: int, seed: int, step: float,
         if i % 7 == 0:
             engine.observe(ctx, 404)
     if shield is not None:
+        if getattr(shield.store, "fallback_decisions", 0):  # the record must be Redis's alone
+            raise RuntimeError("decisions came from the local fallback: Redis did not answer")
         shield.close()
 
 
-def main(out: Path) -> None:
+def main(out: Path, state: str = "memory") -> None:
     with out.open("w") as f, tempfile.TemporaryDirectory() as tmp:
         for name, count, clients, seed, step, store in MIXES:
+            if state != "memory":
+                if store is not None:
+                    continue  # the memory store's own mix
+                redis.Redis.from_url(state.split("?")[0]).flushdb()  # (?timeout= is the store's)
             digest = hashlib.sha256()
-            for row in decisions(count, clients, seed, step, store, Path(tmp) / name):
+            for row in decisions(count, clients, seed, step, store, Path(tmp) / name, state):
                 f.write(f"{name}\t{row}\n")
                 digest.update(row.encode())
             print(name, count, digest.hexdigest()[:16], flush=True)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else ".bench/decisions.jsonl"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else ".bench/decisions.jsonl"),
+         sys.argv[2] if len(sys.argv) > 2 else "memory")

@@ -94,6 +94,11 @@ class Engine:
         ua = next(d for d in detectors if isinstance(d, UserAgentDetector))
         plans = {r.name: _plan(policy, r.name, r.cost) for r in policy.routes}
         plans[""] = _plan(policy, "", 1)
+        share = getattr(self.store, "share_sets", None)
+        if share is not None:  # Redis: distinct counters of the same routes share one record set
+            for plan in plans.values():
+                for step in plan:
+                    share(step[3], [lim.routes for lim in step[2]])
         # The built-in detectors are called directly (compiled); any other, in order, through
         # the protocol.
         natives = [d for d in detectors if isinstance(d, DetectorBase)]

@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 from redis_server import RedisServer, redis_server, valkey_server  # noqa: F401 - the fixtures
@@ -30,6 +30,7 @@ from scrapeshield.policy.loader import default_policy_text
 from scrapeshield.runtime import Shield
 from scrapeshield.settings import RedisState, Settings
 from scrapeshield.state.base import MEMORY_SIZE, KeyUpdate
+from scrapeshield.state.layout import owners
 from scrapeshield.state.link import Link
 from scrapeshield.state.memory import MemoryStore
 from scrapeshield.state.redis import RedisStore
@@ -258,6 +259,7 @@ def test_calls_sent_before_their_replies_are_read_get_their_own_answers(
 
 def test_every_key_has_a_ttl_and_the_entity_hash_tag(server: RedisServer, stores: list[RedisStore]) -> None:
     store = new_store(server, stores, prefix="ss", idle_ttl=7200)
+    store.share_sets(IP, [None] * len(IP))  # (as the engine does: the IP's two record budgets, one set)
     for n in range(30):
         _, memory = store.update(request(n), "ip:10.0.0.1", 1000.0 + n)
         store.keep("ip:10.0.0.1", memory)
@@ -266,8 +268,7 @@ def test_every_key_has_a_ttl_and_the_entity_hash_tag(server: RedisServer, stores
     ttls = {key.decode(): client.ttl(key) for key in client.scan_iter("ss:*")}
     assert ttls == {
         "ss:{ip:10.0.0.1}:w": pytest.approx(2 * 60 + 1, abs=2),  # two of its longest windows
-        "ss:{ip:10.0.0.1}:d2": pytest.approx(601, abs=2),  # one window after the last read
-        "ss:{ip:10.0.0.1}:d3": pytest.approx(86401, abs=2),
+        "ss:{ip:10.0.0.1}:d3": pytest.approx(86401, abs=2),  # one window after the last read
         "ss:{ip:10.0.0.1}:m": pytest.approx(7200, abs=2),  # the policy's idle_ttl
         "ss:{subnet:10.0.0.0/24}:w": pytest.approx(121, abs=2),
         "ss:{account:42}:w": pytest.approx(121, abs=2),
@@ -332,6 +333,79 @@ def test_same_answers_as_the_memory_store(
             assert got == [pytest.approx(u, abs=1e-9) for u in want]
     finally:
         store.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 40), st.integers(0, 400)), min_size=1,
+                max_size=80), st.integers(0, 80))
+@example([(0, 1, 0), (0, 2, 40), (0, 3, 40), (0, 4, 80)], 0)  # records that aged out of 30 s only
+@example([(0, 1, 0), (0, 2, 40), (0, 3, 40), (0, 4, 80)], 3)
+def test_distinct_counters_of_the_same_routes_share_one_set_with_the_same_answers(
+    any_server: RedisServer, steps: list[tuple[int, int, int]], upgrade: int
+) -> None:
+    """One record set for the distinct counters that count the same requests: the usages are
+    the memory store's (caps overflowing, records ageing out), also across the upgrade from
+    one set per counter (the shared set is the longest window's own, under its own key)."""
+    specs = ((10.0, False, 50), (30.0, True, 8), (120.0, True, 20), (120.0, True, 12))
+    prefix = f"u{next(_prefixes)}"
+    reference = MemoryStore()
+    before = RedisStore(any_server.url, prefix=prefix, timeout=5)  # one set per counter
+    after = RedisStore(any_server.url, prefix=prefix, timeout=5)
+    after.share_sets(specs, [None, None, None, None])
+    now = 10_000.0
+    try:
+        for n, (who, record, gap) in enumerate(steps):
+            now += gap / 4
+            reads = record % 5 != 0  # some requests read no record
+            updates: list[KeyUpdate] = [(f"ip:{who}", specs, (1, 1, 1, 1), f"user:{record}" if reads else "")]
+            want, _ = reference.update(updates, f"ip:{who}", now)
+            got, _ = (before if n < upgrade else after).update(updates, f"ip:{who}", now)
+            assert got == [pytest.approx(u, abs=1e-9) for u in want]
+        if upgrade == 0:  # shared from the start: the window key and one set per address
+            suffixes = {k.rsplit(b":", 1)[1] for k in any_server.client().scan_iter(f"{prefix}:*")}
+            assert suffixes <= {b"w", b"d2", b"m"}
+    finally:
+        before.close()
+        after.close()
+
+
+def test_which_counters_share_a_record_set() -> None:
+    day, hour, ten = (86400.0, True, 600), (3600.0, True, 300), (600.0, True, 80)
+    burst = (10.0, False, 60)
+    assert owners((burst, ten, day), [None, None, None]) == (0, 2, 2)
+    assert owners((day, burst, ten, hour), [None, None, None, None]) == (0, 1, 0, 0)
+    pages = frozenset({"profile-page"})
+    # other routes: their own sets; the same routes named twice: one
+    assert owners((ten, day, hour), [pages, None, frozenset({"profile-page"})]) == (2, 1, 2)
+    # the longest window without the largest limit: its set holds fewer records than the other
+    # counter's may need, so each keeps its own
+    assert owners((ten, (86400.0, True, 50)), [None, None]) == (0, 1)
+    store = RedisStore("redis://127.0.0.1:1/0")  # nothing is sent: the layout alone
+    try:
+        specs = (burst, ten, day)
+        store.share_sets(specs, [None, None, None])
+        command = store._layout.evalsha([("ip:1.2.3.4", specs, (1, 1, 1), "r")], b"m", 1.0)  # noqa: SLF001
+        assert b"}:d2" in command and b"}:d1" not in command
+    finally:
+        store.close()
+
+
+def test_a_shield_keeps_one_record_set_for_the_ip_profile_budgets(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    """The engine tells the store which distinct counters count the same routes (the default
+    policy's 10-minute and daily per-address budgets): one sorted set per address, not two."""
+    shield = Shield(Settings.resolve(data_dir=tmp_path, state_url=server.url + "?prefix=one"))
+    try:
+        engine = shield.engine
+        for n in range(5):
+            engine.decide(engine.contexts.build(1000.0 + n, "10.9.8.7", "GET", f"/api/v1/users/{n + 1}",
+                                                [("host", "x"), ("user-agent", "curl/8")]))
+    finally:
+        shield.close()
+    keys = sorted(k.decode() for k in server.client().scan_iter("one:{ip:10.9.8.7}:*"))
+    sets = [k for k in keys if server.client().type(k) == b"zset"]
+    assert len(sets) == 1 and server.client().zcard(sets[0]) == 5, keys
 
 
 @pytest.mark.parametrize(("url", "error"), [

@@ -37,7 +37,7 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from scrapeshield.errors import StateError
-from scrapeshield.state.base import ClientMemory, KeyUpdate
+from scrapeshield.state.base import ClientMemory, CounterSpec, KeyUpdate
 from scrapeshield.state.cluster_writes import FAILURES as _FAILURES
 from scrapeshield.state.cluster_writes import MemoryWrites
 from scrapeshield.state.layout import SCRIPT, SHA, Layout, Result, decode, memory_value, sizes
@@ -126,6 +126,11 @@ class ClusterStore:
             return
         self._writes.append((key, memory_value(memory)))  # leaves with this turn's batch
         self._schedule(loop)
+
+    def share_sets(self, specs: tuple[CounterSpec, ...], routes: Sequence[frozenset[str] | None]) -> None:
+        """Distinct counters that count the same routes keep one record set (the engine says
+        which, per policy: ``layout.Layout.share_sets``)."""
+        self._layout.share_sets(specs, routes)
 
     def tracked_clients(self) -> int:
         """Keys on all primaries (all of them: give scrapeshield a cluster of its own)."""

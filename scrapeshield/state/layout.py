@@ -57,6 +57,16 @@ class Layout:
         self._shapes: dict[tuple[int, int], _Shape] = {}
         self._framed: dict[tuple[str, tuple[bytes, ...]], bytes] = {}  # an entity's keys in RESP
         self._memory_keys: dict[str, bytes] = {}
+        # Per counter specs (by identity, with them): which counter's record set each counts in
+        self._owners: dict[int, tuple[tuple[CounterSpec, ...], tuple[int, ...]]] = {}
+
+    def share_sets(self, specs: tuple[CounterSpec, ...], routes: Sequence[frozenset[str] | None]) -> None:
+        """Say which requests count for each of these counters (``routes``: the route names, or
+        None for all): distinct counters that count the same ones then share one record set."""
+        if len(self._owners) >= _KEPT:  # a policy has a few dozen; reloaded very many times
+            self._owners.clear()
+        self._owners[id(specs)] = (specs, owners(specs, routes))
+        self._shapes.clear()  # shapes made before this are stale
 
     def memory_key(self, client: str) -> bytes:
         key = self._memory_keys.get(client)
@@ -143,12 +153,36 @@ class Layout:
             return got  # their ids are not reused while it lives)
         if len(self._shapes) > 10_000:  # callers that make their tuples afresh: stay bounded
             self._shapes.clear()
+        known = self._owners.get(id(specs))
+        owner = known[1] if known is not None and known[0] is specs else tuple(range(len(specs)))
+        # per counter: window, 0 or the number of its record set (1 + its owner's index), limit, cost
         spec = struct.pack(f"<{4 * len(specs)}d", *(
-            x for (w, d, lim), c in zip(specs, costs, strict=True) for x in (w, d, lim, c)))
-        suffixes = (b"w", *(b"d%d" % i for i, (_, d, _) in enumerate(specs) if d))
+            x for (w, d, lim), c, o in zip(specs, costs, owner, strict=True)
+            for x in (w, o + 1.0 if d else 0.0, lim, c)))
+        # the record sets' keys, in the order of the counters that first use them
+        sets = list(dict.fromkeys(o for o, (_, d, _) in zip(owner, specs, strict=True) if d))
+        suffixes = (b"w", *(b"d%d" % o for o in sets))
         framed = b"$%d\r\n%b\r\n" % (len(spec), spec)
         got = self._shapes[ident] = (specs, costs, spec, suffixes, framed)
         return got
+
+
+def owners(specs: Sequence[CounterSpec], routes: Sequence[frozenset[str] | None]) -> tuple[int, ...]:
+    """Per counter, the index of the counter whose record set it counts in (its own but where
+    distinct counters count the same routes: then the one with the longest window, when it
+    also has the largest limit, so that the shared set is what its own set was, key and all:
+    no migration, and the others' sets are left to expire)."""
+    owner = list(range(len(specs)))
+    groups: dict[frozenset[str] | None, list[int]] = {}
+    for i, spec in enumerate(specs):
+        if spec[1]:
+            groups.setdefault(routes[i], []).append(i)
+    for members in groups.values():
+        head = max(members, key=lambda i: (specs[i][0], specs[i][2]))
+        if len(members) > 1 and all(specs[i][2] <= specs[head][2] for i in members):
+            for i in members:
+                owner[i] = head
+    return tuple(owner)
 
 
 def memory_value(memory: ClientMemory) -> bytes:

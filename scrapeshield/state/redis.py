@@ -5,14 +5,15 @@ request what ``memory.py`` does in-process (two-bucket windows, capped distinct-
 sorted sets) and returns the usages and the client's memory in one string.
 
 Keys (``ss`` is the prefix): ``ss:{ip:1.2.3.4}:w`` (window counters), ``ss:{ip:1.2.3.4}:d3``
-(records read, for the distinct counter at index 3), ``ss:{ip:1.2.3.4}:m`` (the client's
-memory). The hash tag is the entity, never the client: ``ss:{subnet:1.2.3.0/24}:w`` is
-one key for every address in that subnet, as it must be, and the client's memory shares
-its IP's tag. So on Redis Cluster each entity is one slot, and the script (which takes
-any number of entities) runs once per slot, the calls sent to their nodes all at once:
-still one round trip of waiting (``cluster.py``). This store talks to one server (Redis 7,
-Valkey 7.2+: the same commands; both tested), where one call covers all the entities of a
-request.
+(records read, for the distinct counter at index 3: distinct counters of one key that count
+the same routes share their longest window's set, see ``layout.owners``),
+``ss:{ip:1.2.3.4}:m`` (the client's memory). The hash tag is the entity, never the client:
+``ss:{subnet:1.2.3.0/24}:w`` is one key for every address in that subnet, as it must be,
+and the client's memory shares its IP's tag. So on Redis Cluster each entity is one slot,
+and the script (which takes any number of entities) runs once per slot, the calls sent to
+their nodes all at once: still one round trip of waiting (``cluster.py``). This store talks
+to one server (Redis 7, Valkey 7.2+: the same commands; both tested), where one call covers
+all the entities of a request.
 
 Under asyncio, the decisions that wait at the same moment share a round trip: each turn
 of the event loop's calls leave in one write on one pipelined connection and their
@@ -47,7 +48,7 @@ import redis
 import redis.asyncio as aioredis
 
 from scrapeshield.errors import StateError
-from scrapeshield.state.base import ClientMemory, KeyUpdate
+from scrapeshield.state.base import ClientMemory, CounterSpec, KeyUpdate
 from scrapeshield.state.layout import LOAD, Layout, Result, decode, keep_command, sizes
 from scrapeshield.state.link import Link
 from scrapeshield.state.wire import Waiter, Wire
@@ -244,6 +245,11 @@ class RedisStore:
         # (one send for them all, not one per decision), at the end of this turn at the latest.
         self._outbox.append(command)
         self._schedule(loop)
+
+    def share_sets(self, specs: tuple[CounterSpec, ...], routes: Sequence[frozenset[str] | None]) -> None:
+        """Distinct counters that count the same routes keep one record set (the engine says
+        which, per policy: ``layout.Layout.share_sets``)."""
+        self._layout.share_sets(specs, routes)
 
     def tracked_clients(self) -> int:
         """Keys in the database (all of them: give scrapeshield a database of its own)."""

@@ -25,7 +25,7 @@ from typing import Literal, cast
 
 from scrapeshield.clock import Clock, SystemClock
 from scrapeshield.errors import StateError
-from scrapeshield.state.base import ClientMemory, KeyUpdate, StateSender, StateStore
+from scrapeshield.state.base import ClientMemory, CounterSpec, KeyUpdate, StateSender, StateStore
 from scrapeshield.state.memory import MemoryStore
 
 log = logging.getLogger("scrapeshield.state")
@@ -144,6 +144,12 @@ class ResilientStore:
             store.keep(client, memory)
         except Exception:  # a lost memory write is not worth failing a decision for
             log.debug("keeping client memory failed", exc_info=True)
+
+    def share_sets(self, specs: tuple[CounterSpec, ...], routes: Sequence[frozenset[str] | None]) -> None:
+        """The primary's (``layout.Layout.share_sets``); the fallback keeps its own counts."""
+        share = getattr(self.primary, "share_sets", None)
+        if share is not None:
+            share(specs, routes)
 
     def tracked_clients(self) -> int:
         if self.circuit == "closed":

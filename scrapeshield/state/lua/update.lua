@@ -3,12 +3,20 @@
 The same arithmetic as scrapeshield/state/memory.py: two-bucket sliding windows,
 exact distinct-record sets (capped at 2 x limit + 16), and the client's memory.
 
-KEYS, in order: per entity, its window key, then one sorted-set key per distinct
-counter; last, the client's memory key (optional).
+KEYS, in order: per entity, its window key, then one sorted-set key per record set
+(in the order of the counters that first use them); last, the client's memory key
+(optional).
 ARGV[1]  now, in seconds (an exact decimal: it is also the sorted-set score)
 ARGV[2]  the number of entities
-then per entity: its counters, each as four little-endian doubles (window, distinct 0|1,
-limit, cost), and the record this request reads ("" for none).
+then per entity: its counters, each as four little-endian doubles (window, set, limit,
+cost), and the record this request reads ("" for none). set: 0 for a request counter;
+for a distinct counter, the number of the record set it counts in (1 + the index of the
+counter that owns it). Distinct counters of one entity that count the same requests
+share one set: it is pruned by their longest window and capped at their largest cap, and
+each counts the records read within its own window. (The caller shares a set only where
+its owner has the longest window and the largest cap, so the shared set holds exactly what
+the owner's own set held, and each count is the same: min(cap, records read in the
+window) either way, the records a cap drops being the oldest.)
 
 Returns one string: every counter's usage, entity after entity, as little-endian
 doubles (exact, and cheaper than formatting numbers), then the client's memory as
@@ -41,11 +49,18 @@ for _ = 1, tonumber(ARGV[2]) do
   local n = #spec / 32
   local f = {struct.unpack(SPECS[n] or ('<' .. string.rep('d', 4 * n)), spec)}
   local nw, longest, costly = 0, 0, false
+  local sw, scap  -- per record set: its longest window and largest cap (when there are sets)
   for i = 4, 4 * n, 4 do
-    if f[i - 2] == 0 then
+    local d = f[i - 2]
+    if d == 0 then
       nw = nw + 1
       if f[i - 3] > longest then longest = f[i - 3] end
       if f[i] ~= 0 then costly = true end
+    else
+      if not sw then sw, scap = {}, {} end
+      local cap = 2 * f[i - 1] + 16
+      if not sw[d] or f[i - 3] > sw[d] then sw[d] = f[i - 3] end
+      if not scap[d] or cap > scap[d] then scap[d] = cap end
     end
   end
   local v, layout
@@ -60,35 +75,47 @@ for _ = 1, tonumber(ARGV[2]) do
     end
   end
   local b = 1
+  local zkeys, live  -- per record set: its key; the records read in its longest window, if known
   for i = 4, 4 * n, 4 do
     local w, cost = f[i - 3], f[i]
+    local d = f[i - 2]
     o = o + 1
-    if f[i - 2] ~= 0 then
-      local zkey = KEYS[k]
-      k = k + 1
+    if d ~= 0 then
       local cap = 2 * f[i - 1] + 16
-      local count  -- (the window's start is formatted only for the call that needs it)
-      if cost ~= 0 and record ~= '' then
-        if redis.call('ZADD', zkey, ARGV[1], record) == 1 then
-          -- a new record: the set grows, so drop what aged out and cap it (a set of one,
-          -- just made, has nothing to drop)
-          count = redis.call('ZCARD', zkey)
-          if count > 1 then
-            count = count - redis.call('ZREMRANGEBYSCORE', zkey, '-inf', string.format('%.17g', now - w))
+      if not zkeys then zkeys, live = {}, {} end
+      local zkey = zkeys[d]
+      if not zkey then
+        -- the set's first counter: the record goes in (once for all its counters)
+        zkey = KEYS[k]
+        k = k + 1
+        zkeys[d] = zkey
+        if cost ~= 0 and record ~= '' then
+          local sw_, scap_ = sw[d], scap[d]
+          if redis.call('ZADD', zkey, ARGV[1], record) == 1 then
+            -- a new record: the set grows, so drop what aged out and cap it (a set of one,
+            -- just made, has nothing to drop)
+            local total = redis.call('ZCARD', zkey)
+            if total > 1 then
+              total = total - redis.call('ZREMRANGEBYSCORE', zkey, '-inf', string.format('%.17g', now - sw_))
+            end
+            if total > scap_ then
+              redis.call('ZREMRANGEBYRANK', zkey, 0, total - scap_ - 1)
+              total = scap_
+            end
+            live[d] = total
           end
-          if count > cap then
-            redis.call('ZREMRANGEBYRANK', zkey, 0, count - cap - 1)
-            count = cap
-          end
-        else
-          count = math.min(cap, redis.call('ZCOUNT', zkey, string.format('(%.17g', now - w), '+inf'))
+          redis.call('EXPIRE', zkey, math.ceil(sw_) + 1)
         end
-        redis.call('EXPIRE', zkey, math.ceil(w) + 1)
-      else
-        -- no new record: count the live ones (aged ones wait for the next new record)
-        count = math.min(cap, redis.call('ZCOUNT', zkey, string.format('(%.17g', now - w), '+inf'))
       end
-      out[o] = count
+      local total = live[d]
+      if total and (w == sw[d] or total == 1) then
+        -- (a set of one holds only this request's record: it is live in every window)
+        out[o] = math.min(cap, total)
+      else
+        -- no new record, or a shorter window than the set's: count the live ones (the
+        -- window's start is formatted only for the call that needs it)
+        out[o] = math.min(cap, redis.call('ZCOUNT', zkey, string.format('(%.17g', now - w), '+inf'))
+      end
     else
       local start = now - math.fmod(now, w)
       if start > v[b] then
