@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from scrapeshield.actions.values import action_value
 from scrapeshield.clock import Clock, monotonic
 from scrapeshield.db.clean import EVENT_COLUMNS
 from scrapeshield.db.spool import EventSpool, SpoolFull
@@ -58,7 +57,9 @@ Row = tuple[Any, ...] | dict[str, Any]
 # What an event keeps of the context, taken in one call.
 _FIELDS = operator.itemgetter(*map(RequestContext._fields.index, (
     "ts", "ip", "network", "method", "path", "route", "record", "user_agent", "account", "fingerprint")))
-# A decision waiting for the writer: those fields, then the action, score, rule, reasons and
+# And of the decision (the action apart: see ``EventRecorder.__call__``).
+_DECISION = operator.itemgetter(*map(Decision._fields.index, ("score", "rule", "reasons")))
+# A decision waiting for the writer: those fields, then the score, rule, reasons, action and
 # whether to pseudonymise the addresses.
 _Queued = tuple[Any, ...]
 _ALLOW = Action.ALLOW  # a module constant: an Enum class attribute goes through EnumType.__getattr__
@@ -182,8 +183,9 @@ class EventRecorder:
         # (small, and dropped from the GC's watch at its first pass: the queue lives long enough
         # to reach the oldest generation, whose growth triggers full collections); the writer
         # thread builds the row and computes the keyed hashes.
-        self._queue.append(_FIELDS(ctx) + (
-            action_value(decision.action), decision.score, decision.rule, decision.reasons, self._pseudo))
+        # (The action as its plain string value: the Enum member is an object the GC tracks, and
+        # so would be a tuple holding it. ``_value_`` is that string, without a call.)
+        self._queue.append(_FIELDS(ctx) + _DECISION(decision) + (decision.action._value_, self._pseudo))
         if len(self._queue) >= BATCH:
             self._wake.set()
 
@@ -233,7 +235,7 @@ class EventRecorder:
                 batch.append(queued)
                 continue
             (ts, ip, network, method, path, route, record, ua, account, fp,
-             action, score, rule, reasons, pseudo) = queued
+             score, rule, reasons, action, pseudo) = queued
             if pseudo:
                 ip, network = pseudonymise(ip), pseudonymise(network)
             seq += 1

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from scrapeshield.runtime import Shield
 
 
+_ALLOW = Action.ALLOW  # a module constant: ``Action.ALLOW`` goes through EnumType.__getattr__
+
+
 class DecisionCounter:
     """A decision listener: counts per action, and personal records served."""
 
@@ -22,8 +25,9 @@ class DecisionCounter:
         self.records_served = 0
 
     def __call__(self, ctx: RequestContext, decision: Decision) -> None:
-        self.by_action[decision.action] += 1
-        if ctx.record and decision.action is Action.ALLOW:
+        action = decision.action
+        self.by_action[action] += 1
+        if action is _ALLOW and ctx.record:
             self.records_served += 1
 
 

@@ -113,7 +113,7 @@ def legacy_database(url: str) -> None:
 def test_fresh_database_gets_exactly_the_models_schema(new_url: Any) -> None:
     url = new_url()
     Database(url).close()
-    assert revision(url) == migrate.head() == "0006"
+    assert revision(url) == migrate.head() == "0007"
     assert schema_diff(url, Base.metadata) == []
 
 
@@ -196,4 +196,41 @@ def test_an_empty_postgres_schema_is_not_mistaken_for_legacy(pg_server: Postgres
         conn.execute(text("CREATE TABLE unrelated (x int)"))  # someone else's table is left alone
     Database(url).close()
     assert "unrelated" in inspect(engine).get_table_names() and revision(url) == migrate.head()
+    engine.dispose()
+
+
+def account_index(url: str) -> dict[str, Any]:
+    engine = create_engine(url)
+    [found] = [i for i in inspect(engine).get_indexes("events") if i["name"] == "ix_events_account"]
+    engine.dispose()
+    return found
+
+
+def test_the_account_index_becomes_partial_with_its_rows_kept(new_url: Any) -> None:
+    """0007: only events with an account are in ``ix_events_account``; a search by account
+    still finds them, through the index, and a downgrade gives the full index back."""
+    url = new_url()
+    engine = create_engine(url)
+    migrate.upgrade(engine, "0006")
+    assert "where" not in str(account_index(url).get("dialect_options", {})).lower()
+    db = Database(url, migrate_schema=False)
+    db.write_events([{**event(1), "account": "ana"}, {**event(2), "account": ""}])
+    migrate.upgrade(engine)
+    assert revision(url) == "0007"
+    options = account_index(url)["dialect_options"]
+    where = options.get("sqlite_where", options.get("postgresql_where"))
+    assert where is not None and "account" in str(where) and "''" in str(where)
+    from scrapeshield.console.queries import search_clients
+
+    assert [r["client"] for r in search_clients(engine, {"account": "ana"})] == [event(1)["client"]]
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            plan = " ".join(str(r) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT client FROM events WHERE account = 'ana' AND account != ''"))
+        assert "ix_events_account" in plan
+    with engine.begin() as conn:
+        command.downgrade(migrate._config(conn), "0006")
+    assert "where" not in str(account_index(url).get("dialect_options", {})).lower()
+    assert db.count_events() == 2
+    db.close()
     engine.dispose()

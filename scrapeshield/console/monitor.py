@@ -31,6 +31,7 @@ class Monitor:
         self.pseudonymise = pseudonymise
         self._lock = threading.Lock()
         self._actions: dict[int, dict[str, int]] = {}  # bucket start → action → count
+        self._current: tuple[int, dict[str, int]] = (-1, {})  # the last request's bucket, its counts
         self._records_minute = 0
         self._records: set[str] = set()
         self._served: dict[int, int] = {}  # minute start → distinct records served
@@ -41,19 +42,23 @@ class Monitor:
         self.signins: dict[str, int] = {}  # outcome → count (console sign-ins)
 
     def __call__(self, ctx: RequestContext, decision: Decision) -> None:
-        bucket = int(ctx.ts) // STEP * STEP
-        counts = self._actions.get(bucket)
-        if counts is None:
-            with self._lock:
-                counts = self._actions.setdefault(bucket, {})
-                for old in [b for b in self._actions if b <= bucket - KEEP * STEP]:
-                    del self._actions[old]
+        ts = int(ctx.ts)
+        bucket = ts // STEP * STEP
+        # The bucket of the last request, and its counts, in one tuple (swapped whole, so a
+        # thread never pairs one bucket with another's counts): nearly every request is in it.
+        current = self._current
+        if current[0] == bucket:
+            counts = current[1]
+        else:
+            counts = self._bucket(bucket)
         value = action_value(decision.action)
         counts[value] = counts.get(value, 0) + 1
-        if ctx.record and value == "allow":
-            self._served_record(int(ctx.ts) // 60 * 60, ctx.record)
+        record = ctx.record
+        if record and value == "allow":
+            self._served_record(ts // 60 * 60, record)
         seen = self._seen
-        if ctx.ip not in seen:  # an address and its network are noted, and forgotten, together
+        ip = ctx.ip
+        if ip not in seen:  # an address and its network are noted, and forgotten, together
             if len(seen) >= MAX_ADDRESSES:
                 if value == "allow":
                     return
@@ -62,8 +67,19 @@ class Monitor:
                     self._index.clear()
                     self._indexed = 0
                     self._generation += 1
-            seen[ctx.ip] = None
+            seen[ip] = None
             seen[ctx.network] = None
+
+    def _bucket(self, bucket: int) -> dict[str, int]:
+        """The counts of ``bucket``, made when new (older buckets beyond ``KEEP`` go)."""
+        counts = self._actions.get(bucket)
+        if counts is None:
+            with self._lock:
+                counts = self._actions.setdefault(bucket, {})
+                for old in [b for b in self._actions if b <= bucket - KEEP * STEP]:
+                    del self._actions[old]
+        self._current = (bucket, counts)
+        return counts
 
     def _served_record(self, minute: int, record: str) -> None:
         if minute != self._records_minute:

@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, literal_column, select
 
 from scrapeshield.db.models import EventRow
 
@@ -116,6 +116,8 @@ def search_clients(engine: Engine, traits: dict[str, str]) -> list[dict[str, Any
                                 EventRow.user_agent.like(_like(value), escape="\\"))
         else:
             query = query.where(getattr(EventRow, trait) == value)
+            if trait == "account":  # the partial index holds only events with an account
+                query = query.where(EventRow.account != literal_column("''"))
         query = query.group_by(CLIENT).order_by(func.count().desc()).limit(SEARCH_LIMIT)
         with engine.connect() as conn:
             for row in conn.execute(query).mappings():
