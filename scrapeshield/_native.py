@@ -28,12 +28,14 @@ from types import ModuleType
 # ``_thread``/``_inline`` becomes a C keyword in mypyc's output), privacy/levels.py (it unpacks
 # SQLAlchemy rows, which its types call tuples: compiled code checks that, and they are not),
 # actions/challenge.py (hosts and their tests replace a ChallengeService's methods, which a
-# compiled class refuses; its HMAC, page and reply helpers are compiled).
+# compiled class refuses; its token issuing (challenge_token.py), MACs, page and reply
+# helpers are compiled).
 MODULES = (
     "scrapeshield/context.py",
     "scrapeshield/actions/hold.py",
     "scrapeshield/actions/values.py",
     "scrapeshield/actions/challenge_page.py",
+    "scrapeshield/actions/challenge_token.py",
     "scrapeshield/actions/responses.py",
     "scrapeshield/keyed_hash.py",
     "scrapeshield/engine.py",

@@ -1,4 +1,4 @@
-"""keyed_hash.HmacSha256 gives exactly hmac's HMAC-SHA256 (RFC 2104), for any key and message."""
+"""keyed_hash: HmacSha256 is exactly hmac's HMAC-SHA256 (RFC 2104), KeyedBlake2b BLAKE2b's keyed mode."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scrapeshield.events import Pseudonymiser
-from scrapeshield.keyed_hash import HmacSha256
+from scrapeshield.keyed_hash import HmacSha256, KeyedBlake2b
 
 
 @given(key=st.binary(max_size=200), prefix=st.binary(max_size=40), msg=st.binary(max_size=300))
@@ -36,3 +36,17 @@ def test_pseudonyms_unchanged() -> None:
     key = b"k" * 32
     name = Pseudonymiser(key)("203.0.113.9")
     assert name == "p:" + hmac.new(key, b"203.0.113.9", hashlib.sha256).hexdigest()[:24]
+
+
+@given(key=st.binary(min_size=1, max_size=64), person=st.binary(max_size=16), msg=st.binary(max_size=300))
+def test_keyed_blake2b_is_blake2bs_keyed_mode(key: bytes, person: bytes, msg: bytes) -> None:
+    keyed = KeyedBlake2b(key, person)
+    assert keyed.digest(msg) == hashlib.blake2b(msg, key=key, person=person, digest_size=32).digest()
+    assert keyed.digest(msg) == keyed.digest(msg)  # the keyed state is copied, never consumed
+
+
+def test_keyed_blake2b_hashes_a_long_key_first() -> None:
+    key = b"\xaa" * 131
+    short = hashlib.blake2b(key, digest_size=64).digest()
+    assert KeyedBlake2b(key).digest(b"m") == hashlib.blake2b(b"m", key=short, digest_size=32).digest()
+    assert KeyedBlake2b(key).digest(b"m") != KeyedBlake2b(key[:64]).digest(b"m")

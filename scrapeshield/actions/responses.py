@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
+from typing import Final, NamedTuple
 from urllib.parse import parse_qsl
 
 from scrapeshield.actions.challenge import ChallengeService
-from scrapeshield.types import Action, Decision, RequestContext
+from scrapeshield.types import Action, Decision, RequestContext, tuple_new
 
 log = logging.getLogger("scrapeshield.actions")
 Headers = tuple[tuple[str, str], ...]
@@ -26,11 +26,19 @@ HOLD_RULE = "hold"  # a page held for its script (actions/hold.py): a host that 
 _CHALLENGE = Action.CHALLENGE  # a module constant: an Enum class attribute is a slow lookup
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
+    """A response as plain values (immutable: a tuple, made per challenged request)."""
+
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
+
+
+_REPLY: Final = Reply  # (compiled: a C global; built with tuple_new, see types.tuple_new)
+# A challenge reply's headers, the same but for the page's length: one tuple per length (a
+# page's length varies with its path alone), kept until there are too many lengths.
+_CHALLENGE_HEADERS: dict[int, Headers] = {}
+_CHALLENGE_HEADERS_MAX: Final = 4096
 
 
 _MESSAGES = {
@@ -66,16 +74,19 @@ def refusal(decision: Decision, wants_json: bool) -> Reply:
 
 
 def challenge_reply(page: bytes) -> Reply:
-    return Reply(
-        403,
-        (
-            (ACTION_HEADER, Action.CHALLENGE.value),
+    size = len(page)
+    headers = _CHALLENGE_HEADERS.get(size)
+    if headers is None:
+        headers = (
+            (ACTION_HEADER, "challenge"),
             ("content-type", "text/html; charset=utf-8"),
             ("cache-control", "no-store"),
-            ("content-length", str(len(page))),
-        ),
-        page,
-    )
+            ("content-length", str(size)),
+        )
+        if len(_CHALLENGE_HEADERS) >= _CHALLENGE_HEADERS_MAX:
+            _CHALLENGE_HEADERS.clear()
+        _CHALLENGE_HEADERS[size] = headers
+    return tuple_new(_REPLY, (403, headers, page))
 
 
 def wants_json(headers: tuple[tuple[str, str], ...], path: str) -> bool:

@@ -24,7 +24,6 @@ from scrapeshield.actions.responses import (
     verify_reply,
     wants_json,
 )
-from scrapeshield.actions.rewrite import EDITED
 from scrapeshield.engine import Engine
 from scrapeshield.runtime import Shield
 from scrapeshield.types import Action, Decision, RequestContext
@@ -39,10 +38,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_VERIFY_BODY = 8192
 _ACTION_BYTES = ACTION_HEADER.encode()
-_ALLOW = Action.ALLOW  # a module constant: an Enum class attribute goes through EnumType.__getattr__
-# Reply headers as ASGI wants them (bytes), remembered: a challenge reply's are the same but for
-# its length. Bounded; a header seen once (a pass cookie) just takes a slot until the next clear.
-_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+# Module constants: an Enum class attribute goes through EnumType.__getattr__, and a set of
+# actions hashes each with Enum's Python-level __hash__ (rewrite.EDITED: degrade, decoy).
+_ALLOW, _TARPIT, _DEGRADE, _DECOY = Action.ALLOW, Action.TARPIT, Action.DEGRADE, Action.DECOY
+# A reply's headers as ASGI wants them (bytes), and whether they hold the length, remembered
+# per header tuple: the replies of a kind share theirs (a challenge reply's differ by length
+# alone, responses.challenge_reply). Bounded; a tuple seen once (a pass cookie) just takes a
+# slot until the next clear.
+_ENCODED: dict[tuple[tuple[str, str], ...], tuple[tuple[tuple[bytes, bytes], ...], bool]] = {}
 _ENCODED_MAX = 512
 
 
@@ -72,15 +75,19 @@ class ScrapeshieldMiddleware:
                 return
             await self.app(scope, receive, send)
             return
-        if decision.action is _ALLOW:
+        action = decision.action
+        if action is _ALLOW:
             tags = debug_tags(decision) if engine.policy.source.debug_headers else ()
             await self.app(scope, receive, _observing(send, engine, ctx, tags))
             return
-        if decision.action in EDITED:
+        if action is _DEGRADE or action is _DECOY:
             await self._edited(scope, receive, send, ctx, decision)
             return
         try:
-            reply = await self._reply(ctx, decision, scope.get("query_string") or b"")
+            if action is _TARPIT:
+                await asyncio.sleep(self.shield.policy.source.tarpit.delay)
+            query = scope.get("query_string") or b""
+            reply = decision_reply(self.shield.challenge, ctx, decision, query.decode("latin-1"))
         except Exception:
             log.exception("building the %s response failed", decision.action.value)
             reply = refusal(Decision(Action.BLOCK, decision.score, (), "error"), False)
@@ -145,11 +152,6 @@ class ScrapeshieldMiddleware:
                     "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _reply(self, ctx: RequestContext, decision: Decision, query: bytes) -> Reply:
-        if decision.action is Action.TARPIT:
-            await asyncio.sleep(self.shield.policy.source.tarpit.delay)
-        return decision_reply(self.shield.challenge, ctx, decision, query.decode("latin-1"))
-
     async def _verify(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST of a solved challenge: set the pass cookie and send the browser back."""
         if scope.get("method") != "POST":
@@ -179,22 +181,25 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-def _encoded(header: tuple[str, str]) -> tuple[bytes, bytes]:
-    pair = _ENCODED.get(header)
-    if pair is None:
-        pair = (header[0].encode("latin-1"), header[1].encode("latin-1"))
+def _encode(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[tuple[bytes, bytes], ...], bool]:
+    known = _ENCODED.get(headers)
+    if known is None:
+        known = (tuple([(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]),
+                 any(k == "content-length" for k, _ in headers))
         if len(_ENCODED) >= _ENCODED_MAX:
             _ENCODED.clear()
-        _ENCODED[header] = pair
-    return pair
+        _ENCODED[headers] = known
+    return known
 
 
 async def _send_reply(send: Send, reply: Reply) -> None:
-    headers = list(map(_encoded, reply.headers))
-    if not any(k == "content-length" for k, _ in reply.headers):
-        headers.append((b"content-length", str(len(reply.body)).encode()))
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": reply.body})
+    status, headers, body = reply
+    encoded, sized = _encode(headers)
+    listed = list(encoded)  # the server's own list (a wrapping middleware may edit it)
+    if not sized:
+        listed.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": listed})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _observing(send: Send, engine: Engine, ctx: RequestContext, tags: tuple[tuple[str, str], ...]) -> Send:
