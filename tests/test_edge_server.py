@@ -202,6 +202,19 @@ def test_absolute_form_and_bad_urls(edge: Running) -> None:
         assert status == 400 and closed(conn)
 
 
+@pytest.mark.parametrize(("target", "seen"), [
+    (b"/p%C3%A9%2Fx#frag", "/pé/x q= "),  # the fragment dropped
+    (b"/p?q=%41#f", "/p q=q=%41#f "),  # the query as sent, undecoded
+    (b"/a%zz/%e9?", "/a%zz/\ufffd q= "),  # bad escapes kept, bad UTF-8 replaced
+    (b"/plain", "/plain q= "),
+])
+def test_origin_form_paths_are_decoded_and_queries_kept(edge: Running, target: bytes, seen: str) -> None:
+    with edge.connect() as conn:
+        conn.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+        [(status, _, body)] = read_responses(conn, 1)
+    assert status == 200 and body.startswith(f"GET {seen}".encode())
+
+
 def test_expect_100_continue_is_answered_before_the_body(edge: Running) -> None:
     with edge.connect() as conn:
         conn.sendall(b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
