@@ -5,6 +5,7 @@ bodies, and shutdown. The decision service itself runs in it in test_e2e_nginx.p
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 from collections.abc import Awaitable, Iterator
@@ -169,6 +170,19 @@ def test_bad_or_oversized_requests_are_refused_and_the_connection_closed(
         if status == 200:  # an upgrade is answered as a request, never upgraded
             assert answers[1][2].startswith(b"GET /chat")
         assert closed(conn)
+
+
+def test_a_client_that_closes_its_side_is_answered_and_nothing_is_logged_as_fatal(
+    edge: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """nginx ends idle kept-alive connections with a FIN: that is no error."""
+    with edge.connect() as conn:
+        conn.sendall(b"GET /last HTTP/1.1\r\nHost: h\r\n\r\n")
+        conn.shutdown(socket.SHUT_WR)
+        [(status, _, body)] = read_responses(conn, 1)
+        assert status == 200 and body.startswith(b"GET /last")
+        assert closed(conn)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 def test_a_service_that_raises_gets_a_500_and_the_server_carries_on(edge: Running) -> None:

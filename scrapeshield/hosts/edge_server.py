@@ -194,6 +194,12 @@ class _Connection:
         if self.waiting is None:
             self._drain()
 
+    def eof_received(self) -> bool:
+        """The client will send nothing more (nginx ends an idle kept-alive connection so): the
+        transport closes (False); without this method asyncio logged each one as a fatal error.
+        What the client asked before is answered first when the answer was at hand."""
+        return False
+
     def pause_writing(self) -> None:
         self.paused_write = True
         self._reading()
