@@ -340,7 +340,9 @@ def test_missing_uri_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureF
     ("uri", "path"),
     [("/u/a?b=c#d", "/u/a"), ("/api/v1/users/%31%32", "/api/v1/users/12"), ("/a/./b/../c", "/a/c"),
      ("//a///b/", "/a/b/"), ("/..", "/"), ("/a/..", "/"), ("/a/b/..", "/a/"),
-     ("https://host/x/y?z", "/x/y"), ("", "/"), ("x", "/"), ("/%2e%2e/u/a", "/u/a")],
+     ("https://host/x/y?z", "/x/y"), ("", "/"), ("x", "/"), ("/%2e%2e/u/a", "/u/a"),
+     ("/u/a#d?x", "/u/a"), ("/a%3Fb?c", "/a?b"), ("/caf%C3%A9%zz", "/café%zz"), ("http://host", "/"),
+     ("ftp://host/x", "/"), ("https://host/%2e%2e/x?y", "/x")],
 )
 def test_the_path_is_the_one_the_proxy_routes_on(uri: str, path: str) -> None:
     assert _path(uri) == path

@@ -5,6 +5,7 @@ bodies, and shutdown. The decision service itself runs in it in test_e2e_nginx.p
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 from collections.abc import Awaitable, Iterator
@@ -171,6 +172,19 @@ def test_bad_or_oversized_requests_are_refused_and_the_connection_closed(
         assert closed(conn)
 
 
+def test_a_client_that_closes_its_side_is_answered_and_nothing_is_logged_as_fatal(
+    edge: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """nginx ends idle kept-alive connections with a FIN: that is no error."""
+    with edge.connect() as conn:
+        conn.sendall(b"GET /last HTTP/1.1\r\nHost: h\r\n\r\n")
+        conn.shutdown(socket.SHUT_WR)
+        [(status, _, body)] = read_responses(conn, 1)
+        assert status == 200 and body.startswith(b"GET /last")
+        assert closed(conn)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
 def test_a_service_that_raises_gets_a_500_and_the_server_carries_on(edge: Running) -> None:
     with edge.connect() as conn:
         conn.sendall(b"GET /broken HTTP/1.1\r\nHost: h\r\n\r\nGET /ok HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -200,6 +214,19 @@ def test_absolute_form_and_bad_urls(edge: Running) -> None:
         conn.sendall(b"GET http://[::1 HTTP/1.1\r\nHost: h\r\n\r\n")
         [(status, _, _)] = read_responses(conn, 1)
         assert status == 400 and closed(conn)
+
+
+@pytest.mark.parametrize(("target", "seen"), [
+    (b"/p%C3%A9%2Fx#frag", "/pé/x q= "),  # the fragment dropped
+    (b"/p?q=%41#f", "/p q=q=%41#f "),  # the query as sent, undecoded
+    (b"/a%zz/%e9?", "/a%zz/\ufffd q= "),  # bad escapes kept, bad UTF-8 replaced
+    (b"/plain", "/plain q= "),
+])
+def test_origin_form_paths_are_decoded_and_queries_kept(edge: Running, target: bytes, seen: str) -> None:
+    with edge.connect() as conn:
+        conn.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+        [(status, _, body)] = read_responses(conn, 1)
+    assert status == 200 and body.startswith(f"GET {seen}".encode())
 
 
 def test_expect_100_continue_is_answered_before_the_body(edge: Running) -> None:

@@ -31,6 +31,7 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
+from typing import Final
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from scrapeshield.actions.challenge import VERIFY_PATH
@@ -50,27 +51,27 @@ from scrapeshield.types import Action, Decision, RequestContext
 
 log = logging.getLogger("scrapeshield.decisions")
 
-AUTH_REQUEST_PATH = "/.scrapeshield/auth-request"
-FORWARD_AUTH_PATH = "/.scrapeshield/forward-auth"
-PAGE_PATH = "/.scrapeshield/page"
-CHALLENGE_HEADER = "x-scrapeshield-challenge"
-CHALLENGE_DATA_HEADER = "x-scrapeshield-challenge-data"  # the page's data, for nginx to fill in
+AUTH_REQUEST_PATH: Final = "/.scrapeshield/auth-request"
+FORWARD_AUTH_PATH: Final = "/.scrapeshield/forward-auth"
+PAGE_PATH: Final = "/.scrapeshield/page"
+CHALLENGE_HEADER: Final = "x-scrapeshield-challenge"
+CHALLENGE_DATA_HEADER: Final = "x-scrapeshield-challenge-data"  # the page's data, for nginx to fill in
 # Longer data (a long return_to) is not sent in a header: nginx's proxy_buffer_size (4 KiB by
 # default) holds the whole head of the auth response, and a head over it fails the subrequest.
-MAX_CHALLENGE_DATA = 2048
-RETRY_HEADER = "x-scrapeshield-retry-after"  # the decision's Retry-After, passed back to /page
-MAX_VERIFY_BODY = 8192
-_NGINX = ("x-original-method", "x-original-uri")
-_FORWARD = ("x-forwarded-method", "x-forwarded-uri")
+MAX_CHALLENGE_DATA: Final = 2048
+RETRY_HEADER: Final = "x-scrapeshield-retry-after"  # the decision's Retry-After, passed back to /page
+MAX_VERIFY_BODY: Final = 8192
+_NGINX: Final = ("x-original-method", "x-original-uri")
+_FORWARD: Final = ("x-forwarded-method", "x-forwarded-uri")
 # Set by the proxy, not by the client: never part of the client's header set or order.
-_CONTROL = frozenset([*_NGINX, *_FORWARD, "x-forwarded-host", "x-real-ip", ACTION_HEADER,
-                      RETRY_HEADER])
-_NO_STORE = ("cache-control", "no-store")
-_MAX_NOTED = 1024
+_CONTROL: Final = frozenset([*_NGINX, *_FORWARD, "x-forwarded-host", "x-real-ip", ACTION_HEADER,
+                             RETRY_HEADER])
+_NO_STORE: Final = ("cache-control", "no-store")
+_MAX_NOTED: Final = 1024
 # What quote(safe="") leaves alone, and "/": most paths, quoted by one replace (quote: 2 µs).
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")
-_METHODS = {m: m for m in "GET HEAD POST PUT PATCH DELETE OPTIONS".split()}
-_ALLOWED = Reply(200, (), b"")
+_PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9_.~/-]*")
+_METHODS: Final = {m: m for m in "GET HEAD POST PUT PATCH DELETE OPTIONS".split()}
+_ALLOWED: Final = Reply(200, (), b"")
 
 
 class DecisionService:
@@ -206,7 +207,7 @@ class DecisionService:
     # -- helpers ------------------------------------------------------------------------------
 
     def _allowed(self, decision: Decision) -> Reply:
-        if not self.shield.policy.source.debug_headers:
+        if not self.shield.engine.policy.source.debug_headers:  # shield.policy, less a call
             return _ALLOWED
         return Reply(200, self._debug(decision), b"")
 
@@ -249,13 +250,16 @@ class DecisionService:
             kept = [("host", host) if n == "host" else (n, v) for n, v in kept]
             if not any(n == "host" for n, _ in kept):
                 kept.insert(0, ("host", host))
-        real_ip = found.get("x-real-ip", "").strip()
-        if real_ip and not forwarded:
-            kept.append(("x-forwarded-for", real_ip))  # a proxy that sets X-Real-IP only
-            forwarded = True
+        if "x-real-ip" in found:
+            real_ip = found["x-real-ip"].strip()
+            if real_ip and not forwarded:
+                kept.append(("x-forwarded-for", real_ip))  # a proxy that sets X-Real-IP only
+                forwarded = True
         peer = request.peer
-        if self._noted_policy is not self.shield.policy:  # reloaded: trusted_proxies may differ
-            self._noted_policy = self.shield.policy
+        engine = self.shield.engine
+        policy = engine.policy  # what shield.policy answers, without its property call
+        if self._noted_policy is not policy:  # reloaded: trusted_proxies may differ
+            self._noted_policy = policy
             self._noted.clear()
             self._trusted_peer = None
         if forwarded and peer != self._trusted_peer and f"peer:{peer}" not in self._noted:
@@ -265,8 +269,7 @@ class DecisionService:
             path = _path(uri)
         else:
             method, path = request.method or "GET", request.path or "/"
-        ctx = self.shield.engine.contexts.build(
-            self.shield.clock.now(), peer, method, path, kept, request.scheme)
+        ctx = engine.contexts.build(self.shield.clock.now(), peer, method, path, kept, request.scheme)
         return ctx, uri, found
 
     def _debug(self, decision: Decision) -> tuple[tuple[str, str], ...]:
@@ -309,14 +312,21 @@ class DecisionService:
 def _path(uri: str) -> str:
     """The path the proxy routes on: percent-decoded (as an ASGI server does), dot segments
     resolved and slashes merged (as nginx does). "/" for a missing or garbled URI."""
-    if uri.startswith(("http://", "https://")):  # absolute form: keep its path
-        try:
+    if uri[:1] != "/":
+        if not uri.startswith(("http://", "https://")):
+            return "/"
+        try:  # absolute form: keep its path
             uri = urlsplit(uri).path or "/"
         except ValueError:
             return "/"
-    if not uri.startswith("/"):
-        return "/"
-    path = unquote(uri.partition("?")[0].partition("#")[0], errors="replace")
+        if uri[:1] != "/":
+            return "/"
+    end = uri.find("?")
+    path = uri if end < 0 else uri[:end]
+    if "#" in path:
+        path = path.partition("#")[0]
+    if "%" in path:  # unquote's own shortcut, without the call
+        path = unquote(path, errors="replace")
     if "//" not in path and "/." not in path:
         return path
     parts: list[str] = []

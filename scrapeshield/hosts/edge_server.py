@@ -28,7 +28,7 @@ import stat
 from collections import deque
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import cast
+from typing import Final, cast
 from urllib.parse import unquote
 
 import httptools
@@ -39,9 +39,9 @@ log = logging.getLogger("scrapeshield.edge")
 
 Answerer = Callable[["EdgeRequest", "bytes | None"], "Reply | Awaitable[Reply]"]
 
-MAX_HEAD = 65536  # request line and headers, bytes
-MAX_HEADERS = 128
-MAX_PIPELINED = 32  # queued requests before reading pauses
+MAX_HEAD: Final = 65536  # request line and headers, bytes
+MAX_HEADERS: Final = 128
+MAX_PIPELINED: Final = 32  # queued requests before reading pauses
 IDLE_TIMEOUT = 75.0
 GRACE = 5.0  # seconds busy connections get to finish at shutdown
 # Who connected over a Unix socket, for trusted_proxies: a process on this machine, as a
@@ -53,8 +53,8 @@ _METHODS = {m.encode(): m for m in "GET HEAD POST PUT PATCH DELETE OPTIONS".spli
 # Header names as received -> lower-case text. A proxy sends the same few names on every
 # request: decoded once, and later lookups by the same str objects reuse their cached hash.
 # Bounded, so that made-up names cannot grow it (beyond it, names are decoded each time).
-_NAMES: dict[bytes, str] = {}
-_MAX_NAMES = 512
+_NAMES: Final[dict[bytes, str]] = {}  # Final: compiled code reads it without a module lookup
+_MAX_NAMES: Final = 512
 
 
 def _name(raw: bytes) -> str:
@@ -194,6 +194,12 @@ class _Connection:
         if self.waiting is None:
             self._drain()
 
+    def eof_received(self) -> bool:
+        """The client will send nothing more (nginx ends an idle kept-alive connection so): the
+        transport closes (False); without this method asyncio logged each one as a fatal error.
+        What the client asked before is answered first when the answer was at hand."""
+        return False
+
     def pause_writing(self) -> None:
         self.paused_write = True
         self._reading()
@@ -253,23 +259,25 @@ class _Connection:
         if request.refuse or self.refused or self.closing:
             return
         url = request.url
+        # Split as text (latin-1 keeps every byte): str methods are native when compiled.
         if url[:1] == b"/":  # origin form, what proxies send: no need for a URL parser
-            raw_path, _, query = url.partition(b"?")
-            raw_path = raw_path.partition(b"#")[0]
+            path, _, query = url.decode("latin-1").partition("?")
+            if "#" in path:
+                path = path.partition("#")[0]
         else:
             try:
                 parsed = httptools.parse_url(url)
             except httptools.HttpParserInvalidURLError:
                 self.refused = 400
                 return
-            raw_path, query = parsed.path or b"/", parsed.query or b""
-        path = raw_path.decode("latin-1")
-        if b"%" in raw_path:
+            path = (parsed.path or b"/").decode("latin-1")
+            query = (parsed.query or b"").decode("latin-1")
+        if "%" in path:
             path = unquote(path, encoding="utf-8", errors="replace")
         headers = [(_name(name), value.decode("latin-1")) for name, value in request.headers]
         body = request.body
         self.queue.append((
-            EdgeRequest(request.method, path, query.decode("latin-1"), headers, self.peer),
+            EdgeRequest(request.method, path, query, headers, self.peer),
             b"" if body is None else None if body is _TOO_LARGE else b"".join(body),
             request.keep_alive, request.head))
         if len(self.queue) >= MAX_PIPELINED:
@@ -309,6 +317,7 @@ class _Connection:
             reply = Reply(500, (), b"")
         self.waiting = None
         if not self.closing:
+            self.last = self.loop.time()  # a late answer: idle from now (data_received set it before)
             self._send(reply, keep_alive, head)
             self._drain()
 
@@ -318,7 +327,6 @@ class _Connection:
             return
         keep_alive = keep_alive and not self.server.stopping
         transport.write(encode(reply, keep_alive, head))
-        self.last = self.loop.time()
         if not keep_alive:
             self.closing = True
             self.queue.clear()

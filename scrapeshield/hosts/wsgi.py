@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from types import TracebackType
-from typing import NamedTuple
+from typing import Final
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from scrapeshield.actions.challenge import VERIFY_PATH
@@ -48,14 +48,24 @@ _LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}  # HTTPStatus(n)
 _UNAVAILABLE = Reply(503, ((ACTION_HEADER, "block"), ("content-type", "text/plain")), b"unavailable")
 
 
-class Verdict(NamedTuple):
-    reply: Reply | None  # the shield answers itself; None: the app answers
-    tags: Headers = ()  # headers to add to the app's answer (debug_headers only)
-    edit: tuple[RequestContext, Decision] | None = None  # degrade/decoy the app's answer
-    allowed: RequestContext | None = None  # let through: the host reports the answer's status
+class Verdict:
+    """What the gate found. A plain class, not a NamedTuple: compiled, it is built without the
+    interpreted ``__new__`` a NamedTuple has (once per request)."""
+
+    __slots__ = ("allowed", "edit", "reply", "tags")
+
+    def __init__(
+        self, reply: Reply | None, tags: Headers = (),
+        edit: tuple[RequestContext, Decision] | None = None, allowed: RequestContext | None = None,
+    ) -> None:
+        self.reply = reply  # the shield answers itself; None: the app answers
+        self.tags = tags  # headers to add to the app's answer (debug_headers only)
+        self.edit = edit  # degrade/decoy the app's answer
+        self.allowed = allowed  # let through: the host reports the answer's status
 
 
-_PASS = Verdict(None)
+_PASS: Final = Verdict(None)
+_VERIFY_PATH: Final = VERIFY_PATH  # read natively, not from the module's namespace
 # The header names of CONTENT_TYPE and CONTENT_LENGTH, which servers fill in empty when the
 # header was not sent (so an empty value there means nothing, unlike an HTTP_* header's).
 # Compared by identity: an HTTP_CONTENT_TYPE key's name is an equal but other str, kept empty.
@@ -198,21 +208,21 @@ class Gate:
         cannot rewrite the app's answer (``can_edit`` False) gets degrade/decoy as a refusal."""
         try:
             path = environ_path(environ) if path is None else path
-            if path == VERIFY_PATH:
+            if path == _VERIFY_PATH:
                 return Verdict(self._verify(environ, path, read))
-            ctx = self.context(environ, path)
             engine = self._view.engine
+            ctx = self._context(engine, environ, path)
             if engine.needs_await:  # a networked store is atomic on its own side
                 decision = engine.decide(ctx)
             else:
                 with self._lock:
                     decision = engine.decide(ctx)
+            if decision.action is Action.ALLOW:  # shield.policy is engine.policy, less a call
+                tags = debug_tags(decision) if engine.policy.source.debug_headers else ()
+                return Verdict(None, tags, None, ctx)
         except Exception:
             log.exception("shield failed before deciding; applying fail mode")
             return Verdict(_UNAVAILABLE) if self.shield.policy.source.fail_mode == "closed" else _PASS
-        if decision.action is Action.ALLOW:
-            tags = debug_tags(decision) if self.shield.policy.source.debug_headers else ()
-            return Verdict(None, tags, None, ctx)
         if decision.action in EDITED and can_edit:
             return Verdict(None, (), (ctx, decision))
         try:
@@ -225,7 +235,10 @@ class Gate:
         return Verdict(reply)
 
     def context(self, environ: WSGIEnvironment, path: str) -> RequestContext:
-        return self._view.engine.contexts.build(
+        return self._context(self._view.engine, environ, path)
+
+    def _context(self, engine: EngineView, environ: WSGIEnvironment, path: str) -> RequestContext:
+        return engine.contexts.build(
             self.shield.clock.now(),
             _text(environ, "REMOTE_ADDR"),
             _text(environ, "REQUEST_METHOD", "GET") or "GET",
