@@ -49,6 +49,7 @@ STEP = 50
 # The driver releases the GIL while SQLite stores each row, so a large write does not hold it.
 WRITE = 2000
 PURGE_EVERY = 3600.0
+PSEUDONYM_GENERATION = 100_000  # cached pseudonyms per generation (``Pseudonymiser``)
 
 Sink = Callable[[list[dict[str, Any]]], None]
 # A stored row: a tuple in ``EVENT_COLUMNS`` order (the writer's own), or a dict of columns
@@ -87,20 +88,36 @@ class Pseudonymiser:
 
     The HMAC is keyed once here (``keyed_hash``): the same digest as
     ``hmac.new(key, value, sha256)`` without re-deriving the key each time.
+
+    Pseudonyms are cached in two generations of up to ``generation`` entries each: when the
+    young one is full it becomes the old one (the former old one is dropped), and a value
+    found in the old generation moves back to the young one. Clients that keep coming back
+    stay cached however many one-off addresses pass through; a single dict emptied when
+    full lost them all at once, and with more distinct addresses than it held it hashed
+    nearly every one. At most ``2 * generation`` entries: about 175 bytes each for an IPv4
+    address (the address, its pseudonym, the dict's slot), 35 MB at the default.
     """
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, generation: int = PSEUDONYM_GENERATION) -> None:
         self._keyed = HmacSha256(key)
-        self._cache: dict[str, str] = {}
+        self._generation = generation
+        self._young: dict[str, str] = {}
+        self._old: dict[str, str] = {}
 
     def __call__(self, value: str) -> str:
-        hit = self._cache.get(value)
+        hit = self._young.get(value)
         if hit is None:
-            hit = "p:" + self._keyed.digest(value.encode())[:12].hex()
-            if len(self._cache) >= 100_000:
-                self._cache.clear()
-            self._cache[value] = hit
+            hit = self._old.get(value)
+            if hit is None:
+                hit = "p:" + self._keyed.digest(value.encode())[:12].hex()
+            if len(self._young) >= self._generation:
+                self._old, self._young = self._young, {}
+            self._young[value] = hit
         return hit
+
+    def __len__(self) -> int:
+        """Cached entries (an address in both generations counts twice)."""
+        return len(self._young) + len(self._old)
 
 
 class EventRecorder:

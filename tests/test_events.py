@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -62,6 +64,39 @@ def test_non_allow_decisions_recorded_with_reasons_and_pseudonyms(tmp_path: Path
 
 def test_pseudonyms_depend_on_the_platform_key() -> None:
     assert Pseudonymiser(b"a" * 32)("192.0.2.1") != Pseudonymiser(b"b" * 32)("192.0.2.1")
+
+
+class CountingHmac:
+    """The pseudonymiser's keyed hash, counting the digests it computes."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key, self.digests = key, 0
+
+    def digest(self, msg: bytes) -> bytes:
+        self.digests += 1
+        return hmac.new(self.key, msg, hashlib.sha256).digest()
+
+
+def test_pseudonyms_stay_the_keyed_hash_as_the_cache_turns_over() -> None:
+    pseudonymise = Pseudonymiser(b"k" * 32, generation=8)
+    values = [f"198.51.100.{n % 37}" for n in range(500)] + [f"2001:db8::{n:x}" for n in range(50)]
+    for value in values:
+        expected = hmac.new(b"k" * 32, value.encode(), hashlib.sha256).digest()[:12].hex()
+        assert pseudonymise(value) == "p:" + expected
+        assert len(pseudonymise) <= 16
+
+
+def test_a_returning_client_stays_cached_among_one_off_addresses() -> None:
+    """Two generations: a value used again before its generation is dropped moves back to
+    the young one, so one-off addresses never push out the clients that keep coming."""
+    pseudonymise = Pseudonymiser(b"k" * 32, generation=10)
+    counting = CountingHmac(b"k" * 32)
+    pseudonymise._keyed = counting  # type: ignore[assignment]
+    for n in range(1000):
+        pseudonymise("203.0.113.7")
+        pseudonymise(f"10.0.{n // 256}.{n % 256}")
+    assert counting.digests == 1 + 1000
+    assert len(pseudonymise) <= 20
 
 
 def test_ips_kept_in_clear_when_the_policy_says_so(tmp_path: Path) -> None:
