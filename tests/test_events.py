@@ -206,6 +206,34 @@ def test_a_large_queue_is_delivered_whole_in_steps_and_in_order(
     shield.close()
 
 
+def test_events_arriving_during_a_flush_wait_for_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flush writes what was queued when it began; what the request path queues meanwhile
+    goes with the next flush, not in a small write of its own (dearer per row)."""
+    shield, clock = shield_with(tmp_path)
+    for i in range(120):
+        ask(shield, clock, f"/api/v1/users/{i + 1}", CURL, f"203.0.113.{i % 200}")
+    real_write = shield.db.write_events
+    sizes: list[int] = []
+
+    def write_while_requests_come(rows: list[dict[str, object]]) -> None:
+        sizes.append(len(rows))
+        for i in range(7):
+            ask(shield, clock, "/api/v1/users/9", CURL, f"198.51.100.{i}")
+        real_write(rows)
+
+    monkeypatch.setattr(shield.db, "write_events", write_while_requests_come)
+    shield.recorder.flush()
+    assert sizes == [120] and len(shield.recorder._queue) == 7
+    shield.recorder.flush()
+    assert sizes == [120, 7] and len(shield.recorder._queue) == 7
+    monkeypatch.setattr(shield.db, "write_events", real_write)
+    shield.recorder.flush()
+    assert shield.db.count_events() == 134 and not shield.recorder._queue
+    shield.close()
+
+
 @given(st.lists(st.text(max_size=40), max_size=5))
 def test_reasons_column_is_json_dumps(reasons: list[str]) -> None:
     """The writer's fast quoting of plain reasons stores exactly what json.dumps writes."""
