@@ -46,7 +46,7 @@ log = logging.getLogger("scrapeshield.events")
 # reach the database up to that much later (the admin API flushes before it reads).
 FLUSH_EVERY = 2.0
 BATCH = 2000  # queued events that wake the writer before FLUSH_EVERY
-RETRY_BASE = 0.5  # a failed delivery is retried after 1 s, then 2, 4... up to retry_max
+RETRY_BASE = 0.5  # a failed delivery waits 1 s, then 2, 4... up to retry_max (and the next wake)
 # Rows are built STEP at a time: the writer builds and cleans them in Python, holding the GIL,
 # and a request that needs it waits for the step to end (or for the 5 ms switch interval), so
 # a step is well under a millisecond of work and the writer yields between steps.
