@@ -21,7 +21,16 @@ from scrapeshield.events import Pseudonymiser
 from scrapeshield.legal import keys
 from scrapeshield.legal.collector import WindowCollector
 from scrapeshield.legal.feed import LedgerFeeder
-from scrapeshield.legal.ledger import GENESIS, Ledger, NewEntry, canonical, chain_hash, sha256
+from scrapeshield.legal.ledger import (
+    GENESIS,
+    Ledger,
+    NewEntry,
+    canonical,
+    canonical_content,
+    chain_hash,
+    content,
+    sha256,
+)
 from scrapeshield.runtime import Shield
 from scrapeshield.settings import Settings
 from scrapeshield.types import Action, Decision
@@ -44,6 +53,22 @@ def test_every_entry_commits_to_the_one_before(scenario: Scenario) -> None:
         assert entry.hash == chain_hash(prev, entry.digest)
         prev = entry.hash
     assert scenario.ledger.verify(scenario.key.public_key()) == []
+
+
+def test_an_entry_is_hashed_as_the_canonical_form_of_its_content(tmp_path: Path) -> None:
+    # The appender splices the body's bytes into the content's; a verifier encodes it whole.
+    bodies = [{}, {"a": 1}, {"zeta": [1, 2.5, None], "alpha": {"é": "ü\u2028", "b": True}},
+              {"body": "x", "kind": "y", "\u0000": "\"}", "ts": 1e-7, "n": -0.0, "big": 2**70}]
+    for body in bodies:
+        for ref in (None, "r:1"):
+            for subject in ("*all*", "p:ab\"c", "ünï"):
+                whole = canonical(content(7, 12.345678, "window", subject, ref, body))
+                assert canonical_content(7, 12.345678, "window", subject, ref, canonical(body)) == whole
+    ledger = Ledger(Database(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    written = ledger.append([NewEntry("window", "s", b) for b in bodies], 5.0)
+    stored = ledger.entries()
+    assert [e.digest for e in stored] == [e.digest for e in written]
+    assert all(e.digest == sha256(canonical(e.content())) for e in stored)
 
 
 def test_window_summaries_count_every_decision_and_only_served_records(scenario: Scenario) -> None:
