@@ -45,9 +45,9 @@ from scrapeshield.actions.responses import (
     wants_json,
 )
 from scrapeshield.hosts.asgi import Receive, Scope, Send, _read_body, _send_reply
-from scrapeshield.hosts.edge_server import EdgeRequest
+from scrapeshield.hosts.edge_server import EdgeRequest, header_lines
 from scrapeshield.runtime import Shield
-from scrapeshield.types import Action, Decision, RequestContext
+from scrapeshield.types import Action, Decision, RequestContext, tuple_new
 
 log = logging.getLogger("scrapeshield.decisions")
 
@@ -72,6 +72,14 @@ _MAX_NOTED: Final = 1024
 _PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9_.~/-]*")
 _METHODS: Final = {m: m for m in "GET HEAD POST PUT PATCH DELETE OPTIONS".split()}
 _ALLOWED: Final = Reply(200, (), b"")
+_REPLY: Final = Reply  # built with tuple_new: Reply(...) runs the NamedTuple's Python __new__
+_ALLOW: Final = Action.ALLOW  # module constants: an Enum class attribute is a slow lookup
+_CHALLENGE: Final = Action.CHALLENGE
+_THROTTLE: Final = Action.THROTTLE
+_TARPIT: Final = Action.TARPIT
+_CHALLENGED: Final = (ACTION_HEADER, "challenge")
+# The auth answers' fixed headers, encoded once (hosts/edge_server.py).
+header_lines([_NO_STORE, *((ACTION_HEADER, action.value) for action in Action)])
 
 
 class DecisionService:
@@ -148,24 +156,23 @@ class DecisionService:
 
     def _auth_reply(self, ctx: RequestContext, uri: str, decision: Decision) -> Reply:
         # A page held for its script (actions/hold.py) needs the body: here it is challenged.
-        action = Action.CHALLENGE if decision.rule == HOLD_RULE else decision.action
-        if action is Action.ALLOW:
+        action = _CHALLENGE if decision.rule == HOLD_RULE else decision.action
+        if action is _ALLOW:
             return self._allowed(decision)
-        headers = [(ACTION_HEADER, action.value), _NO_STORE]
-        if action in (Action.THROTTLE, Action.TARPIT):
-            headers.append(("retry-after", _seconds(decision.retry_after)))
-        if action is not Action.CHALLENGE:
-            return Reply(403, tuple(headers), b"")
+        if action is not _CHALLENGE:
+            headers: tuple[tuple[str, str], ...] = ((ACTION_HEADER, action.value), _NO_STORE)
+            if action is _THROTTLE or action is _TARPIT:
+                headers += (("retry-after", _seconds(decision.retry_after)),)
+            return tuple_new(_REPLY, (403, headers, b""))
         target = _return_to(ctx.method, uri)
         link = f"{PAGE_PATH}?return_to={_quoted(target)}"
         if len(link) > MAX_CHALLENGE_DATA:  # a head over nginx's buffer would fail open
-            return Reply(403, tuple(headers), b"")  # nginx asks /page for the page
-        headers.append((CHALLENGE_HEADER, link))
+            return tuple_new(_REPLY, (403, (_CHALLENGED, _NO_STORE), b""))  # nginx asks /page
         data = self.shield.challenge.page_data(ctx.ip, ctx.user_agent, target)
         if len(data) > MAX_CHALLENGE_DATA:
-            return Reply(403, tuple(headers), b"")
-        headers.append((CHALLENGE_DATA_HEADER, data))
-        return Reply(401, tuple(headers), b"")
+            return tuple_new(_REPLY, (403, (_CHALLENGED, _NO_STORE, (CHALLENGE_HEADER, link)), b""))
+        return tuple_new(_REPLY, (401, (_CHALLENGED, _NO_STORE, (CHALLENGE_HEADER, link),
+                                        (CHALLENGE_DATA_HEADER, data)), b""))
 
     def _forward_auth(self, request: EdgeRequest) -> Reply | Awaitable[Reply]:
         ctx, uri, _ = self._original(request, _FORWARD, True)
