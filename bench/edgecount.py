@@ -8,12 +8,13 @@ The bench's auth subrequests (wrk-clients.lua's 100k clients, bench-policy.yaml;
 nginx sends with deploy/nginx/scrapeshield.conf, bench/hostcost.py's ``_subrequest``) fed to
 the edge server's protocol in-process, with the page subrequest for each 403 as error_page
 asks it: the server's parsing, the service, the engine with its listeners and the reply, with
-no sockets. The event writer is not started (its thread is not counted; the events wait in its
-queue, far below its bound). A manual clock advanced 0.5 ms per request makes every run the
-same. With the compiled build the toggle counts every call into the protocol, warm-up
-included: divide the total by WARM + COUNT. ``callgrind_annotate --inclusive=yes`` then shows
-the parts (``CPyDef_engine___Engine___decide``, ``CPyDef_context___ContextBuilder___build``,
-the challenge's ``page_data``). It prints the answers' statuses, and the writes and bytes the
+no sockets, on the event loop serve-decisions runs (uvloop when installed). The event writer
+is not started (its thread is not counted; the events wait in its queue, far below its
+bound). A manual clock advanced 0.5 ms per request makes every run the same. With the
+compiled build the toggle counts every call into the protocol, warm-up included: divide the
+total by WARM + COUNT. ``callgrind_annotate --inclusive=yes`` then shows the parts
+(``CPyDef_engine___Engine___decide``, ``CPyDef_context___ContextBuilder___build``, the
+challenge's ``page_data``). It prints the answers' statuses, and the writes and bytes the
 service sent per request.
 """
 
@@ -29,6 +30,7 @@ from scrapeshield.clock import ManualClock
 from scrapeshield.hosts.auth_request import MAX_VERIFY_BODY, DecisionService
 from scrapeshield.hosts.edge_server import EdgeServer, _Connection
 from scrapeshield.runtime import Shield
+from scrapeshield.serve import _fast_loop
 from scrapeshield.settings import Settings
 
 
@@ -102,7 +104,8 @@ def main(warm: int, count: int) -> dict[str, Any]:
                 "writes_per_request": round(writes / count, 3),
                 "bytes_written_per_request": round(size / count, 1)}
 
-    return asyncio.run(run())
+    with asyncio.Runner(loop_factory=_fast_loop()) as runner:  # the loop serve-decisions runs on
+        return runner.run(run())
 
 
 if __name__ == "__main__":

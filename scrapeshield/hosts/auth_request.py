@@ -31,7 +31,7 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, cast
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from scrapeshield.actions.challenge import VERIFY_PATH
@@ -236,17 +236,21 @@ class DecisionService:
         """The original request's context, its URI as the proxy gave it ("" when missing), and
         the control headers (set by the proxy: kept out of the client's header set and order)."""
         # One pass: the client's headers kept for the context, the proxy's set aside.
-        kept: list[tuple[str, str]] = []
+        # The pairs as objects: compiled, a tuple[str, str] is a C struct, and each would be
+        # boxed into a new tuple to be kept; as objects, the request's own tuples are kept.
+        kept: list[object] = []
         found: dict[str, str] = {}
         forwarded = False
-        for header in request.headers:
-            name = header[0]
+        for header in cast(list[object], request.headers):
+            pair = cast(tuple[str, ...], header)
+            name = pair[0]
             if name in _CONTROL:
-                found[name] = header[1]
+                found[name] = pair[1]
             else:
                 if name == "x-forwarded-for":
                     forwarded = True
                 kept.append(header)
+        client = cast(list[tuple[str, str]], kept)
         uri = found.get(control[1], "") if control else ""
         if control and not uri:
             missing = control[1]
@@ -254,13 +258,13 @@ class DecisionService:
                        "the proxy as in deploy/", missing)
         host = found.get("x-forwarded-host") if forwarded_host else None
         if host:  # Traefik names the service in Host and the site in X-Forwarded-Host
-            kept = [("host", host) if n == "host" else (n, v) for n, v in kept]
-            if not any(n == "host" for n, _ in kept):
-                kept.insert(0, ("host", host))
+            client = [("host", host) if n == "host" else (n, v) for n, v in client]
+            if not any(n == "host" for n, _ in client):
+                client.insert(0, ("host", host))
         if "x-real-ip" in found:
             real_ip = found["x-real-ip"].strip()
             if real_ip and not forwarded:
-                kept.append(("x-forwarded-for", real_ip))  # a proxy that sets X-Real-IP only
+                client.append(("x-forwarded-for", real_ip))  # a proxy that sets X-Real-IP only
                 forwarded = True
         peer = request.peer
         engine = self.shield.engine
@@ -276,7 +280,7 @@ class DecisionService:
             path = _path(uri)
         else:
             method, path = request.method or "GET", request.path or "/"
-        ctx = engine.contexts.build(self.shield.clock.now(), peer, method, path, kept, request.scheme)
+        ctx = engine.contexts.build(self.shield.clock.now(), peer, method, path, client, request.scheme)
         return ctx, uri, found
 
     def _debug(self, decision: Decision) -> tuple[tuple[str, str], ...]:

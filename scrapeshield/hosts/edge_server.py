@@ -144,7 +144,7 @@ class _Request:
 
     def __init__(self) -> None:
         self.url = b""
-        self.headers: list[tuple[str, str]] = []
+        self.headers: list[object] = []  # (name, value) pairs of str (see on_header)
         self.head_size = 0
         self.refuse = 0  # 431: the head is too large
         self.body: list[bytes] | None = None  # None: no body yet; _TOO_LARGE: over max_body
@@ -172,7 +172,7 @@ class _Connection:
         # The headers of the last request by their place, raw and decoded: a proxy sends the
         # same names in the same order, and most values again (host, agent, accept...), so a
         # header equal to the one at its place last time is that one's decoded pair, reused.
-        self.seen: list[tuple[bytes, bytes, tuple[str, str]]] = []
+        self.seen: list[tuple[bytes, bytes, str, object]] = []  # raw name, raw value, name, pair
         self.queue: deque[tuple[EdgeRequest, bytes | None, bool, bool]] = deque()
         self.waiting: asyncio.Task[None] | None = None
         self.refused = 0  # the status that ends this connection once the queue is answered
@@ -271,20 +271,22 @@ class _Connection:
             if at < len(seen):
                 last = seen[at]
                 if last[1] == value and last[0] == name:
-                    headers.append(last[2])  # as at this place in the last request: no decoding
+                    headers.append(last[3])  # as at this place in the last request: no decoding
                     return
-                text = last[2][0] if last[0] == name else _name(name)
+                text = last[2] if last[0] == name else _name(name)
             else:
                 text = _name(name)
-            header = (text, value.decode("latin-1"))
+            # An object, not a tuple[str, str]: compiled, that would be a C struct, boxed into
+            # a new tuple at every use; as an object, the list and ``seen`` share this one.
+            header: object = (text, value.decode("latin-1"))
             headers.append(header)
             if text == "expect":
                 request.expect = value.lower() == b"100-continue"
             elif len(value) <= _MAX_SEEN:
                 if at < len(seen):
-                    seen[at] = (name, value, header)
+                    seen[at] = (name, value, text, header)
                 elif at == len(seen):
-                    seen.append((name, value, header))
+                    seen.append((name, value, text, header))
 
     def on_headers_complete(self) -> None:
         request, parser = self.request, self.parser
@@ -329,7 +331,7 @@ class _Connection:
             path = unquote(path, encoding="utf-8", errors="replace")
         body = request.body
         self.queue.append((
-            EdgeRequest(request.method, path, query, request.headers, self.peer),
+            EdgeRequest(request.method, path, query, cast(list[tuple[str, str]], request.headers), self.peer),
             b"" if body is None else None if body is _TOO_LARGE else b"".join(body),
             request.keep_alive, request.head))
         if len(self.queue) >= MAX_PIPELINED:
