@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from scrapeshield.actions.responses import Reply
-from scrapeshield.hosts.edge_server import MAX_HEAD, UNIX_PEER, EdgeRequest, EdgeServer, bind_unix
+from scrapeshield.hosts.edge_server import (
+    MAX_HEAD,
+    UNIX_PEER,
+    EdgeRequest,
+    EdgeServer,
+    bind_unix,
+    encode,
+    header_lines,
+)
 
 
 def answer(request: EdgeRequest, body: bytes | None) -> Reply | Awaitable[Reply]:
@@ -261,3 +269,57 @@ def test_unix_socket_serves_counts_as_this_machine_and_is_removed_at_shutdown(tm
     finally:
         running.stop()
     assert not path.exists()
+
+
+def headers_echo(request: EdgeRequest, body: bytes | None) -> Reply:
+    """Answers with the request's headers, one per line, as the server decoded them."""
+    return Reply(200, (), "\n".join(f"{n}={v}" for n, v in request.headers).encode("latin-1"))
+
+
+def test_headers_are_decoded_afresh_where_they_differ_from_the_last_request() -> None:
+    """A connection reuses the decoded header of the last request at the same place only when
+    name and value are the same bytes: every change of value, name, case, count or order shows."""
+    running = Running(EdgeServer(headers_echo))
+    heads = [
+        [("Host", "h"), ("X-Original-URI", "/a"), ("User-Agent", "UA 1")],
+        [("Host", "h"), ("X-Original-URI", "/b"), ("User-Agent", "UA 1")],  # one value differs
+        [("Host", "h"), ("X-Original-Uri", "/b"), ("User-Agent", "UA 1")],  # a name's case
+        [("Host", "h"), ("User-Agent", "UA 1"), ("X-Original-URI", "/b")],  # the order
+        [("Host", "h")],  # fewer
+        [("Host", "h"), ("Accept", "*/*"), ("Accept", "*/*"), ("X-Big", "é" * 2000)],  # more, long
+        [("Host", "h"), ("Accept", "*/*"), ("Accept", "*/*"), ("X-Big", "é" * 2000)],  # all again
+        [("Host", "h"), ("Accept", "text/html"), ("Accept", "*/*"), ("X-Big", "x")],
+    ]
+    try:
+        with running.connect() as conn:
+            for head in heads:
+                lines = "".join(f"{n}: {v}\r\n" for n, v in head)
+                conn.sendall(f"GET / HTTP/1.1\r\n{lines}\r\n".encode("latin-1"))
+                [(status, _, body)] = read_responses(conn, 1)
+                expected = "\n".join(f"{n.lower()}={v}" for n, v in head)
+                assert status == 200 and body.decode("latin-1") == expected
+    finally:
+        running.stop()
+
+
+def test_an_expect_header_is_seen_in_every_request_that_sends_it(edge: Running) -> None:
+    with edge.connect() as conn:
+        for _ in range(2):  # the same header at the same place: still answered with 100 Continue
+            conn.sendall(b"POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+            assert conn.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+            conn.sendall(b"abc")
+            [(status, _, body)] = read_responses(conn, 1)
+            assert status == 200 and body.endswith(b"body=abc")
+
+
+def test_encoded_header_lines_remembered_and_checked() -> None:
+    header_lines([("x-scrapeshield-action", "challenge"), ("x-bad", "a\r\nb"), ("content-length", "9")])
+    reply = Reply(401, (("x-scrapeshield-action", "challenge"), ("x-data", '{"a": "' + "b" * 300 + '"}'),
+                        ("x-evil", "a\r\nset-cookie: x=1")), b"")
+    data = encode(reply, True, False)
+    assert data == (b"HTTP/1.1 401 Unauthorized\r\nx-scrapeshield-action: challenge\r\n"
+                    b'x-data: {"a": "' + b"b" * 300 + b'"}\r\ncontent-length: 0\r\n\r\n')
+    # a header with a line break is never remembered, so never sent; nor is a content-length
+    assert encode(Reply(200, (("x-bad", "a\r\nb"),), b"ok"), True, False).count(b"x-bad") == 0
+    sized = encode(Reply(200, (("content-length", "9"),), b"ok"), True, False)
+    assert sized.count(b"content-length") == 1

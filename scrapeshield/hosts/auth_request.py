@@ -31,7 +31,7 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, cast
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from scrapeshield.actions.challenge import VERIFY_PATH
@@ -45,9 +45,9 @@ from scrapeshield.actions.responses import (
     wants_json,
 )
 from scrapeshield.hosts.asgi import Receive, Scope, Send, _read_body, _send_reply
-from scrapeshield.hosts.edge_server import EdgeRequest
+from scrapeshield.hosts.edge_server import EdgeRequest, header_lines
 from scrapeshield.runtime import Shield
-from scrapeshield.types import Action, Decision, RequestContext
+from scrapeshield.types import Action, Decision, RequestContext, tuple_new
 
 log = logging.getLogger("scrapeshield.decisions")
 
@@ -72,6 +72,14 @@ _MAX_NOTED: Final = 1024
 _PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9_.~/-]*")
 _METHODS: Final = {m: m for m in "GET HEAD POST PUT PATCH DELETE OPTIONS".split()}
 _ALLOWED: Final = Reply(200, (), b"")
+_REPLY: Final = Reply  # built with tuple_new: Reply(...) runs the NamedTuple's Python __new__
+_ALLOW: Final = Action.ALLOW  # module constants: an Enum class attribute is a slow lookup
+_CHALLENGE: Final = Action.CHALLENGE
+_THROTTLE: Final = Action.THROTTLE
+_TARPIT: Final = Action.TARPIT
+_CHALLENGED: Final = (ACTION_HEADER, "challenge")
+# The auth answers' fixed headers, encoded once (hosts/edge_server.py).
+header_lines([_NO_STORE, *((ACTION_HEADER, action.value) for action in Action)])
 
 
 class DecisionService:
@@ -148,24 +156,23 @@ class DecisionService:
 
     def _auth_reply(self, ctx: RequestContext, uri: str, decision: Decision) -> Reply:
         # A page held for its script (actions/hold.py) needs the body: here it is challenged.
-        action = Action.CHALLENGE if decision.rule == HOLD_RULE else decision.action
-        if action is Action.ALLOW:
+        action = _CHALLENGE if decision.rule == HOLD_RULE else decision.action
+        if action is _ALLOW:
             return self._allowed(decision)
-        headers = [(ACTION_HEADER, action.value), _NO_STORE]
-        if action in (Action.THROTTLE, Action.TARPIT):
-            headers.append(("retry-after", _seconds(decision.retry_after)))
-        if action is not Action.CHALLENGE:
-            return Reply(403, tuple(headers), b"")
+        if action is not _CHALLENGE:
+            headers: tuple[tuple[str, str], ...] = ((ACTION_HEADER, action.value), _NO_STORE)
+            if action is _THROTTLE or action is _TARPIT:
+                headers += (("retry-after", _seconds(decision.retry_after)),)
+            return tuple_new(_REPLY, (403, headers, b""))
         target = _return_to(ctx.method, uri)
         link = f"{PAGE_PATH}?return_to={_quoted(target)}"
         if len(link) > MAX_CHALLENGE_DATA:  # a head over nginx's buffer would fail open
-            return Reply(403, tuple(headers), b"")  # nginx asks /page for the page
-        headers.append((CHALLENGE_HEADER, link))
+            return tuple_new(_REPLY, (403, (_CHALLENGED, _NO_STORE), b""))  # nginx asks /page
         data = self.shield.challenge.page_data(ctx.ip, ctx.user_agent, target)
         if len(data) > MAX_CHALLENGE_DATA:
-            return Reply(403, tuple(headers), b"")
-        headers.append((CHALLENGE_DATA_HEADER, data))
-        return Reply(401, tuple(headers), b"")
+            return tuple_new(_REPLY, (403, (_CHALLENGED, _NO_STORE, (CHALLENGE_HEADER, link)), b""))
+        return tuple_new(_REPLY, (401, (_CHALLENGED, _NO_STORE, (CHALLENGE_HEADER, link),
+                                        (CHALLENGE_DATA_HEADER, data)), b""))
 
     def _forward_auth(self, request: EdgeRequest) -> Reply | Awaitable[Reply]:
         ctx, uri, _ = self._original(request, _FORWARD, True)
@@ -229,17 +236,21 @@ class DecisionService:
         """The original request's context, its URI as the proxy gave it ("" when missing), and
         the control headers (set by the proxy: kept out of the client's header set and order)."""
         # One pass: the client's headers kept for the context, the proxy's set aside.
-        kept: list[tuple[str, str]] = []
+        # The pairs as objects: compiled, a tuple[str, str] is a C struct, and each would be
+        # boxed into a new tuple to be kept; as objects, the request's own tuples are kept.
+        kept: list[object] = []
         found: dict[str, str] = {}
         forwarded = False
-        for header in request.headers:
-            name = header[0]
+        for header in cast(list[object], request.headers):
+            pair = cast(tuple[str, ...], header)
+            name = pair[0]
             if name in _CONTROL:
-                found[name] = header[1]
+                found[name] = pair[1]
             else:
                 if name == "x-forwarded-for":
                     forwarded = True
                 kept.append(header)
+        client = cast(list[tuple[str, str]], kept)
         uri = found.get(control[1], "") if control else ""
         if control and not uri:
             missing = control[1]
@@ -247,13 +258,13 @@ class DecisionService:
                        "the proxy as in deploy/", missing)
         host = found.get("x-forwarded-host") if forwarded_host else None
         if host:  # Traefik names the service in Host and the site in X-Forwarded-Host
-            kept = [("host", host) if n == "host" else (n, v) for n, v in kept]
-            if not any(n == "host" for n, _ in kept):
-                kept.insert(0, ("host", host))
+            client = [("host", host) if n == "host" else (n, v) for n, v in client]
+            if not any(n == "host" for n, _ in client):
+                client.insert(0, ("host", host))
         if "x-real-ip" in found:
             real_ip = found["x-real-ip"].strip()
             if real_ip and not forwarded:
-                kept.append(("x-forwarded-for", real_ip))  # a proxy that sets X-Real-IP only
+                client.append(("x-forwarded-for", real_ip))  # a proxy that sets X-Real-IP only
                 forwarded = True
         peer = request.peer
         engine = self.shield.engine
@@ -269,7 +280,7 @@ class DecisionService:
             path = _path(uri)
         else:
             method, path = request.method or "GET", request.path or "/"
-        ctx = engine.contexts.build(self.shield.clock.now(), peer, method, path, kept, request.scheme)
+        ctx = engine.contexts.build(self.shield.clock.now(), peer, method, path, client, request.scheme)
         return ctx, uri, found
 
     def _debug(self, decision: Decision) -> tuple[tuple[str, str], ...]:

@@ -26,7 +26,7 @@ import os
 import socket
 import stat
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from typing import Final, cast
 from urllib.parse import unquote
@@ -55,6 +55,11 @@ _METHODS = {m.encode(): m for m in "GET HEAD POST PUT PATCH DELETE OPTIONS".spli
 # Bounded, so that made-up names cannot grow it (beyond it, names are decoded each time).
 _NAMES: Final[dict[bytes, str]] = {}  # Final: compiled code reads it without a module lookup
 _MAX_NAMES: Final = 512
+_MAX_SEEN: Final = 1024  # longer header values are not kept for the next request (_Connection.seen)
+# Encoded header lines by (name, value), for the headers that recur unchanged (header_lines).
+_LINES: Final[dict[tuple[str, str], bytes]] = {}
+_MAX_LINES: Final = 256
+_MAX_LINE_VALUE: Final = 32
 
 
 def _name(raw: bytes) -> str:
@@ -70,6 +75,19 @@ def _status_line(status: int) -> bytes:
     return _STATUS.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()
 
 
+def header_lines(headers: Iterable[tuple[str, str]]) -> None:
+    """Remember the encoded lines of headers that recur unchanged (an action, no-store):
+    ``encode`` then writes them without checking and formatting each again."""
+    for name, value in headers:
+        if (len(_LINES) < _MAX_LINES and len(value) <= _MAX_LINE_VALUE and _safe(f"{name}: {value}")
+                and name.lower() != "content-length"):
+            _LINES[(name, value)] = f"{name}: {value}\r\n".encode("latin-1", "replace")
+
+
+def _safe(line: str) -> bool:
+    return "\n" not in line and "\r" not in line
+
+
 def encode(reply: Reply, keep_alive: bool, head: bool) -> bytes:
     """The response bytes; ``head``: the headers only (a HEAD request)."""
     if not reply.headers and not reply.body and keep_alive:
@@ -78,12 +96,19 @@ def encode(reply: Reply, keep_alive: bool, head: bool) -> bytes:
             return bare
     parts = [_status_line(reply.status)]
     sized = False
-    for name, value in reply.headers:
-        if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
-            log.error("dropped response header %r: it holds a line break", name)
-            continue
-        sized = sized or name.lower() == "content-length"
-        parts.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+    for header in reply.headers:
+        name, value = header
+        # Only short values are looked up: a long one (a challenge's data) is never there,
+        # and hashing it would cost more than the lookup saves.
+        line = _LINES.get(header) if len(value) <= _MAX_LINE_VALUE else None
+        if line is None:
+            text = f"{name}: {value}"
+            if not _safe(text):
+                log.error("dropped response header %r: it holds a line break", name)
+                continue
+            sized = sized or (len(name) == 14 and name.lower() == "content-length")
+            line = f"{text}\r\n".encode("latin-1", "replace")
+        parts.append(line)
     if not sized:
         parts.append(b"content-length: %d\r\n" % len(reply.body))
     if not keep_alive:
@@ -111,14 +136,15 @@ class EdgeRequest:
 
 
 class _Request:
-    """What the parser has seen of the request being read (raw: decoded once, when complete)."""
+    """What the parser has seen of the request being read: one per connection, reset at each
+    request's start (its headers list goes on to the EdgeRequest, decoded as they come)."""
 
     __slots__ = ("body", "body_size", "expect", "head", "head_size", "headers", "keep_alive",
                  "method", "refuse", "url")
 
     def __init__(self) -> None:
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[object] = []  # (name, value) pairs of str (see on_header)
         self.head_size = 0
         self.refuse = 0  # 431: the head is too large
         self.body: list[bytes] | None = None  # None: no body yet; _TOO_LARGE: over max_body
@@ -143,6 +169,10 @@ class _Connection:
         self.parser = httptools.HttpRequestParser(self)
         self.peer = ""
         self.request = _Request()
+        # The headers of the last request by their place, raw and decoded: a proxy sends the
+        # same names in the same order, and most values again (host, agent, accept...), so a
+        # header equal to the one at its place last time is that one's decoded pair, reused.
+        self.seen: list[tuple[bytes, bytes, str, object]] = []  # raw name, raw value, name, pair
         self.queue: deque[tuple[EdgeRequest, bytes | None, bool, bool]] = deque()
         self.waiting: asyncio.Task[None] | None = None
         self.refused = 0  # the status that ends this connection once the queue is answered
@@ -211,7 +241,14 @@ class _Connection:
     # -- httptools callbacks (they must not raise: they only record) ----------------------
 
     def on_message_begin(self) -> None:
-        self.request = _Request()
+        request = self.request  # reset in place: no object made and freed per request
+        request.url = b""
+        request.headers = []
+        request.head_size = request.refuse = request.body_size = 0
+        request.body = None
+        request.method = "GET"
+        request.head = request.expect = False
+        request.keep_alive = True
 
     def on_url(self, url: bytes) -> None:
         request = self.request
@@ -228,10 +265,28 @@ class _Connection:
             return
         if request.head_size > MAX_HEAD or len(request.headers) >= MAX_HEADERS:
             request.refuse = 431
-        else:
-            request.headers.append((name, value))  # decoded once the request is complete
-            if len(name) == 6 and name.lower() == b"expect":
+        else:  # decoded here: one list of text pairs, handed to the EdgeRequest as it is
+            headers, seen = request.headers, self.seen
+            at = len(headers)
+            if at < len(seen):
+                last = seen[at]
+                if last[1] == value and last[0] == name:
+                    headers.append(last[3])  # as at this place in the last request: no decoding
+                    return
+                text = last[2] if last[0] == name else _name(name)
+            else:
+                text = _name(name)
+            # An object, not a tuple[str, str]: compiled, that would be a C struct, boxed into
+            # a new tuple at every use; as an object, the list and ``seen`` share this one.
+            header: object = (text, value.decode("latin-1"))
+            headers.append(header)
+            if text == "expect":
                 request.expect = value.lower() == b"100-continue"
+            elif len(value) <= _MAX_SEEN:
+                if at < len(seen):
+                    seen[at] = (name, value, text, header)
+                elif at == len(seen):
+                    seen.append((name, value, text, header))
 
     def on_headers_complete(self) -> None:
         request, parser = self.request, self.parser
@@ -274,10 +329,9 @@ class _Connection:
             query = (parsed.query or b"").decode("latin-1")
         if "%" in path:
             path = unquote(path, encoding="utf-8", errors="replace")
-        headers = [(_name(name), value.decode("latin-1")) for name, value in request.headers]
         body = request.body
         self.queue.append((
-            EdgeRequest(request.method, path, query, headers, self.peer),
+            EdgeRequest(request.method, path, query, cast(list[tuple[str, str]], request.headers), self.peer),
             b"" if body is None else None if body is _TOO_LARGE else b"".join(body),
             request.keep_alive, request.head))
         if len(self.queue) >= MAX_PIPELINED:
