@@ -10,9 +10,11 @@ One dict entry per key (a dict lookup on a big table is most of a decision's sta
 cost): the key's windows, packed in bytes, or, once the key's first distinct-records
 counter has read a record, that counter's record set with the packed windows as its first
 entry (under "", which is never a record). Further distinct counters of a key keep their
-own set under "key#index". The packed windows end with the id of the counter layout
-(``_Shape``) that wrote them: a key last written under another layout (a policy reload)
-is first unpacked to one entry per set, then handled exactly as before (``_relayout``).
+own set under "key#index", except those that count the same requests as one with a longer
+window and a larger limit (``share_sets``): they count the recent part of its set. The
+packed windows end with the id of the counter layout (``_Shape``) that wrote them: a key
+last written under another layout (a policy reload) is first unpacked to one entry per
+set, then handled exactly as before (``_relayout``).
 
 Memory stays bounded by generations: keys untouched for ``idle_ttl`` seconds are
 dropped wholesale, and a generation that reaches ``max_keys`` turns over early.
