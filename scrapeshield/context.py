@@ -99,7 +99,13 @@ class ContextBuilder:
         shape = self._root
         pairs: list[tuple[str, str]] = []
         for k, v in raw if len(raw) <= MAX_HEADERS else raw[:MAX_HEADERS]:
-            step = shape.raw_next.get(k)
+            # The name the node's first child was reached by, compared before any lookup:
+            # nearly every request follows it (a server makes fresh bytes per name, whose
+            # hash a dict lookup computes each time).
+            if k == shape.first_raw:
+                step = shape.first_step
+            else:
+                step = shape.raw_next.get(k)
             shape = step if step is not None else self._grow_raw(shape, k)
             value = (v if len(v) <= MAX_VALUE else v[:MAX_VALUE]).decode("latin-1")
             pairs.append((shape.name, value))
@@ -230,6 +236,9 @@ class ContextBuilder:
             step = self._grow(shape, name)
         if shape.next.get(name) is step:  # kept (not when the trie just started again)
             shape.raw_next[raw] = step
+            if shape.first_step is None:  # the first one kept is tried first (see from_asgi)
+                shape.first_step = step
+                shape.first_raw = raw
         return step
 
     def _remember(self) -> bool:
@@ -390,6 +399,9 @@ class _Shape:
         self.stable = stable
         self.next: dict[str, _Shape] = {}
         self.raw_next: dict[bytes, _Shape] = {}
+        # The first raw name kept in raw_next and its node (b"\n" is no header name: none yet).
+        self.first_raw = b"\n"
+        self.first_step: _Shape | None = None
         self.fps: dict[str, dict[str, str]] = {}  # ua -> "lang\x1ftls" -> fingerprint
         self._names: tuple[str, ...] | None = None
         self._tail = ""

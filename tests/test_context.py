@@ -149,3 +149,19 @@ def test_header_name_sequences_stay_bounded_and_give_the_same_contexts() -> None
     again = [("user-agent", "UA"), ("accept", "*/*")]
     assert builder.build(2.0, "192.0.2.1", "GET", "/", again).header_names is \
         builder.build(3.0, "192.0.2.9", "GET", "/", again).header_names
+
+
+_NAMES = [b"user-agent", b"User-Agent", b"accept", b"cookie", b"x-forwarded-for", b"accept-language", b"a"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_NAMES), max_size=6), min_size=1, max_size=25))
+def test_header_names_found_as_from_a_fresh_builder(requests: list[list[bytes]]) -> None:
+    """Each node of the header-name trie tries the first name kept there before any lookup:
+    requests whose names take that edge, another one, or one not seen yet get the contexts
+    a builder that never saw a request before gives."""
+    builder = ContextBuilder(TRUSTING)
+    for n, names in enumerate(requests):
+        scope = {"type": "http", "method": "GET", "path": "/", "client": ("10.0.0.1", 1),
+                 "query_string": b"", "headers": [(k, f"v{n}".encode()) for k in names]}
+        assert builder.from_asgi(scope, 1.0) == ContextBuilder(TRUSTING).from_asgi(scope, 1.0)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scrapeshield.policy.compiled import CompiledLimit
 from scrapeshield.state.base import MEMORY_SIZE, ClientMemory
+from scrapeshield.state.layout import owners
 from scrapeshield.state.memory import MemoryStore
 from scrapeshield.types import Action
 
@@ -135,7 +138,15 @@ _LAYOUTS: tuple[tuple[tuple[float, bool, int], ...], ...] = (
     ((10.0, False, 5), (40.0, False, 7)),
     ((25.0, True, 2),),
     ((),)[0],
+    ((20.0, True, 3), (40.0, True, 5), (10.0, False, 5), (50.0, True, 6)),
 )
+# The routes each counter counts (share_sets): distinct counters of the same routes share the
+# set of the one with the longest window and largest limit, when told (the first layout: the
+# second counter counts in the third's set; the last: the first in the fourth's, which is not
+# the set in the key's entry, the second's).
+_A, _B = frozenset({"a"}), frozenset({"b"})
+_ROUTES: tuple[tuple[frozenset[str] | None, ...], ...] = (
+    (None, None, None), (None, None, None), (None, None), (None,), (), (_A, _B, None, _A))
 
 
 @settings(max_examples=150, deadline=None)
@@ -144,20 +155,30 @@ _LAYOUTS: tuple[tuple[tuple[float, bool, int], ...], ...] = (
                           st.sampled_from(["", "user:1", "user:2", "user:3", "user:4", "user:5"]),
                           st.floats(0, 12)),
                 min_size=1, max_size=150),
-       st.booleans())
+       st.booleans(), st.one_of(st.none(), st.integers(0, 8)))
 def test_same_counts_as_the_layout_before_across_reloads(
-    steps: list[tuple[int, int, list[int], str, float]], small: bool
+    steps: list[tuple[int, int, list[int], str, float]], small: bool, shared_from: int | None
 ) -> None:
     """Keys counted under changing layouts (policy reloads), with generations turning over:
-    every usage is the one the store gave before it kept a key's windows and first set together."""
+    every usage is the one the store gave before it kept a key's windows and first set together.
+    ``shared_from``: from that step on, distinct counters of the same routes share one record
+    set (``share_sets``, as the engine says at install) and each key keeps one layout: a counter
+    that counted in another's set has no set of its own to carry over to another layout."""
     idle, keys = (15.0, 4) if small else (3600.0, 1000)
     store, reference = MemoryStore(idle_ttl=idle, max_keys=keys), _Reference(idle, keys)
     layouts = [tuple(tuple(c) for c in layout) for layout in _LAYOUTS]  # fresh tuples, as a reload makes
+    heads = [owners(specs, routes) for specs, routes in zip(layouts, _ROUTES, strict=True)]
+    kept: dict[int, int] = {}  # with sharing: each key's layout
     now = 1000.0
-    for key, layout, costs, record, gap in steps:
+    for n, (key, drawn, costs, record, gap) in enumerate(steps):
+        if n == shared_from:
+            for specs, routes in zip(layouts, _ROUTES, strict=True):
+                store.share_sets(specs, routes)
+        layout = drawn if shared_from is None else kept.setdefault(key, drawn)
         now += gap
         specs = layouts[layout]
-        cost = tuple(costs[: len(specs)])
+        # counters of the same routes cost alike (what sharing is told)
+        cost = tuple((costs + [1])[heads[layout][i]] for i in range(len(specs)))
         usages, _ = store.update([(f"k:{key}", specs, cost, record)], "c", now)
         assert usages[0] == reference.update(f"k:{key}", specs, cost, record, now)
 
@@ -209,3 +230,41 @@ def test_big_sets_count_exactly_while_compacted() -> None:
         if i % 97 == 0 or i > 5980:
             for (window, _, _), got in zip(specs, usages[0], strict=True):
                 assert got == len({r for t, r in history if t > now - window})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1.0, 7.0, 10.0, 60.0, 86400.0, 0.5, 2.5, 0.1, 1e-3]),
+                          st.one_of(st.floats(0, 2e9), st.integers(0, 2_000_000_000).map(float),
+                                    st.integers(0, 40_000_000).map(lambda n: n * 60.0),
+                                    st.floats(-100, 0), st.just(2.0**52), st.just(2.0**53 + 2))),
+                min_size=1, max_size=60))
+def test_window_starts_reused_are_the_ones_computed(calls: list[tuple[float, float]]) -> None:
+    """A window start found before and reused (``_start``) is bit for bit the one computed
+    afresh (``now - now % w``), windows that are no whole number of seconds included, at
+    their boundaries, out of order, for negative and huge timestamps."""
+    import struct
+
+    from scrapeshield.state.memory import _start, _whole
+
+    windows = [1.0, 7.0, 10.0, 60.0, 86400.0, 0.5, 2.5, 0.1, 1e-3]
+    starts = [-math.inf if _whole(w) else math.nan for w in windows]
+    for w, now in calls:
+        begun = now - now % w
+        # the time itself, then the next window's first instant and the last one before it
+        for t in (now, begun + w, math.nextafter(begun, -math.inf), now):
+            got = _start(starts, windows.index(w), w, t)
+            assert struct.pack("d", got) == struct.pack("d", t - t % w), (w, t)
+
+
+def test_shared_sets_count_as_sets_of_their_own() -> None:
+    """A distinct counter counted in a longer one's set (``share_sets``) answers what a set of
+    its own answers: reads that leave its window exactly at a read, and over its cap."""
+    for step in (0.5, 0.25):  # (0.25: more reads in the shorter window than its cap, 22)
+        specs = ((10.0, True, 3), (60.0, False, 50), (60.0, True, 20))
+        store, reference = MemoryStore(), _Reference(3600.0, 1000)
+        store.share_sets(specs, (None, None, None))
+        for i in range(400):
+            now = 1000.0 + i * step
+            record = f"user:{i % 70}" if i % 9 else ""
+            usages, _ = store.update([("ip:a", specs, (1, 1, 1), record)], "ip:a", now)
+            assert usages[0] == reference.update("ip:a", specs, (1, 1, 1), record, now), (step, i)

@@ -10,9 +10,11 @@ One dict entry per key (a dict lookup on a big table is most of a decision's sta
 cost): the key's windows, packed in bytes, or, once the key's first distinct-records
 counter has read a record, that counter's record set with the packed windows as its first
 entry (under "", which is never a record). Further distinct counters of a key keep their
-own set under "key#index". The packed windows end with the id of the counter layout
-(``_Shape``) that wrote them: a key last written under another layout (a policy reload)
-is first unpacked to one entry per set, then handled exactly as before (``_relayout``).
+own set under "key#index", except those that count the same requests as one with a longer
+window and a larger limit (``share_sets``): they count the recent part of its set. The
+packed windows end with the id of the counter layout (``_Shape``) that wrote them: a key
+last written under another layout (a policy reload) is first unpacked to one entry per
+set, then handled exactly as before (``_relayout``).
 
 Memory stays bounded by generations: keys untouched for ``idle_ttl`` seconds are
 dropped wholesale, and a generation that reaches ``max_keys`` turns over early.
@@ -36,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Final, TypeVar, cast, final
 
 from scrapeshield.state.base import MEMORY_SIZE, ClientMemory, CounterSpec, KeyUpdate
+from scrapeshield.state.layout import owners
 
 _MEMORY: Final = struct.Struct(f"{MEMORY_SIZE}d")
 # Bound once: compiled, ``_MEMORY.pack(...)`` looks the method up at every call.
@@ -46,6 +49,7 @@ _WINDOWS: Final = ""  # the key of the packed windows in an entry that is a reco
 _COMPACT_MIN: Final = 64  # records in a set before its front deletions are counted (see _due)
 _LINKED_MIN: Final = 1024  # records in a set due for compaction that make it an OrderedDict instead
 _OWNER: Final = 4096  # a tag is layout id × _OWNER + 1 + the index of the entry's set (0: none)
+_EXACT: Final = 2.0**52  # below it, whole numbers and their sums with a whole window are exact floats
 
 # An entry: packed windows, or the key's first record set holding them under _WINDOWS.
 Entry = bytes | dict[str, float | bytes]
@@ -55,7 +59,7 @@ Entry = bytes | dict[str, float | bytes]
 class _Shape:
     """What ``update`` needs to know about one tuple of counter specs, computed once."""
 
-    def __init__(self, specs: tuple[CounterSpec, ...], sid: float) -> None:
+    def __init__(self, specs: tuple[CounterSpec, ...], owner: tuple[int, ...], sid: float) -> None:
         if len(specs) >= _OWNER:
             raise ValueError(f"at most {_OWNER - 1} counters under one key")
         self.specs = specs
@@ -64,8 +68,14 @@ class _Shape:
         self.distinct: list[bool] = [d for _, d, _ in specs]
         self.cap: list[int] = [2 * limit + 16 for _, _, limit in specs]
         self.suffix: list[str] = [f"#{i}" for i in range(len(specs))]
-        # The counter whose set lives in the key's entry: the first distinct one (-1: none).
-        self.first = next((i for i, d in enumerate(self.distinct) if d), -1)
+        # Per counter, the counter whose record set it counts in (``share_sets``): itself, or
+        # for a distinct counter that counts the same requests as one with a longer window and
+        # a larger limit, that one's; ``members``: the counters counted so (in another's set).
+        self.owner: list[int] = list(owner)
+        self.members: list[int] = [i for i in range(len(specs)) if self.distinct[i] and owner[i] != i]
+        # The counter whose set lives in the key's entry: the first distinct one with a set of
+        # its own (-1: none).
+        self.first = next((i for i, d in enumerate(self.distinct) if d and owner[i] == i), -1)
         # Written last in the packed windows: the layout that wrote them, and its first set.
         self.tag_value = sid * _OWNER + self.first + 1
         # 3 floats per counter (start, current, previous; unused by a distinct one), then the tag.
@@ -76,28 +86,70 @@ class _Shape:
         self.size = self.packing.size
         self.zeros = self.packing.pack(*(0.0,) * (3 * len(specs)), self.tag_value)
         self.tag = _TAG.pack(self.tag_value)
+        # Per counter, the start of the window that ``now`` fell in last (see _start; -inf:
+        # none yet), NaN where the window is no whole number of seconds (always computed).
+        self.starts: list[float] = [-math.inf if _whole(w) else math.nan for w in self.window]
 
 
-_SHAPES: Final[dict[int, _Shape]] = {}  # id(specs) → shape (the entry holds specs: ids stay)
-_SIDS: Final[dict[tuple[CounterSpec, ...], float]] = {}  # equal specs share one layout id
+# Equal specs with the same sharing share one layout id (ids are never reused).
+_SIDS: Final[dict[tuple[tuple[CounterSpec, ...], tuple[int, ...]], float]] = {}
 _NEXT: Final = [1.0]
 
 
-def _shape(specs: tuple[CounterSpec, ...]) -> _Shape:
-    shape = _SHAPES.get(id(specs))
-    if shape is not None and shape.specs is specs:
-        return shape
-    if len(_SHAPES) > 10_000:  # callers that build specs per call: stay bounded
-        _SHAPES.clear()
-        _SIDS.clear()  # ids are never reused: an older one just reads as another layout
-    sid = _SIDS.get(specs)
+def _layout_id(specs: tuple[CounterSpec, ...], owner: tuple[int, ...]) -> float:
+    if len(_SIDS) > 10_000:  # callers that build specs per call: stay bounded
+        _SIDS.clear()  # an older id just reads as another layout
+    sid = _SIDS.get((specs, owner))
     if sid is None:
         sid = _NEXT[0]
         _NEXT[0] = sid + 1.0
-        _SIDS[specs] = sid
-    shape = _Shape(specs, sid)
-    _SHAPES[id(specs)] = shape
-    return shape
+        _SIDS[(specs, owner)] = sid
+    return sid
+
+
+def _recent(own: dict[str, float | bytes] | None, horizon: float, cap: int) -> float:
+    """What a distinct counter sharing the record set in a key's entry counts (``_Shape.owner``):
+    its records read after ``horizon``, at most ``cap``. A set is in the order of last reads,
+    so they are its last ones; that is what a set of the counter's own would hold (the same
+    reads, its shorter window expired from the front, its smaller cap dropping the oldest),
+    with a clock that does not go back. Mostly its oldest record is recent enough: all count."""
+    if own is None or len(own) < 2:
+        return 0.0
+    oldest = own[_front(own)]
+    if isinstance(oldest, float) and oldest > horizon:
+        return float(len(own) - 1 if len(own) - 1 < cap else cap)
+    return _walk(own, horizon, cap)
+
+
+def _walk(seen: dict[str, float | bytes] | dict[str, float] | None, horizon: float, cap: int) -> float:
+    """``_recent`` from the last read back (a generic iteration, compiled), for any set."""
+    count = 0
+    if seen is not None:
+        for read in reversed(seen.values()):
+            if isinstance(read, bytes) or read <= horizon or count >= cap:
+                break  # (bytes: the entry's packed windows, always its first value)
+            count += 1
+    return float(count)
+
+
+def _whole(w: float) -> bool:
+    """Whether window starts of length ``w`` are exact in a float, so can be reused (_start)."""
+    return 0.0 < w < _EXACT and w == math.floor(w)
+
+
+def _start(starts: list[float], i: int, w: float, now: float) -> float:
+    """``now - now % w``, the start of the window ``now`` is in: the last one found for this
+    counter when ``now`` is still in it (compiled, ``%`` calls fmod, a few hundred instructions
+    for a timestamp). Exactly the same float: for a whole ``w`` and ``0 < now < 2**52``,
+    ``now % w`` is exact and so is the difference, a multiple of ``w``; the window found
+    last is a multiple of ``w`` too, and ``now`` in it has the same one."""
+    start = starts[i]
+    if start <= now < start + w and now > 0.0:  # (-0.0 would find 0.0 and not -0.0)
+        return start
+    found = now - now % w
+    if 0.0 < now < _EXACT and start == start:  # (NaN: a window of no whole length, never kept)
+        starts[i] = found
+    return found
 
 
 def _front(seen: dict[str, float | bytes]) -> str:
@@ -174,6 +226,28 @@ class MemoryStore:
         self._young = _Generation()
         self._old = _Generation()
         self._turned_at: float | None = None
+        self._shapes: dict[int, _Shape] = {}  # id(specs) → shape (the shape holds specs: ids stay)
+        # id(specs) → (specs, owners): which distinct counters share a record set (share_sets)
+        self._owners: dict[int, tuple[tuple[CounterSpec, ...], tuple[int, ...]]] = {}
+
+    def share_sets(self, specs: tuple[CounterSpec, ...], routes: Sequence[frozenset[str] | None]) -> None:
+        """Say which requests count for each of these counters (``routes``: the route names, or
+        None for all): distinct counters that count the same ones then share one record set,
+        as in Redis (``layout.owners``): a key's 10-minute and daily budgets keep one set, in
+        its entry, where they kept two (a further entry, and a dict, per client reading records)."""
+        if len(self._owners) >= 16_384:  # a policy has a few dozen; reloaded very many times
+            self._owners.clear()
+        self._owners[id(specs)] = (specs, owners(specs, routes))
+        self._shapes.clear()  # shapes made before this are stale
+
+    def _shape(self, specs: tuple[CounterSpec, ...]) -> _Shape:
+        known = self._owners.get(id(specs))
+        owner = known[1] if known is not None and known[0] is specs else tuple(range(len(specs)))
+        shape = _Shape(specs, owner, _layout_id(specs, owner))
+        if len(self._shapes) > 10_000:  # callers that build specs per call: stay bounded
+            self._shapes.clear()
+        self._shapes[id(specs)] = shape
+        return shape
 
     def tracked_clients(self) -> int:
         return len(self._young.entries) + len(self._old.entries)
@@ -186,13 +260,12 @@ class MemoryStore:
         ):
             self._turn(now)
         young, old = self._young, self._old
-        entries = young.entries
+        entries, shapes = young.entries, self._shapes
         usages: list[tuple[float, ...]] = []
-        last_w, last_start = math.nan, 0.0  # the last window length's current start
         for key, specs, costs, record in updates:  # runs for every key of every request
-            shape = _SHAPES.get(id(specs))
+            shape = shapes.get(id(specs))
             if shape is None or shape.specs is not specs:
-                shape = _shape(specs)
+                shape = self._shape(specs)
             entry = entries.get(key)
             in_young = entry is not None
             if entry is None:
@@ -223,13 +296,15 @@ class MemoryStore:
                     if counted is None:
                         counted = list(shape.unpacks(windows))
                     w = shape.window[i]
-                    if w != last_w:
-                        last_w, last_start = w, now - now % w
-                    if costs[i] or last_start > counted[3 * i]:
+                    start = _start(shape.starts, i, w, now)
+                    if costs[i] or start > counted[3 * i]:
                         changed = True  # (unchanged windows are not packed again)
-                    usage.append(_window(counted, 3 * i, w, last_start, now, costs[i]))
+                    usage.append(_window(counted, 3 * i, w, start, now, costs[i]))
                     continue
                 taken = record if costs[i] else ""
+                if shape.owner[i] != i:  # counted in another's set, once that one is (below)
+                    usage.append(0.0)
+                    continue
                 if i != shape.first:  # a further set: an entry of its own
                     if fresh and not taken:  # none to look up (nor its key to build)
                         usage.append(0.0)
@@ -262,6 +337,13 @@ class MemoryStore:
                     own = _compacted(own)
                     in_young = False  # the copy replaces the entry
                 usage.append(float(len(own) - 1))
+            for i in shape.members:
+                head = shape.owner[i]
+                if head == shape.first:
+                    usage[i] = _recent(own, now - shape.window[i], shape.cap[i])
+                elif not fresh or (record and costs[head]):  # (a fresh key's: if just read)
+                    shared = self._young.sets.get(key + shape.suffix[head])
+                    usage[i] = _walk(shared, now - shape.window[i], shape.cap[i])
             usages.append(tuple(usage))
             if changed and counted is not None:
                 packs = shape.packs  # (compiled, ``shape.packs(*...)`` is a generic attribute read)
@@ -353,11 +435,16 @@ class MemoryStore:
         usage: list[float] = []
         for i in range(shape.count):
             taken = record if costs[i] else ""
-            if shape.distinct[i]:
+            if shape.distinct[i] and shape.owner[i] != i:
+                usage.append(0.0)  # counted below, in the set it shares
+            elif shape.distinct[i]:
                 usage.append(self._records(key + shape.suffix[i], taken, now, shape.window[i], shape.cap[i]))
             else:
                 w = shape.window[i]
                 usage.append(_window(counted, 3 * i, w, now - now % w, now, costs[i]))
+        for i in shape.members:
+            shared = young.sets.get(key + shape.suffix[shape.owner[i]])
+            usage[i] = _walk(shared, now - shape.window[i], shape.cap[i])
         packs = shape.packs
         packed = packs(*counted)
         own_set = young.sets.pop(key + shape.suffix[shape.first], None) if shape.first >= 0 else None
