@@ -21,7 +21,7 @@ WINDOW = 900.0  # seconds the top lists look back
 def overview_data(console: Console) -> dict[str, Any]:
     shield = console.shield
     now = console.now()
-    engine = shield.db.engine  # the event writer flushes every 0.5 s: no flush on each poll
+    engine = shield.db.engine  # the event writer flushes every 2 s: no flush on each poll
     floor = queries.recent_floor(engine)
     monitor = getattr(shield, "monitor", None)
     series = monitor.series(now) if monitor is not None else {}
