@@ -25,7 +25,7 @@ import sys
 import tempfile
 from typing import Any
 
-from bench.hostcost import ACTION, POLICY, _subrequest, client
+from bench.hostcost import ACTION, POLICY, LoopbackTransport, _subrequest, client
 from scrapeshield.clock import ManualClock
 from scrapeshield.hosts.auth_request import MAX_VERIFY_BODY, DecisionService
 from scrapeshield.hosts.edge_server import EdgeServer, _Connection
@@ -34,7 +34,7 @@ from scrapeshield.serve import _fast_loop
 from scrapeshield.settings import Settings
 
 
-class Transport:
+class Transport(LoopbackTransport):
     """Keeps what the server writes (``write`` is a list's append: no harness code is counted
     inside the protocol's calls); ``take`` empties it between requests."""
 
@@ -46,18 +46,6 @@ class Transport:
         sent = self.sent[:]
         self.sent.clear()
         return sent
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def close(self) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 def _action(answer: bytes) -> str:

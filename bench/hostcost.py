@@ -155,18 +155,9 @@ def _subrequest(path: str, uri: str, ip: str, extra: Iterable[tuple[str, str]] =
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-class _Transport:
-    """Collects what the server writes; the status of the last reply is all nginx looks at."""
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.action = b""
-
-    def write(self, data: bytes) -> None:
-        self.status = int(data[9:12])
-        if self.status == 403:  # the action goes on to the page request
-            found = re.search(rb"\r\nx-scrapeshield-action: (\w+)", data)
-            self.action = found.group(1) if found else b""
+class LoopbackTransport:
+    """What the edge server's protocol asks of a transport besides ``write``: a loopback peer,
+    and no-ops for flow control and closing (the harnesses feed requests in-process)."""
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("127.0.0.1", 40000) if name == "peername" else default
@@ -179,6 +170,21 @@ class _Transport:
 
     def resume_reading(self) -> None:
         pass
+
+
+class _Transport(LoopbackTransport):
+    """Collects what the server writes; the status of the last reply is all nginx looks at."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.action = b""
+
+    def write(self, data: bytes) -> None:
+        self.status = int(data[9:12])
+        if self.status == 403:  # the action goes on to the page request
+            found = re.search(rb"\r\nx-scrapeshield-action: (\w+)", data)
+            self.action = found.group(1) if found else b""
+
 
 
 def edge(n: int = 20000) -> dict[str, float]:
