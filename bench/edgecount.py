@@ -2,7 +2,7 @@
 
     valgrind --tool=callgrind --collect-atstart=no \\
         --toggle-collect='CPyPy_edge_server____Connection___data_received' \\
-        python -m bench.edgecount WARM COUNT
+        python -m bench.edgecount WARM COUNT [ANSWERS]
 
 The bench's auth subrequests (wrk-clients.lua's 100k clients, bench-policy.yaml; the bytes
 nginx sends with deploy/nginx/scrapeshield.conf, bench/hostcost.py's ``_subrequest``) fed to
@@ -15,12 +15,15 @@ compiled build the toggle counts every call into the protocol, warm-up included:
 total by WARM + COUNT. ``callgrind_annotate --inclusive=yes`` then shows the parts
 (``CPyDef_engine___Engine___decide``, ``CPyDef_context___ContextBuilder___build``, the
 challenge's ``page_data``). It prints the answers' statuses, and the writes and bytes the
-service sent per request.
+service sent per request. With ANSWERS, every answer written (warm-up included) goes to that
+file, one per line, challenge ids and tokens masked (they are random): ``cmp`` two such files
+to check that a change to the server or the service answers exactly as before, byte for byte.
 """
 
 from __future__ import annotations
 
 import gc
+import re
 import sys
 import tempfile
 from typing import Any
@@ -48,12 +51,20 @@ class Transport(LoopbackTransport):
         return sent
 
 
+# The random parts of a challenge's data: its id (hex) and token (base64url).
+_RANDOM = re.compile(rb'("challenge": "|"token": ")[^"]*"')
+
+
+def _masked(answer: bytes) -> bytes:
+    return _RANDOM.sub(rb'\1*"', answer)
+
+
 def _action(answer: bytes) -> str:
     start = answer.find(b"\r\nx-scrapeshield-action: ")
     return answer[start + 25:answer.find(b"\r\n", start + 2)].decode() if start >= 0 else ""
 
 
-def main(warm: int, count: int) -> dict[str, Any]:
+def main(warm: int, count: int, answers: str = "") -> dict[str, Any]:
     import asyncio
 
     async def run() -> dict[str, Any]:
@@ -70,6 +81,7 @@ def main(warm: int, count: int) -> dict[str, Any]:
             feed = conn.data_received
             pages = writes = size = 0
             statuses: dict[int, int] = {}
+            written: list[bytes] = []
             for i, (ip, path, data) in enumerate(asked):
                 if i == warm:
                     pages = writes = size = 0
@@ -82,12 +94,17 @@ def main(warm: int, count: int) -> dict[str, Any]:
                     feed(_subrequest("/.scrapeshield/page", path, ip, [(ACTION, _action(sent[-1]))]))
                     sent += transport.take()
                 writes += len(sent)
+                if answers:
+                    written += sent
                 size += sum(map(len, sent))
                 for answer in sent:
                     statuses[int(answer[9:12])] = statuses.get(int(answer[9:12]), 0) + 1
             conn.connection_lost(None)
             shield.close()
             gc.unfreeze()
+        if answers:
+            with open(answers, "wb") as out:
+                out.writelines(repr(_masked(answer)).encode() + b"\n" for answer in written)
         return {"requests": count, "page_requests": pages, "statuses": dict(sorted(statuses.items())),
                 "writes_per_request": round(writes / count, 3),
                 "bytes_written_per_request": round(size / count, 1)}
@@ -98,6 +115,6 @@ def main(warm: int, count: int) -> dict[str, Any]:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if len(args) != 2:
+    if len(args) not in (2, 3):
         sys.exit(__doc__)
-    print(main(int(args[0]), int(args[1])))
+    print(main(int(args[0]), int(args[1]), *args[2:]))
