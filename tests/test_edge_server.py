@@ -1,11 +1,13 @@
 """The decision service's own HTTP/1.1 server (hosts/edge_server.py) over real loopback sockets:
 keep-alive, pipelining in order (also behind an answer that must wait), limits, bad input,
-bodies, and shutdown. The decision service itself runs in it in test_e2e_nginx.py."""
+bodies, and shutdown; and, fed in-process, requests read without httptools against the same
+bytes read by httptools. The decision service itself runs in it in test_e2e_nginx.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import socket
 import threading
 from collections.abc import Awaitable, Iterator
@@ -19,6 +21,7 @@ from scrapeshield.hosts.edge_server import (
     UNIX_PEER,
     EdgeRequest,
     EdgeServer,
+    _Connection,
     bind_unix,
     encode,
     header_lines,
@@ -323,3 +326,171 @@ def test_encoded_header_lines_remembered_and_checked() -> None:
     assert encode(Reply(200, (("x-bad", "a\r\nb"),), b"ok"), True, False).count(b"x-bad") == 0
     sized = encode(Reply(200, (("content-length", "9"),), b"ok"), True, False)
     assert sized.count(b"content-length") == 1
+
+
+# -- requests read without httptools (edge_server._Connection._plain) -------------------------
+
+class Collecting:
+    """A transport for a connection fed in-process: keeps what the server writes."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def full_echo(request: EdgeRequest, body: bytes | None) -> Reply:
+    """Everything the server parsed, one field a line."""
+    lines = [request.method, request.path, request.query, request.peer,
+             *(f"{n}={v}" for n, v in request.headers),
+             "TOO LARGE" if body is None else body.decode("latin-1")]
+    return Reply(200, (), "\n".join(lines).encode("latin-1"))
+
+
+def fed(reads: list[bytes], prime: bytes = b"") -> tuple[bytes, bool, bytes]:
+    """What a connection writes for ``reads`` (after answering ``prime``, when given), whether
+    it closed, and the method httptools last parsed (a request read without it leaves that)."""
+    async def run() -> tuple[bytes, bool, bytes]:
+        conn = _Connection(EdgeServer(full_echo, max_body=64))
+        transport = Collecting()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        if prime:
+            conn.data_received(prime)
+            assert transport.sent and b"\r\n\r\nPOST\n" in transport.sent[-1]
+            transport.sent.clear()
+        for data in reads:
+            conn.data_received(data)
+        method = conn.parser.get_method()
+        conn.connection_lost(None)
+        return b"".join(transport.sent), transport.closed, method
+    return asyncio.run(run())
+
+
+def subrequest(uri: bytes = b"/u/1", ip: bytes = b"10.0.0.1", method: bytes = b"GET",
+               extra: bytes = b"") -> bytes:
+    """As nginx sends an auth subrequest (bench/hostcost.py's _subrequest)."""
+    return (method + b" /.scrapeshield/auth-request HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+            b"X-Original-URI: " + uri + b"\r\nX-Original-Method: GET\r\n"
+            b"X-Forwarded-For: " + ip + b", 127.0.0.1\r\nX-Forwarded-Proto: http\r\n" + extra +
+            b"User-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: text/html,*/*;q=0.8\r\n\r\n")
+
+
+# The connection's first request, read by httptools: a POST (without a body) so that a next
+# request read without httptools shows (the parser's method stays POST).
+PRIME = subrequest(method=b"POST")
+
+
+def test_a_request_like_the_last_one_is_read_without_httptools_and_the_same() -> None:
+    for data in (subrequest(), subrequest(b"/a%C3%A9/b?q=%41&r=%zz#frag", b"10.1.2.3"),
+                 subrequest(b"/~!$&'()*+,;=:@[]{}|\\^`\"<>"), subrequest(method=b"HEAD"),
+                 subrequest(b"/x").replace(b"Accept: text/html,*/*;q=0.8", b"Accept: "),
+                 subrequest(b"/x").replace(b"Accept: text/html,*/*;q=0.8", b"Accept: a b  "),
+                 subrequest(b"/" + b"x" * 5000)):
+        written, closed, method = fed([data], PRIME)
+        assert method == b"POST", data  # httptools was not asked
+        assert (written, closed) == fed([data])[:2], data  # as httptools reads it on its own
+        assert written.startswith(b"HTTP/1.1 200 OK") and not closed
+
+
+def test_two_like_requests_in_a_row_reuse_and_refresh_values() -> None:
+    reads = [subrequest(b"/1", b"10.0.0.1"), subrequest(b"/2", b"10.0.0.1"), subrequest(b"/2", b"10.9.9.9"),
+             subrequest(b"/1", b"10.0.0.1")]
+    written, _, method = fed(reads, PRIME)
+    assert method == b"POST"
+    assert written == b"".join(fed([data])[0] for data in reads)
+
+
+LIKE = subrequest()
+
+
+@pytest.mark.parametrize("reads", [
+    [LIKE[:40], LIKE[40:]],  # a split read
+    [LIKE[:-2], LIKE[-2:]],  # split inside the final CRLF
+    [LIKE + LIKE],  # pipelined
+    [LIKE + subrequest(b"/other")[:30]],  # pipelined, the next one partial
+    [subrequest(extra=b"X-Added: 1\r\n")],  # a header more
+    [LIKE.replace(b"X-Forwarded-Proto: http\r\n", b"")],  # a header less
+    [LIKE.replace(b"Host: 127.0.0.1:8080\r\nX-Original-URI: /u/1\r\n",
+                  b"X-Original-URI: /u/1\r\nHost: 127.0.0.1:8080\r\n")],  # reordered
+    [LIKE.replace(b"X-Original-URI", b"X-Original-Uri")],  # a name's case
+    [LIKE.replace(b"X-Original-URI: ", b"X-Original-URI:")],  # no space after the colon
+    [LIKE.replace(b"X-Original-URI: ", b"X-Original-URI:  ")],  # two
+    [LIKE.replace(b"X-Original-URI: ", b"X-Original-URI :")],
+    [LIKE.replace(b"X-Original-URI: /u/1", b"X-Original-URI: /u/1\t")],  # a tab
+    [LIKE.replace(b"/u/1", b"/u/\xc3\xa9")],  # non-ASCII, in the URI and its header
+    [LIKE.replace(b"X-Original-URI: /u/1", b"X-Original-URI: /u/\xe9")],
+    [LIKE.replace(b"X-Original-URI: /u/1", b"X-Original-URI: /u\x00/1")],
+    [LIKE.replace(b"X-Original-URI: /u/1", b"X-Original-URI: /u\x7f/1")],
+    [LIKE.replace(b"X-Original-URI: /u/1\r\n", b"X-Original-URI: /u/1\n")],  # a bare LF
+    [LIKE.replace(b"X-Original-URI: /u/1\r\n", b"X-Original-URI: /u/1\r")],  # a bare CR
+    [LIKE.replace(b"X-Original-URI: /u/1\r\n", b"X-Original-URI: /u/1\r\n and more\r\n")],  # obs-fold
+    [LIKE.replace(b"X-Original-URI: /u/1\r\n", b"X-Original-URI: /u/1\r\nSet-Cookie: a\r\n")],
+    [LIKE.replace(b"\r\n", b"\n")],
+    [LIKE.replace(b"HTTP/1.1", b"HTTP/1.0")],
+    [LIKE.replace(b"GET ", b"get ")],
+    [LIKE.replace(b"GET ", b"BREW ")],
+    [LIKE.replace(b"GET ", b"GET  ")],
+    [LIKE.replace(b"GET /.scrapeshield/auth-request", b"GET http://h/.scrapeshield/auth-request")],
+    [LIKE.replace(b"/.scrapeshield/auth-request", b"/.scrapeshield/auth request")],
+    [LIKE.replace(b"/.scrapeshield/auth-request", b"/.scrapeshield/auth\x01request")],
+    [b"\r\n" + LIKE],  # an empty line before the request
+    [LIKE + b"\r\n"],
+    [LIKE[:-2] + b"Content-Length: 3\r\n\r\nabc"],  # a body
+    [LIKE[:-2] + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"],
+    [LIKE.replace(b"Accept: text/html,*/*;q=0.8", b"Accept: " + b"a" * 20000)],  # too large to be read so
+])
+def test_anything_unusual_is_read_by_httptools_as_before(reads: list[bytes]) -> None:
+    written, closed, method = fed(reads, PRIME)
+    assert method != b"POST" or closed  # httptools read it (a refusal leaves its method)
+    assert (written, closed) == fed(reads)[:2]
+
+
+@pytest.mark.parametrize("prime", [
+    PRIME[:-2] + b"Content-Length: 0\r\n\r\n",  # framing headers: the next request is read by httptools
+    PRIME[:-2] + b"Connection: keep-alive\r\n\r\n",
+    PRIME[:-2] + b"Expect: 100-continue\r\n\r\n",
+    PRIME.replace(b"X-Original-URI: /u/1", b"X-Original-URI: " + b"y" * 2000),  # not kept in seen
+])
+def test_after_a_request_with_framing_or_long_headers_the_next_is_read_by_httptools(prime: bytes) -> None:
+    like = prime.replace(b"POST ", b"GET ")
+    written, closed, method = fed([like], prime)
+    assert method == b"GET" and (written, closed) == fed([like])[:2]
+
+
+def test_after_connection_close_nothing_more_is_read() -> None:
+    prime = PRIME.replace(b"HTTP/1.1", b"HTTP/1.0")
+    assert fed([LIKE.replace(b"HTTP/1.1", b"HTTP/1.0")], prime)[0] == b""  # closed after the prime
+
+
+def test_random_changes_to_a_like_request_are_read_as_httptools_reads_them() -> None:
+    """Byte changes anywhere in a request like the last one: whatever the connection does, it is
+    what httptools alone makes of the same bytes (an answer alike, or the same refusal)."""
+    rng = random.Random(7)
+    alphabet = b" \t\r\n\x00\x7f\x80\xff:;/?#%aZ0-"
+    for _ in range(1500):
+        data = bytearray(subrequest(b"/u/%d" % rng.randrange(100)))
+        for _ in range(rng.randrange(1, 3)):
+            at = rng.randrange(len(data))
+            kind = rng.randrange(3)
+            if kind == 0:
+                data[at] = rng.choice(alphabet)
+            elif kind == 1:
+                data.insert(at, rng.choice(alphabet))
+            else:
+                del data[at]
+        written, closed, _ = fed([bytes(data)], PRIME)
+        assert (written, closed) == fed([bytes(data)])[:2], bytes(data)

@@ -14,6 +14,12 @@ answered, then the connection closed), request heads over MAX_HEAD bytes or MAX_
 headers (431) and garbage (400); a body beyond ``max_body`` is discarded and the service
 told (None). A connection with nothing to do closes after IDLE_TIMEOUT, longer than nginx's
 60 s upstream keepalive_timeout so that nginx, not this side, ends idle connections.
+
+nginx's auth subrequests on one connection are alike: bodyless GETs with the same header names
+in the same order, only some values changing. A read that holds exactly one such request, in a
+plain form checked byte by byte (``_Connection._plain``), is split here without httptools,
+reusing the header names (and unchanged values) of the connection's last request; anything
+else (a partial read, pipelined requests, a body, other names, odd bytes) goes to httptools.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ UNIX_PEER = "127.0.0.1"
 _STATUS = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 _BARE = {s: line + b"content-length: 0\r\n\r\n" for s, line in _STATUS.items()}
 _METHODS = {m.encode(): m for m in "GET HEAD POST PUT PATCH DELETE OPTIONS".split()}
+_TEXT_METHODS: Final = {m: m for m in _METHODS.values()}
 # Header names as received -> lower-case text. A proxy sends the same few names on every
 # request: decoded once, and later lookups by the same str objects reuse their cached hash.
 # Bounded, so that made-up names cannot grow it (beyond it, names are decoded each time).
@@ -60,6 +67,11 @@ _MAX_SEEN: Final = 1024  # longer header values are not kept for the next reques
 _LINES: Final[dict[tuple[str, str], bytes]] = {}
 _MAX_LINES: Final = 256
 _MAX_LINE_VALUE: Final = 32
+_MAX_PLAIN: Final = 16384  # a longer read goes to httptools (far below MAX_HEAD: never a 431)
+# Headers that change how a request is framed or kept (a body, keep-alive, an upgrade, 100
+# Continue): a connection whose last request had one of them reads the next with httptools.
+_FRAMING: Final = frozenset(["content-length", "transfer-encoding", "connection", "proxy-connection",
+                             "upgrade", "expect"])
 
 
 def _name(raw: bytes) -> str:
@@ -69,6 +81,16 @@ def _name(raw: bytes) -> str:
         if len(_NAMES) < _MAX_NAMES:
             _NAMES[raw] = name
     return name
+
+
+def _origin(url: str) -> tuple[str, str]:
+    """An origin-form target's path (percent-decoded as UTF-8, the fragment dropped) and query."""
+    path, _, query = url.partition("?")
+    if "#" in path:
+        path = path.partition("#")[0]
+    if "%" in path:
+        path = unquote(path, encoding="utf-8", errors="replace")
+    return path, query
 
 
 def _status_line(status: int) -> bytes:
@@ -173,6 +195,17 @@ class _Connection:
         # same names in the same order, and most values again (host, agent, accept...), so a
         # header equal to the one at its place last time is that one's decoded pair, reused.
         self.seen: list[tuple[bytes, bytes, str, object]] = []  # raw name, raw value, name, pair
+        # The last request's headers by place, when the next request with the same names may be
+        # read without httptools (_plain): "Name: ", "Name: value", the lower-case name and the
+        # decoded pair. ``names`` empty: it may not. ``first``: the last request line _plain
+        # read, ``target`` its method, path and query.
+        self.names: list[str] = []
+        self.lines: list[str] = []
+        self.texts: list[str] = []
+        self.pairs: list[object] = []
+        self.first = ""
+        self.target = ("GET", "/", "")
+        self.between = True  # the parser is at a request's start, the connection kept alive
         self.queue: deque[tuple[EdgeRequest, bytes | None, bool, bool]] = deque()
         self.waiting: asyncio.Task[None] | None = None
         self.refused = 0  # the status that ends this connection once the queue is answered
@@ -213,6 +246,10 @@ class _Connection:
         if self.closing or self.refused:
             return  # what follows a refused request is not read
         self.last = self.loop.time()
+        if self.names and self.between and self._plain(data):
+            if self.waiting is None:
+                self._drain()
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -241,6 +278,7 @@ class _Connection:
     # -- httptools callbacks (they must not raise: they only record) ----------------------
 
     def on_message_begin(self) -> None:
+        self.between = False
         request = self.request  # reset in place: no object made and freed per request
         request.url = b""
         request.headers = []
@@ -311,14 +349,14 @@ class _Connection:
 
     def on_message_complete(self) -> None:
         request = self.request
+        self.between = request.keep_alive
+        self._plain_from(request)
         if request.refuse or self.refused or self.closing:
             return
         url = request.url
         # Split as text (latin-1 keeps every byte): str methods are native when compiled.
         if url[:1] == b"/":  # origin form, what proxies send: no need for a URL parser
-            path, _, query = url.decode("latin-1").partition("?")
-            if "#" in path:
-                path = path.partition("#")[0]
+            path, query = _origin(url.decode("latin-1"))
         else:
             try:
                 parsed = httptools.parse_url(url)
@@ -327,16 +365,91 @@ class _Connection:
                 return
             path = (parsed.path or b"/").decode("latin-1")
             query = (parsed.query or b"").decode("latin-1")
-        if "%" in path:
-            path = unquote(path, encoding="utf-8", errors="replace")
+            if "%" in path:
+                path = unquote(path, encoding="utf-8", errors="replace")
         body = request.body
-        self.queue.append((
-            EdgeRequest(request.method, path, query, cast(list[tuple[str, str]], request.headers), self.peer),
-            b"" if body is None else None if body is _TOO_LARGE else b"".join(body),
-            request.keep_alive, request.head))
+        self._queued(EdgeRequest(request.method, path, query, cast(list[tuple[str, str]], request.headers),
+                                 self.peer),
+                     b"" if body is None else None if body is _TOO_LARGE else b"".join(body),
+                     request.keep_alive, request.head)
+
+    def _queued(self, request: EdgeRequest, body: bytes | None, keep_alive: bool, head: bool) -> None:
+        self.queue.append((request, body, keep_alive, head))
         if len(self.queue) >= MAX_PIPELINED:
             self.paused_queue = True
             self._reading()
+
+    # -- requests read without httptools --------------------------------------------------------
+
+    def _plain_from(self, request: _Request) -> None:
+        """Ready _plain for a next request with the header names of the one just parsed (in the
+        same order), when every header is the one kept in ``seen`` at its place (so short enough,
+        and no Expect) and none of them _FRAMING; else _plain declines until one is."""
+        headers, seen = request.headers, self.seen
+        self.names = []
+        if request.refuse or not request.keep_alive or request.body is not None or len(headers) > len(seen):
+            return
+        names: list[str] = []
+        lines: list[str] = []
+        texts: list[str] = []
+        for at in range(len(headers)):
+            name, value, text, pair = seen[at]
+            if pair is not headers[at] or text in _FRAMING:
+                return
+            prefix = name.decode("latin-1") + ": "
+            names.append(prefix)
+            lines.append(prefix + value.decode("latin-1"))
+            texts.append(text)
+        self.names, self.lines, self.texts, self.pairs = names, lines, texts, list(headers)
+
+    def _plain(self, data: bytes) -> bool:
+        """Queue the request ``data`` holds when it is exactly one request in the plainest form,
+        with the last request's header names in the same order: ``METHOD /target HTTP/1.1``,
+        then ``Name: value`` lines (printable ASCII, no space before a value), CRLF line ends,
+        nothing after. httptools reads that the same way (tests/test_edge_server.py compares
+        them); anything else is left to httptools (False). A header line equal to the last one
+        at its place is that one's decoded pair, as in on_header. Split as text (latin-1 keeps
+        every byte): str methods are native when compiled, bytes methods are not."""
+        if len(data) > _MAX_PLAIN:
+            return False
+        text = data.decode("latin-1")
+        if not text.isascii():
+            return False
+        parts = text.split("\r\n")
+        lines, pairs = self.lines, self.pairs
+        count = len(lines)
+        if len(parts) != count + 3 or parts[count + 2] or parts[count + 1]:
+            return False  # not one head ending in an empty line, with as many header lines
+        first = parts[0]
+        if first != self.first:  # the request line: nginx sends the same one each time
+            space = first.find(" ")
+            method = _TEXT_METHODS.get(first[:space]) if space > 0 else None
+            url = first[space + 1:-9]
+            if (method is None or not first.endswith(" HTTP/1.1") or url[:1] != "/" or " " in url
+                    or not url.isprintable()):
+                return False
+            path, query = _origin(url)
+            self.first, self.target = first, (method, path, query)
+        headers: list[object] = []
+        for at in range(count):
+            line = parts[at + 1]
+            if line == lines[at]:  # as last time
+                headers.append(pairs[at])
+                continue
+            prefix = self.names[at]
+            if not line.startswith(prefix):
+                return False
+            value = line[len(prefix):]
+            if value[:1] == " " or not value.isprintable():
+                return False
+            header: object = (self.texts[at], value)
+            headers.append(header)
+            pairs[at] = header  # true of that line whatever comes next: kept even if declined
+            lines[at] = line
+        method, path, query = self.target
+        self._queued(EdgeRequest(method, path, query, cast(list[tuple[str, str]], headers), self.peer),
+                     b"", True, method == "HEAD")
+        return True
 
     # -- answering -------------------------------------------------------------------------
 
