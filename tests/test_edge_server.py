@@ -494,3 +494,14 @@ def test_random_changes_to_a_like_request_are_read_as_httptools_reads_them() -> 
                 del data[at]
         written, closed, _ = fed([bytes(data)], PRIME)
         assert (written, closed) == fed([bytes(data)])[:2], bytes(data)
+
+
+def test_requests_read_without_httptools_keep_their_own_headers_while_queued(edge: Running) -> None:
+    """Requests waiting behind a slow answer each keep the headers they came with, though the
+    connection reuses and updates the last request's pairs as the next ones are read."""
+    with edge.connect() as conn:
+        for n in range(4):  # separate reads; from the second on, like the first
+            conn.sendall(f"GET /slow HTTP/1.1\r\nHost: h\r\nX-Test: {n}\r\n\r\n".encode())
+            threading.Event().wait(0.02)
+        answers = read_responses(conn, 4)
+    assert [a[2] for a in answers] == [f"GET /slow q= peer=127.0.0.1 x={n} body=".encode() for n in range(4)]

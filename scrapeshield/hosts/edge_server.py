@@ -430,11 +430,9 @@ class _Connection:
                 return False
             path, query = _origin(url)
             self.first, self.target = first, (method, path, query)
-        headers: list[object] = []
         for at in range(count):
             line = parts[at + 1]
-            if line == lines[at]:  # as last time
-                headers.append(pairs[at])
+            if line == lines[at]:  # as last time: its pair stays
                 continue
             prefix = self.names[at]
             if not line.startswith(prefix):
@@ -443,11 +441,10 @@ class _Connection:
             if value[:1] == " " or not value.isprintable():
                 return False
             header: object = (self.texts[at], value)
-            headers.append(header)
             pairs[at] = header  # true of that line whatever comes next: kept even if declined
             lines[at] = line
         method, path, query = self.target
-        self._queued(EdgeRequest(method, path, query, cast(list[tuple[str, str]], headers), self.peer),
+        self._queued(EdgeRequest(method, path, query, cast(list[tuple[str, str]], pairs[:]), self.peer),
                      b"", True, method == "HEAD")
         return True
 
