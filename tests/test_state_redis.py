@@ -280,6 +280,85 @@ def test_every_key_has_a_ttl_and_the_entity_hash_tag(server: RedisServer, stores
     assert client.zcard("ss:{account:42}:d1") == 30
 
 
+def test_fractional_windows_get_whole_second_ttls_and_the_time_is_exact(
+    server: RedisServer, stores: list[RedisStore]
+) -> None:
+    """The TTLs the caller works out (sent to the script as decimal strings) are the script's
+    former ones: two longest windows + 1 s for a window key, one window + 1 s for a record set,
+    rounded up to whole seconds; and the time reaches the script (and the set's score) exact."""
+    store = new_store(server, stores, prefix="frac")
+    specs = ((0.5, False, 9), (2.25, True, 9), (0.75, False, 9))
+    client = server.client()
+    for n, now in enumerate((0.1 + 0.2, 1e-7, 1_700_000_000.0001, 123456.78901234567)):
+        usages, _ = store.update([(f"ip:{n}", specs, (1, 1, 2), "r")], f"ip:{n}", now)
+        assert usages == [(1.0, 1.0, 2.0)]
+        assert client.zscore(f"frac:{{ip:{n}}}:d1", "r") == now
+        assert 2000 < client.pttl(f"frac:{{ip:{n}}}:w") <= 3000  # ceil(2 x 0.75) + 1
+        assert 3000 < client.pttl(f"frac:{{ip:{n}}}:d1") <= 4000  # ceil(2.25) + 1
+    # no cost on the window counters: the window key is not written
+    store.update([("ip:z", specs, (0, 1, 0), "r")], "ip:z", 5.0)
+    assert client.exists("frac:{ip:z}:w") == 0 and client.exists("frac:{ip:z}:d1") == 1
+
+
+_DATA_COMMANDS = {"get", "mget", "set", "expire", "zadd", "zcard", "zcount", "zremrangebyscore",
+                  "zremrangebyrank"}
+
+
+def test_redis_calls_inside_the_script(server: RedisServer, stores: list[RedisStore]) -> None:
+    """What the script costs the server: the calls one decision makes (a guard against calls
+    creeping back in: each costs about a microsecond of Redis' time on a sync decision's path)."""
+    store = new_store(server, stores)
+    store.share_sets(IP, [None] * len(IP))
+    client = server.client()
+
+    def calls(n: int, now: float) -> dict[str, int]:
+        client.config_resetstat()
+        store.update(request(n), "ip:10.0.0.1", now)
+        stats = client.info("commandstats")
+        return {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()
+                if k.removeprefix("cmdstat_") in _DATA_COMMANDS}
+
+    # new sets (of one: nothing to prune, every window's count known), memory read
+    assert calls(1, 1000.0) == {"get": 4, "set": 3, "zadd": 2, "zcard": 2, "expire": 2}
+    # a new record in sets that hold others: pruned; the IP's shorter window counted apart
+    assert calls(2, 1001.0) == {"get": 4, "set": 3, "zadd": 2, "zcard": 2, "zremrangebyscore": 2,
+                                "expire": 2, "zcount": 1}
+    # a record read again: no growth, every distinct count from the set
+    assert calls(2, 1002.0) == {"get": 4, "set": 3, "zadd": 2, "expire": 2, "zcount": 3}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 12), st.integers(0, 40)), min_size=1,
+                max_size=60))
+def test_shared_sets_over_routes_give_the_memory_stores_answers(
+    any_server: RedisServer, steps: list[tuple[int, int, int]]
+) -> None:
+    """The caller's description of an entity (sets shared by route, a set's first counter
+    costing nothing on other routes, fractional windows): the memory store's usages."""
+    profiles, lists = frozenset({"profile"}), frozenset({"list"})
+    specs = ((0.5, False, 3), (7.5, True, 4), (30.0, True, 9), (30.0, False, 5), (12.25, True, 9),
+             (3.0, True, 2))
+    routes = [None, profiles, profiles, None, lists, None]
+    reference = MemoryStore()
+    store = RedisStore(any_server.url, prefix=f"r{next(_prefixes)}", timeout=5)
+    store.share_sets(specs, routes)
+    costs_by_route = {
+        route: tuple(0 if r is not None and route not in r else (2 if not d else 1)
+                     for (_, d, _), r in zip(specs, routes, strict=True))
+        for route in ("profile", "list", "home")}
+    now = 500.0
+    try:
+        for route, record, gap in steps:
+            now += gap / 8
+            name = ("profile", "list", "home")[route]
+            updates: list[KeyUpdate] = [("ip:x", specs, costs_by_route[name], f"u{record}" if record else "")]
+            want, _ = reference.update(updates, "ip:x", now)
+            got, _ = store.update(updates, "ip:x", now)
+            assert got == [pytest.approx(u, abs=1e-9) for u in want]
+    finally:
+        store.close()
+
+
 def test_huge_keys_and_records_are_stored_as_digests(server: RedisServer, stores: list[RedisStore]) -> None:
     store = new_store(server, stores, prefix="big")
     key = "token:" + "\u00e9" * 50_000

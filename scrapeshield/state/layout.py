@@ -8,6 +8,7 @@ redis-py's command layer; the client's memory as stored (packed doubles). Shared
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 from collections.abc import Sequence
 from importlib.resources import files
@@ -27,7 +28,7 @@ _KEPT = 16_384  # framings kept per layout (entities, clients); all dropped when
 SKIP = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n"  # no reply to the next command
 Result = tuple[list[tuple[float, ...]], ClientMemory]
 # Per (specs, costs) pair: them (the cache is keyed by their ids), the script's description
-# of the counters (packed doubles, then framed in RESP), the key suffixes (window, record sets).
+# of the counters (``describe``, then framed in RESP), the key suffixes (window, record sets).
 _Shape = tuple[tuple[CounterSpec, ...], tuple[int, ...], bytes, tuple[bytes, ...], bytes]
 
 
@@ -86,7 +87,7 @@ class Layout:
         """The script's KEYS and ARGV for these entities (and the client's memory, if given)."""
         prefix = self.prefix
         keys: list[bytes] = []
-        argv = [repr(float(now)).encode(), b"%d" % len(updates)]
+        argv = [stamp(now), b"%d" % len(updates)]
         for key, specs, costs, record in updates:
             shape = self._shape(specs, costs)
             base = prefix + _bytes(key, _MAX_KEY) + b"}:"
@@ -123,7 +124,7 @@ class Layout:
                 raw = _bytes(record, _MAX_RECORD) if record else b""
                 last, last_framed = record, b"$%d\r\n%b\r\n" % (len(raw), raw)
             argv.append(last_framed)
-        stamp = repr(float(now)).encode()
+        when = stamp(now)
         count = b"%d" % (nkeys + 1)
         entities = b"%d" % len(updates)
         return b"".join((
@@ -131,7 +132,7 @@ class Layout:
                 nkeys + 6 + len(argv), SHA, len(count), count),
             *parts,
             b"$%d\r\n%b\r\n" % (len(memory_key), memory_key),
-            b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(stamp), stamp, len(entities), entities),
+            b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(when), when, len(entities), entities),
             *argv,
         ))
 
@@ -155,12 +156,7 @@ class Layout:
             self._shapes.clear()
         known = self._owners.get(id(specs))
         owner = known[1] if known is not None and known[0] is specs else tuple(range(len(specs)))
-        # per counter: window, 0 or the number of its record set (1 + its owner's index), limit, cost
-        spec = struct.pack(f"<{4 * len(specs)}d", *(
-            x for (w, d, lim), c, o in zip(specs, costs, owner, strict=True)
-            for x in (w, o + 1.0 if d else 0.0, lim, c)))
-        # the record sets' keys, in the order of the counters that first use them
-        sets = list(dict.fromkeys(o for o, (_, d, _) in zip(owner, specs, strict=True) if d))
+        spec, sets = describe(specs, costs, owner)
         suffixes = (b"w", *(b"d%d" % o for o in sets))
         framed = b"$%d\r\n%b\r\n" % (len(spec), spec)
         got = self._shapes[ident] = (specs, costs, spec, suffixes, framed)
@@ -183,6 +179,39 @@ def owners(specs: Sequence[CounterSpec], routes: Sequence[frozenset[str] | None]
             for i in members:
                 owner[i] = head
     return tuple(owner)
+
+
+def describe(
+    specs: Sequence[CounterSpec], costs: Sequence[int], owner: Sequence[int]
+) -> tuple[bytes, tuple[int, ...]]:
+    """The script's description of an entity's counters (see ``lua/update.lua``: header, per
+    counter, per record set), and the owners of its record sets in KEYS order. Everything the
+    script would otherwise work out per call (each set's longest window, largest cap and TTL,
+    whether the record goes in) is worked out here, once per shape."""
+    sets = tuple(dict.fromkeys(o for o, (_, d, _) in zip(owner, specs, strict=True) if d))
+    number = {o: s + 1 for s, o in enumerate(sets)}
+    longest = {o: max(w for (w, d, _), m in zip(specs, owner, strict=True) if d and m == o) for o in sets}
+    caps = {o: max(2 * lim + 16 for (_, d, lim), m in zip(specs, owner, strict=True) if d and m == o)
+            for o in sets}
+    first = {o: next(c for (_, d, _), m, c in zip(specs, owner, costs, strict=True) if d and m == o)
+             for o in sets}
+    windows = [(w, c) for (w, d, _), c in zip(specs, costs, strict=True) if not d]
+    costly = any(c for _, c in windows)
+    values: list[float] = [len(specs), len(windows), len(sets), float(costly)]
+    for (w, d, lim), c, o in zip(specs, costs, owner, strict=True):
+        values += [w, number[o], 2 * lim + 16, float(w == longest[o])] if d else [w, 0, 0, c]
+    for o in sets:
+        values += [longest[o], caps[o], float(first[o] != 0)]
+    # the TTLs as the script passes them to Redis: decimal strings, each ended by a zero byte
+    ttls = [math.ceil(2 * max(w for w, _ in windows)) + 1 if costly else 0,
+            *(math.ceil(longest[o]) + 1 for o in sets)]
+    return struct.pack(f"<{len(values)}d", *values) + b"".join(b"%d\0" % t for t in ttls), sets
+
+
+def stamp(now: float) -> bytes:
+    """The time as the script reads it (and as the record sets' score): 17 significant digits
+    name every double exactly, and cost less to write than ``repr``'s shortest form."""
+    return b"%.17g" % now
 
 
 def memory_value(memory: ClientMemory) -> bytes:

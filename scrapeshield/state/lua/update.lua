@@ -3,19 +3,27 @@
 The same arithmetic as scrapeshield/state/memory.py: two-bucket sliding windows,
 exact distinct-record sets (capped at 2 x limit + 16), and the client's memory.
 
-KEYS, in order: per entity, its window key, then one sorted-set key per record set
-(in the order of the counters that first use them); last, the client's memory key
-(optional).
+KEYS, in order: per entity, its window key, then its record sets' keys (set 1, 2, ...);
+last, the client's memory key (optional).
 ARGV[1]  now, in seconds (an exact decimal: it is also the sorted-set score)
 ARGV[2]  the number of entities
-then per entity: its counters, each as four little-endian doubles (window, set, limit,
-cost), and the record this request reads ("" for none). set: 0 for a request counter;
-for a distinct counter, the number of the record set it counts in (1 + the index of the
-counter that owns it). Distinct counters of one entity that count the same requests
-share one set: it is pruned by their longest window and capped at their largest cap, and
-each counts the records read within its own window. (The caller shares a set only where
-its owner has the longest window and the largest cap, so the shared set holds exactly what
-the owner's own set held, and each count is the same: min(cap, records read in the
+then per entity: its description as little-endian doubles, and the record this request
+reads ("" for none). The description is worked out once per counter shape by the caller
+(layout.py), so that this script only follows it:
+  header      counters, request counters, record sets, 1 if the window key is written
+              (a request counter costs something here) else 0
+  per counter request: window, 0, 0, cost; distinct: window, its record set's number,
+              cap (2 x limit + 16), 1 if its window is the set's longest (else 0)
+  per set     longest window, largest cap, 1 if this request's record goes in (its first
+              counter costs)
+  then, as zero-terminated decimal strings: the window key's TTL (two longest windows
+  + 1 s), each set's TTL (one longest window + 1 s) (a number given to redis.call is
+  formatted with "%.17g" on every call: a string is passed as it is)
+Distinct counters of one entity that count the same requests share one set: it is
+pruned by their longest window and capped at their largest cap, and each counts the
+records read within its own window. (The caller shares a set only where its owner has
+the longest window and the largest cap, so the shared set holds exactly what the
+owner's own set held, and each count is the same: min(cap, records read in the
 window) either way, the records a cap drops being the oldest.)
 
 Returns one string: every counter's usage, entity after entity, as little-endian
@@ -28,93 +36,80 @@ scored by last read and lives one window after its last read. Every key of one
 entity carries the entity's hash tag, so on a Cluster one call per entity (one
 slot) runs it; on a single server one call covers all the entities of a request.
 
-Speed: this runs once per decision on the server, so it does the least it can: no
-tables per counter, and a window key is written only when a counter under it costs
-something (rolling a window forward without a cost changes nothing a later call
-would not compute the same way, and a key left to expire holds only counts that
-its two windows have aged out).
+Speed: this runs once per decision on the server, where its time is on the critical
+path of a sync decision, so it does the least it can: no table per entity but its
+description and its window, no per-set bookkeeping (the caller did it), and a window
+key written only when a counter under it costs something (rolling a window forward
+without a cost changes nothing a later call would not compute the same way, and a key
+left to expire holds only counts that its two windows have aged out).
 ]]
--- The struct formats of 1-4 counters, as constants (made once, when the script loads,
--- where building them per entity cost a string.rep and a concatenation each time).
-local SPECS = {'<dddd', '<dddddddd', '<dddddddddddd', '<dddddddddddddddd'}
-local WINDOWS = {'ddd', 'dddddd', 'ddddddddd', 'dddddddddddd'}
+local call, unpack_, pack, rep, format = redis.call, struct.unpack, struct.pack, string.rep, string.format
+local min = math.min
 local now = tonumber(ARGV[1])
 local out, o = {}, 0
+local live = {}  -- per record set (by its KEYS index): the records read in its longest window,
+                 -- when this call added a new one (else unknown: counted with ZCOUNT)
+local above, since = {}, {}  -- by window: the ZCOUNT and prune bounds (formatted once per call)
 local k, a = 1, 3
 for _ = 1, tonumber(ARGV[2]) do
   local spec, record = ARGV[a], ARGV[a + 1]
   a = a + 2
+  local n, nw, ns = unpack_('<ddd', spec)
+  local texts = 4 + 4 * n + 3 * ns  -- (f[texts + 1]: the window key's TTL, f[texts + 1 + s]: set s's)
+  local f = {unpack_('<' .. rep('d', texts) .. rep('s', 1 + ns), spec)}
   local wkey = KEYS[k]
-  k = k + 1
-  local n = #spec / 32
-  local f = {struct.unpack(SPECS[n] or ('<' .. string.rep('d', 4 * n)), spec)}
-  local nw, longest, costly = 0, 0, false
-  local sw, scap  -- per record set: its longest window and largest cap (when there are sets)
-  for i = 4, 4 * n, 4 do
-    local d = f[i - 2]
-    if d == 0 then
-      nw = nw + 1
-      if f[i - 3] > longest then longest = f[i - 3] end
-      if f[i] ~= 0 then costly = true end
-    else
-      if not sw then sw, scap = {}, {} end
-      local cap = 2 * f[i - 1] + 16
-      if not sw[d] or f[i - 3] > sw[d] then sw[d] = f[i - 3] end
-      if not scap[d] or cap > scap[d] then scap[d] = cap end
-    end
-  end
   local v, layout
   if nw > 0 then
-    layout = WINDOWS[nw] or string.rep('d', 3 * nw)
-    local raw = redis.call('GET', wkey)
+    layout = rep('d', 3 * nw)
+    local raw = call('GET', wkey)
     if raw and #raw == 24 * nw then
-      v = {struct.unpack(layout, raw)}
+      v = {unpack_(layout, raw)}
     else
       v = {}
       for i = 1, 3 * nw do v[i] = 0 end
     end
   end
-  local b = 1
-  local zkeys, live  -- per record set: its key; the records read in its longest window, if known
-  for i = 4, 4 * n, 4 do
-    local w, cost = f[i - 3], f[i]
-    local d = f[i - 2]
-    o = o + 1
-    if d ~= 0 then
-      local cap = 2 * f[i - 1] + 16
-      if not zkeys then zkeys, live = {}, {} end
-      local zkey = zkeys[d]
-      if not zkey then
-        -- the set's first counter: the record goes in (once for all its counters)
-        zkey = KEYS[k]
-        k = k + 1
-        zkeys[d] = zkey
-        if cost ~= 0 and record ~= '' then
-          local sw_, scap_ = sw[d], scap[d]
-          if redis.call('ZADD', zkey, ARGV[1], record) == 1 then
-            -- a new record: the set grows, so drop what aged out and cap it (a set of one,
-            -- just made, has nothing to drop)
-            local total = redis.call('ZCARD', zkey)
-            if total > 1 then
-              total = total - redis.call('ZREMRANGEBYSCORE', zkey, '-inf', string.format('%.17g', now - sw_))
-            end
-            if total > scap_ then
-              redis.call('ZREMRANGEBYRANK', zkey, 0, total - scap_ - 1)
-              total = scap_
-            end
-            live[d] = total
+  local sets = 4 + 4 * n  -- (f[sets + 3 * s - 2]: set s's longest window)
+  if record ~= '' then
+    for s = 1, ns do
+      local p = sets + 3 * s
+      if f[p] ~= 0 then
+        local zkey = KEYS[k + s]
+        if call('ZADD', zkey, ARGV[1], record) == 1 then
+          -- a new record: the set grows, so drop what aged out and cap it (a set of one,
+          -- just made, has nothing to drop)
+          local total = call('ZCARD', zkey)
+          if total > 1 then
+            local w = f[p - 2]
+            local bound = since[w]
+            if not bound then bound = format('%.17g', now - w); since[w] = bound end
+            total = total - call('ZREMRANGEBYSCORE', zkey, '-inf', bound)
           end
-          redis.call('EXPIRE', zkey, math.ceil(sw_) + 1)
+          local cap = f[p - 1]
+          if total > cap then
+            call('ZREMRANGEBYRANK', zkey, 0, total - cap - 1)
+            total = cap
+          end
+          live[k + s] = total
         end
+        call('EXPIRE', zkey, f[texts + 1 + s])
       end
-      local total = live[d]
-      if total and (w == sw[d] or total == 1) then
+    end
+  end
+  local b = 1
+  for p = 8, 4 + 4 * n, 4 do
+    local w, s = f[p - 3], f[p - 2]
+    o = o + 1
+    if s ~= 0 then
+      local total = live[k + s]
+      if total and (f[p] ~= 0 or total == 1) then
         -- (a set of one holds only this request's record: it is live in every window)
-        out[o] = math.min(cap, total)
+        out[o] = min(f[p - 1], total)
       else
-        -- no new record, or a shorter window than the set's: count the live ones (the
-        -- window's start is formatted only for the call that needs it)
-        out[o] = math.min(cap, redis.call('ZCOUNT', zkey, string.format('(%.17g', now - w), '+inf'))
+        -- no new record, or a shorter window than the set's: count the live ones
+        local bound = above[w]
+        if not bound then bound = format('(%.17g', now - w); above[w] = bound end
+        out[o] = min(f[p - 1], call('ZCOUNT', KEYS[k + s], bound, '+inf'))
       end
     else
       local start = now - math.fmod(now, w)
@@ -123,15 +118,16 @@ for _ = 1, tonumber(ARGV[2]) do
         v[b + 1] = 0
         v[b] = start
       end
-      local current = v[b + 1] + cost
+      local current = v[b + 1] + f[p]
       v[b + 1] = current
       out[o] = v[b + 2] * (1 - (now - start) / w) + current
       b = b + 3
     end
   end
-  if costly then
-    redis.call('SET', wkey, struct.pack(layout, unpack(v, 1, 3 * nw)), 'EX', math.ceil(2 * longest) + 1)
+  if f[4] ~= 0 then
+    call('SET', wkey, pack(layout, unpack(v, 1, 3 * nw)), 'EX', f[texts + 1])
   end
+  k = k + 1 + ns
 end
-local memory = KEYS[k] and redis.call('GET', KEYS[k])
-return struct.pack('<' .. string.rep('d', o), unpack(out, 1, o)) .. (memory or '')
+local memory = KEYS[k] and call('GET', KEYS[k])
+return pack('<' .. rep('d', o), unpack(out, 1, o)) .. (memory or '')
