@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Final, cast, final
 
 from scrapeshield.policy.compiled import CompiledPolicy
 from scrapeshield.tokens import TokenVerifier
@@ -49,6 +49,14 @@ _TOKEN: Final = 8
 _COOKIE: Final = -1
 _FORWARDED: Final = -2
 _SHAPES_MAX: Final = 4096  # header-name sequences remembered (nodes of _Shape's trie)
+# Headers whose value a trie node remembers from the last request that reached it (see
+# _Shape.last): values that repeat from one client to the next (a browser build's own), none
+# that is a secret or the client's own (cookies, tokens, addresses, referers).
+REPEATED_VALUES: Final = frozenset(
+    "host user-agent accept accept-encoding accept-language connection cache-control pragma "
+    "dnt te priority upgrade-insecure-requests x-forwarded-proto sec-ch-ua sec-ch-ua-mobile "
+    "sec-ch-ua-platform sec-fetch-site sec-fetch-mode sec-fetch-dest sec-fetch-user".split()
+)
 
 
 def short_hash(value: str) -> str:
@@ -97,7 +105,9 @@ class ContextBuilder:
         raw: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()  # type: ignore[assignment]
         seen = _Seen(self._slot_count)
         shape = self._root
-        pairs: list[tuple[str, str]] = []
+        # Objects, not tuple[str, str]: compiled, a typed pair is kept unboxed and boxed anew
+        # whenever stored, so a remembered pair could not be shared (see _Shape.last).
+        pairs: list[object] = []
         for k, v in raw if len(raw) <= MAX_HEADERS else raw[:MAX_HEADERS]:
             # The name the node's first child was reached by, compared before any lookup:
             # nearly every request follows it (a server makes fresh bytes per name, whose
@@ -107,14 +117,28 @@ class ContextBuilder:
             else:
                 step = shape.raw_next.get(k)
             shape = step if step is not None else self._grow_raw(shape, k)
-            value = (v if len(v) <= MAX_VALUE else v[:MAX_VALUE]).decode("latin-1")
-            pairs.append((shape.name, value))
+            # The value the last request at this node sent, decoded then, and its pair (one
+            # tuple: threads cannot mix two requests' halves): a browser build's headers
+            # repeat from one client to the next, and the same text object each time is
+            # hashed once, then found by identity by the stages after this one.
+            last = shape.last
+            if v == last[0]:
+                value = last[1]
+                pairs.append(last[2])
+            else:
+                value = (v if len(v) <= MAX_VALUE else v[:MAX_VALUE]).decode("latin-1")
+                pair: object = (shape.name, value)
+                if shape.repeats:
+                    shape.last = (v, value, pair)
+                pairs.append(pair)
             if shape.slots:
                 seen.fill(shape.slots, value)
         query = scope.get("query_string") or b""
         return self._assemble(
-            ts, str(peer), str(scope.get("method") or "GET"), str(scope.get("path") or "/"),
-            tuple(pairs), shape, seen, str(scope.get("scheme") or "http"),
+            ts, peer if type(peer) is str else str(peer), _text(scope.get("method"), "GET"),
+            _text(scope.get("path"), "/"),
+            cast(tuple[tuple[str, str], ...], tuple(pairs)), shape, seen,
+            _text(scope.get("scheme"), "http"),
             query[:MAX_QUERY].decode("latin-1") if isinstance(query, bytes) else "",
         )
 
@@ -397,6 +421,10 @@ class _Shape:
         # _FORWARDED; whether it belongs in the fingerprint (not one of VOLATILE_HEADERS).
         self.slots = slots
         self.stable = stable
+        # Whether its values are remembered (REPEATED_VALUES), and the last one: (raw, text,
+        # (name, text)). b"" decodes to "": the first entry is right for any node.
+        self.repeats = name in REPEATED_VALUES
+        self.last: tuple[bytes, str, object] = (b"", "", (name, ""))
         self.next: dict[str, _Shape] = {}
         self.raw_next: dict[bytes, _Shape] = {}
         # The first raw name kept in raw_next and its node (b"\n" is no header name: none yet).
@@ -474,6 +502,13 @@ class _Seen:
         for value in cookies:
             cookie = f"{cookie}; {value}" if cookie else value
         return cookie
+
+
+def _text(value: object, default: str) -> str:
+    """``str(value or default)`` (compiled, ``str()`` of a string is a generic call)."""
+    if type(value) is str:
+        return value if value else default
+    return str(value or default)
 
 
 def ipv4_number(text: str) -> int:

@@ -21,7 +21,7 @@ from scrapeshield.goodbots.hosting import Hosting
 from scrapeshield.goodbots.verify import GoodBots
 from scrapeshield.lists import ListEntry, Lists
 from scrapeshield.policy.compiled import CompiledLimit, CompiledPolicy, CompiledRule
-from scrapeshield.privacy.levels import PrivacyLevels, PrivacyRules
+from scrapeshield.privacy.levels import Level, PrivacyLevels, PrivacyRules
 from scrapeshield.score import score
 from scrapeshield.signals.base import Detector, DetectorBase
 from scrapeshield.signals.goodbots import VERIFIED_CLASS, AddressChecks, without_crawler_findings
@@ -84,6 +84,9 @@ class Engine:
         self.challenge = challenge
         self.lists = lists if lists is not None else Lists()
         self.listeners: list[DecisionListener] = []
+        # The privacy levels' records (the same dict for good): when it is empty and the
+        # policy sets no level either, every record is public and ``rank`` is not called.
+        self._private: dict[str, Level] = self.privacy.table
         self._misses: dict[str, int] = {}  # address -> 404s reported since its last decision
         self.errors = 0
         self.install(policy)
@@ -105,9 +108,15 @@ class Engine:
         runs = _Detectors(tuple(natives), ()) if len(natives) == len(detectors) else \
             _Detectors((), tuple(detectors))
         # One assignment swaps everything a request reads, so no request sees a mix.
+        privacy = PrivacyRules(policy, self.privacy)
+        # The routes whose challenges ``hold`` may turn into held pages (record pages with an
+        # HTML field map, when the policy holds pages): for any other, it answers its input.
+        holdable = frozenset(
+            name for name, route in (policy.routes_by_name or {}).items() if route.html_fields
+        ) if policy.source.detection.campaigns.hold_pages else frozenset()
         self._live = (policy, ContextBuilder(policy), runs, ua, plans,
                       SharedCounters(policy, self._pass_valid),
-                      AddressChecks(policy, self.goodbots, self.hosting), PrivacyRules(policy, self.privacy))
+                      AddressChecks(policy, self.goodbots, self.hosting), privacy, privacy.idle, holdable)
 
     def _pass_valid(self, ctx: RequestContext) -> bool:
         """Whether the request's pass cookie is one the challenge service honours."""
@@ -193,7 +202,7 @@ class Engine:
     def _prepare(self, ctx: RequestContext) -> _Pending:
         """What the state round trip needs: the counters to touch (nothing else, so that a
         networked store's call leaves as early as it can)."""
-        policy, _, detectors, ua_detector, plans, shared, addresses, privacy = self._live
+        policy, _, detectors, ua_detector, plans, shared, addresses, privacy, idle, holdable = self._live
         plan = plans.get(ctx.route) or plans[""]
         updates: list[KeyUpdate] = []
         applied: list[_PlanStep] = []
@@ -209,12 +218,14 @@ class Engine:
         layout, extra = shared.updates(ctx)
         if extra:
             updates += extra
-        rank = privacy.rank(ctx) if ctx.record else 0  # (0 without a record: skip the call)
+        # 0 without a record, or when nothing is private: skip the call (PrivacyRules is not
+        # compiled).
+        rank = privacy.rank(ctx) if ctx.record and not (idle and not self._private) else 0
         if rank == 2:  # protected: its own, stricter distinct-records budget per address
             updates.append((f"protected:{ctx.ip}", privacy.budget, _ONE_READ, ctx.record))
         return _Pending(
             policy, detectors, client or f"ip:{ctx.ip}", updates, applied, layout,
-            privacy if rank else None, rank, ua_detector, addresses,
+            privacy if rank else None, rank, ua_detector, addresses, holdable,
         )
 
     def _screen(self, ctx: RequestContext, pending: _Pending) -> None:
@@ -288,7 +299,8 @@ class Engine:
             check = self.challenge.check_pass(ctx.pass_cookie, ctx.ip, ctx.user_agent)
             if check.valid:
                 decision = honour_pass(pending.policy, decision, signals, breaches, bool(ctx.record))
-        if decision.action is Action.CHALLENGE and ctx.record:  # a page may prove its browser unseen
+        if decision.action is Action.CHALLENGE and ctx.record and ctx.route in pending.holdable:
+            # a page may prove its browser unseen
             decision = hold(pending.policy, ctx, decision, signals)
         if pending.privacy is not None:
             decision = pending.privacy.apply(ctx, decision, pending.rank, protected_reads)
@@ -304,6 +316,7 @@ class _Pending:
         self, policy: CompiledPolicy, detectors: _Detectors, client: str,
         updates: list[KeyUpdate], applied: list[_PlanStep], layout: int,
         privacy: PrivacyRules | None, rank: int, ua_detector: UserAgentDetector, addresses: AddressChecks,
+        holdable: frozenset[str],
     ) -> None:
         self.policy = policy
         self.detectors = detectors
@@ -315,6 +328,7 @@ class _Pending:
         self.rank = rank  # that level (privacy.RANK); protected: its budget's usage comes last
         self.ua_detector = ua_detector  # (of the policy the counters were planned with)
         self.addresses = addresses
+        self.holdable = holdable  # the routes ``hold`` may act on (of that policy too)
         # Set by ``_screen``:
         self.signals: list[Signal] = []
         self.terminal: CompiledRule | None = None

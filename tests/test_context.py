@@ -165,3 +165,44 @@ def test_header_names_found_as_from_a_fresh_builder(requests: list[list[bytes]])
         scope = {"type": "http", "method": "GET", "path": "/", "client": ("10.0.0.1", 1),
                  "query_string": b"", "headers": [(k, f"v{n}".encode()) for k in names]}
         assert builder.from_asgi(scope, 1.0) == ContextBuilder(TRUSTING).from_asgi(scope, 1.0)
+
+
+_VALUES = [b"", b"a", b"Mozilla/5.0 X", b"caf\xe9", b"x" * 1100, b"x" * 1100 + b"y", b"gzip, br"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from([*_NAMES[:6], b"authorization"]),
+                                   st.sampled_from(_VALUES)), max_size=6), min_size=1, max_size=25))
+def test_header_values_found_as_from_a_fresh_builder(requests: list[list[tuple[bytes, bytes]]]) -> None:
+    """A node of the trie remembers the last value of a repeating header and its text: a
+    request with the same bytes, other bytes, none, an empty or an oversized value gets the
+    context a builder that never saw a request before gives."""
+    builder = ContextBuilder(TRUSTING)
+    for headers in requests:
+        scope = {"type": "http", "method": "GET", "path": "/", "client": ("127.0.0.1", 1),
+                 "query_string": b"", "headers": headers}
+        assert builder.from_asgi(scope, 1.0) == ContextBuilder(TRUSTING).from_asgi(scope, 1.0)
+
+
+def test_repeated_header_values_are_one_text_and_secrets_are_not_kept() -> None:
+    """A browser build's values repeat from one client to the next: the same text object
+    each time (hashed once, found by identity after). Cookies, tokens and addresses are
+    the client's own: no node keeps them past its request."""
+    builder = ContextBuilder(TRUSTING)
+
+    def scope(ip: str, cookie: str) -> dict[str, object]:
+        return {"type": "http", "method": "GET", "path": "/", "client": ("10.0.0.1", 1), "query_string": b"",
+                "headers": [(b"user-agent", b"Mozilla/5.0 (X11) Chrome/126.0"),
+                            (b"x-forwarded-for", ip.encode()), (b"cookie", cookie.encode()),
+                            (b"authorization", b"Bearer s3cret")]}
+
+    first = builder.from_asgi(scope("198.51.100.7", "sid=1.a"), 1.0)
+    second = builder.from_asgi(scope("198.51.100.8", "sid=2.b"), 2.0)
+    assert second.user_agent is first.user_agent and second.headers[0] is first.headers[0]
+    assert (second.ip, second.account) == ("198.51.100.8", "2")
+    node, kept = builder._root, []
+    while node.first_step is not None:
+        node = node.first_step
+        kept.append((node.name, node.last[1]))
+    assert kept == [("user-agent", "Mozilla/5.0 (X11) Chrome/126.0"), ("x-forwarded-for", ""),
+                    ("cookie", ""), ("authorization", "")]

@@ -108,3 +108,53 @@ def test_public_network_check_agrees_with_ipaddress() -> None:
         except ValueError:
             expected = False
         assert _public(network) is expected, network
+
+
+_UAS = ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
+        "Safari/537.36", "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
+        "curl/8.5.0", ""]
+_HINTS = [None, '"Chromium";v="126", "Google Chrome";v="126"', '"Chromium";v="120"']
+_SHAPES = [("accept", "accept-encoding", "accept-language", "sec-ch-ua", "sec-fetch-mode"),
+           ("accept-language", "accept-encoding", "accept"), ("accept",), ()]
+
+
+def test_header_checks_answer_as_worked_out_afresh() -> None:
+    """The header detector remembers its findings per user-agent, header sequence, secure
+    origin and client hints (nested, with the names tuple found by identity): whatever it
+    saw before, each request gets what its checks find for it, equal names tuples whether
+    the same object or not."""
+    from scrapeshield.signals.headers import HeaderConsistencyDetector
+
+    rng = random.Random(11)
+    remembering = HeaderConsistencyDetector(POLICY)
+    shapes = [*_SHAPES, *(tuple(s) for s in _SHAPES)]  # equal tuples, other objects
+    for _ in range(3000):
+        ua, names, hints = rng.choice(_UAS), rng.choice(shapes), rng.choice(_HINTS)
+        scheme, host = rng.choice([("https", "example.org"), ("http", "example.org"),
+                                   ("http", "localhost:8000"), ("http", "127.0.0.1"), ("http", "[::1]:80")])
+        ctx = ContextBuilder(POLICY).build(1.0, "192.0.2.1", "GET", "/", []).\
+            _replace(user_agent=ua, header_names=names, client_hints=hints, scheme=scheme, host=host)
+        found: list[Signal] = []
+        remembering.inspect(ctx, ClientMemory(0.0), found)
+        afresh: list[Signal] = []
+        HeaderConsistencyDetector(POLICY).inspect(ctx, ClientMemory(0.0), afresh)
+        assert found == afresh
+
+
+def test_pacing_hours_as_computed_afresh() -> None:
+    """The pacing detector keeps the hour of its last request (compiled, ``ts // 3600``
+    is dear): at hour boundaries, back in time and far ahead, every request's hour is
+    the one ``ts // 3600`` gives."""
+    from scrapeshield.signals.pacing import PacingDetector
+
+    kept = PacingDetector(POLICY)
+    times = [0.0, 3599.999, 3600.0, 3600.0 - 2**-40, 7199.9999999, 7200.0, 100.0, 1.7e9,
+             1.7e9 + 3600.0, 1.7e9 - 1e-6, 2.0**52 + 7200.0, 5.0, 86400.0 * 365 * 2000]
+    rng = random.Random(5)
+    times += [rng.uniform(0, 4e9) for _ in range(500)]
+    times += [3600.0 * rng.randrange(1, 10**6) + rng.choice([-1e-6, 0.0, 1e-6]) for _ in range(500)]
+    for ts in times:
+        ctx = ContextBuilder(POLICY).build(ts, "192.0.2.1", "GET", "/", [])
+        memory = ClientMemory(0.0)
+        kept.inspect(ctx, memory, [])
+        assert memory.values[15] == float(int(ts // 3600)), ts

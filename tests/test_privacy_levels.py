@@ -47,6 +47,18 @@ def test_signed_in_only_walls_signed_out_readers() -> None:
     assert _read(engine, clock, "/api/v1/users/4").action is Action.ALLOW, "public by default"
 
 
+def test_a_level_set_after_the_engine_started_applies_at_once() -> None:
+    """With no level in the policy and none stored, the engine skips the level lookup; the
+    first level the platform sets (the same table, changed in place) applies to the next read."""
+    levels = PrivacyLevels()
+    engine, clock = _engine(levels)
+    assert _read(engine, clock, "/api/v1/users/5").action is Action.ALLOW
+    levels.set(["user:5"], "signed-in", "test", 0.0)
+    assert _read(engine, clock, "/api/v1/users/5").rule == "privacy:signed-in"
+    levels.set(["user:5"], "public", "test", 0.0)
+    assert _read(engine, clock, "/api/v1/users/5").action is Action.ALLOW
+
+
 def test_protected_is_degraded_for_the_signed_out_and_budgeted_for_everyone() -> None:
     levels = PrivacyLevels()
     levels.set([f"user:{i}" for i in range(1, 40)], "protected", "test", 0.0)

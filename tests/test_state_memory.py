@@ -268,3 +268,24 @@ def test_shared_sets_count_as_sets_of_their_own() -> None:
             record = f"user:{i % 70}" if i % 9 else ""
             usages, _ = store.update([("ip:a", specs, (1, 1, 1), record)], "ip:a", now)
             assert usages[0] == reference.update("ip:a", specs, (1, 1, 1), record, now), (step, i)
+
+
+def test_layouts_found_by_identity_or_by_id_count_alike() -> None:
+    """The store tries its first 16 layouts by identity, then the rest by ``id()``: specs
+    built anew for every call (equal tuples, other objects: past the 16, and with ids
+    reused once freed) count exactly as one specs tuple held for good, and a new sharing
+    (``share_sets``) takes effect at once."""
+    held = ((10.0, False, 100), (60.0, True, 5), (600.0, True, 50))
+    steady, fresh = MemoryStore(), MemoryStore()
+    for n in range(200):
+        record = f"r{n % 13}"
+        specs = tuple(list(held))  # a new tuple each call
+        assert fresh.update([("k", specs, (1, 1, 1), record)], "c", n * 0.7)[0] == \
+            steady.update([("k", held, (1, 1, 1), record)], "c", n * 0.7)[0]
+    assert len(fresh._hot) == 16 and len(steady._hot) == 1
+    for store in (steady, fresh):
+        store.share_sets(held, [None, None, None])
+    assert steady._hot == [] and fresh._hot == []
+    for n in range(200, 260):
+        got = steady.update([("k", held, (1, 1, 1), f"r{n % 13}")], "c", n * 0.7)[0]
+        assert got == fresh.update([("k", tuple(list(held)), (1, 1, 1), f"r{n % 13}")], "c", n * 0.7)[0]

@@ -35,6 +35,9 @@ class PrivacyLevels:
     def __init__(self, db: Database | None = None) -> None:
         self.db = db
         self._levels: dict[str, Level] = {}  # non-public records only
+        # The same dict, never replaced (changed in place): the engine's request path reads
+        # whether it is empty without a Python call.
+        self.table: dict[str, Level] = self._levels
         self._seen_until = 0.0  # updated_at of the newest row loaded
         self._lock = threading.Lock()
         if db is not None:

@@ -21,8 +21,9 @@ _CHROMIUM = re.compile(r"(?:Chrome|Chromium|HeadlessChrome)/(\d+)")
 _FIREFOX = re.compile(r"Firefox/(\d+)")
 _SAFARI = re.compile(r"Version/(\d+)[.\d]* (?:Mobile/\S+ )?Safari/")
 _HINT_VERSION = re.compile(r'"([^"]*)";v="(\d+)"')
-_LOCAL_HOSTS = ("localhost", "127.", "[::1]")
 _CACHE_MAX: Final = 50_000
+# What the checks found for one user-agent and header sequence: (secure, client hints, signals).
+_Found = tuple[bool, str | None, tuple[Signal, ...]]
 
 
 def browser_family(user_agent: str) -> tuple[str, int]:
@@ -50,19 +51,41 @@ class HeaderConsistencyDetector(DetectorBase):
         self._hints = w["headers.client-hints-mismatch"]
         self._order = w["headers.order"]
         self._no_lang = w["headers.no-accept-language"]
-        self._cache: dict[tuple[object, ...], tuple[Signal, ...]] = {}
+        # user-agent → header names → what was found for them, per (secure, client hints).
+        # Nested, not keyed by one 4-tuple: a tuple's hash is computed at every lookup (the
+        # names' too), where the user-agent's is cached in the string (the context stage
+        # hashed it) and the names are one tuple per header sequence, found by identity.
+        self._cache: dict[str, dict[tuple[str, ...], list[_Found]]] = {}
+        self._size = 0  # entries in all of it (bounded by _CACHE_MAX)
 
     def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
-        secure = ctx.scheme == "https" or ctx.host.startswith(_LOCAL_HOSTS)
+        host = ctx.host  # (one literal at a time: compiled, a tuple of them is built per call)
+        secure = ctx.scheme == "https" or host.startswith("localhost") or host.startswith("127.") \
+            or host.startswith("[::1]")
         hints = ctx.client_hints
         names = ctx.header_names
-        key = (ctx.user_agent, names, secure, hints)
-        found = self._cache.get(key)
-        if found is None:
-            found = tuple(self._check(ctx.user_agent, names, secure, hints))
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[key] = found
+        ua = ctx.user_agent
+        by_names = self._cache.get(ua)
+        known = by_names.get(names) if by_names is not None else None
+        if known is not None:
+            for entry in known:
+                seen = entry[1]
+                if entry[0] == secure and (seen is hints or seen == hints):
+                    out.extend(entry[2])
+                    return
+        found = tuple(self._check(ua, names, secure, hints))
+        if self._size >= _CACHE_MAX:
+            self._cache.clear()
+            self._size = 0
+            by_names = known = None
+        if by_names is None:
+            by_names = {}
+            self._cache[ua] = by_names
+        if known is None:
+            known = []
+            by_names[names] = known
+        known.append((secure, hints, found))
+        self._size += 1
         out.extend(found)
 
     def _check(

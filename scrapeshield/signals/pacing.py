@@ -9,6 +9,7 @@ other signals then do not single out).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Final
 
 from scrapeshield.policy.compiled import CompiledPolicy
@@ -32,6 +33,7 @@ _DEV: Final = 12
 _GAPS: Final = 13
 _HOURS: Final = 14
 _HOUR: Final = 15
+_EXACT: Final = 2.0**52  # below it, hour starts are exact floats (see inspect)
 
 
 class PacingDetector(DetectorBase):
@@ -40,10 +42,21 @@ class PacingDetector(DetectorBase):
     def __init__(self, policy: CompiledPolicy) -> None:
         self._regular = policy.weights["behaviour.regular-pace"]
         self._sleepless = policy.weights["behaviour.never-sleeps"]
+        self._hour: tuple[float, int] = (math.inf, 0)  # (its first second, the hour) of the last request
 
     def inspect(self, ctx: RequestContext, memory: ClientMemory, out: list[Signal]) -> None:
         v = memory.values
-        hour = int(ctx.ts // 3600)
+        ts = ctx.ts
+        # The hour of the last request, kept: compiled, ``ts // 3600`` calls fmod (a few
+        # hundred instructions). Exactly the same number: below 2**52 seconds, ``ts // 3600``
+        # is the floor of the exact quotient, so every ``ts`` in [3600k, 3600k + 3600) has k.
+        known = self._hour
+        if known[0] <= ts < known[0] + 3600.0:
+            hour = known[1]
+        else:
+            hour = int(ts // 3600)
+            if 0.0 <= ts < _EXACT:
+                self._hour = (hour * 3600.0, hour)
         if hour != v[_HOUR]:
             v[_HOURS] = float(_hours_since(int(v[_HOURS]), int(v[_HOUR]), hour))
             v[_HOUR] = float(hour)

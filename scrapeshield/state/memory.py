@@ -49,6 +49,7 @@ _WINDOWS: Final = ""  # the key of the packed windows in an entry that is a reco
 _COMPACT_MIN: Final = 64  # records in a set before its front deletions are counted (see _due)
 _LINKED_MIN: Final = 1024  # records in a set due for compaction that make it an OrderedDict instead
 _OWNER: Final = 4096  # a tag is layout id × _OWNER + 1 + the index of the entry's set (0: none)
+_HOT: Final = 16  # shapes tried by identity before the lookup by id (see MemoryStore._hot)
 _EXACT: Final = 2.0**52  # below it, whole numbers and their sums with a whole window are exact floats
 
 # An entry: packed windows, or the key's first record set holding them under _WINDOWS.
@@ -227,6 +228,10 @@ class MemoryStore:
         self._old = _Generation()
         self._turned_at: float | None = None
         self._shapes: dict[int, _Shape] = {}  # id(specs) → shape (the shape holds specs: ids stay)
+        # The first shapes made, tried by identity before ``_shapes``: a policy has a handful
+        # of specs tuples, and compiled, ``id()`` makes an int object to look up per key.
+        # Replaced, never changed: a thread reads one list.
+        self._hot: list[_Shape] = []
         # id(specs) → (specs, owners): which distinct counters share a record set (share_sets)
         self._owners: dict[int, tuple[tuple[CounterSpec, ...], tuple[int, ...]]] = {}
 
@@ -239,6 +244,7 @@ class MemoryStore:
             self._owners.clear()
         self._owners[id(specs)] = (specs, owners(specs, routes))
         self._shapes.clear()  # shapes made before this are stale
+        self._hot = []
 
     def _shape(self, specs: tuple[CounterSpec, ...]) -> _Shape:
         known = self._owners.get(id(specs))
@@ -247,7 +253,18 @@ class MemoryStore:
         if len(self._shapes) > 10_000:  # callers that build specs per call: stay bounded
             self._shapes.clear()
         self._shapes[id(specs)] = shape
+        if len(self._hot) < _HOT:
+            self._hot = [*self._hot, shape]
         return shape
+
+    def _shape_of(self, specs: tuple[CounterSpec, ...]) -> _Shape:
+        for shape in self._hot:
+            if shape.specs is specs:
+                return shape
+        found = self._shapes.get(id(specs))
+        if found is None or found.specs is not specs:
+            found = self._shape(specs)
+        return found
 
     def tracked_clients(self) -> int:
         return len(self._young.entries) + len(self._old.entries)
@@ -260,12 +277,10 @@ class MemoryStore:
         ):
             self._turn(now)
         young, old = self._young, self._old
-        entries, shapes = young.entries, self._shapes
+        entries = young.entries
         usages: list[tuple[float, ...]] = []
         for key, specs, costs, record in updates:  # runs for every key of every request
-            shape = shapes.get(id(specs))
-            if shape is None or shape.specs is not specs:
-                shape = self._shape(specs)
+            shape = self._shape_of(specs)
             entry = entries.get(key)
             in_young = entry is not None
             if entry is None:
