@@ -87,6 +87,7 @@ class Meter:
 class _Contexts:
     def __init__(self, builder: Any, meter: Meter) -> None:
         self.build = meter.wrap("context", builder.build)
+        self.from_environ = meter.wrap("context", builder.from_environ)
         self._builder = builder
 
     def __getattr__(self, name: str) -> Any:

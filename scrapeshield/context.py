@@ -163,6 +163,32 @@ class ContextBuilder:
                 seen.fill(shape.slots, value)
         return self._assemble(ts, peer, method, path, hdrs, shape, seen, scheme, query[:MAX_QUERY])
 
+    def from_environ(
+        self, ts: float, peer: str, method: str, path: str, items: Iterable[tuple[object, object]],
+        names: dict[object, str], scheme: str = "http",
+    ) -> RequestContext | None:
+        """``build`` for a WSGI environ's items in one pass (hosts/wsgi.py): ``names`` maps each
+        key to its header name ("" for keys that are none). None, for the host to build it the
+        long way, when a key is not named yet or a header's value is empty or not text."""
+        seen = _Seen(self._slot_count)
+        shape = self._root
+        pairs: list[tuple[str, str]] = []
+        for key, value in items:
+            name = names.get(key)
+            if name is None:
+                return None
+            if name and len(pairs) < MAX_HEADERS:
+                if type(value) is not str or not value:
+                    return None
+                if len(value) > MAX_VALUE:
+                    value = value[:MAX_VALUE]
+                step = shape.next.get(name)
+                shape = step if step is not None else self._grow(shape, name)
+                pairs.append((name, value))
+                if shape.slots:
+                    seen.fill(shape.slots, value)
+        return self._assemble(ts, peer, method, path, tuple(pairs), shape, seen, scheme)
+
     def _assemble(
         self,
         ts: float,

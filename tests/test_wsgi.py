@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from wsgi_apps.faults import FailingContexts, FailingStore
+from wsgi_apps.faults import FailingContexts, FailingObserve, FailingStore
 from wsgi_apps.harness import solve
 
 from scrapeshield.clock import monotonic
@@ -340,6 +340,92 @@ def test_environ_headers_same_once_every_key_is_known() -> None:
     env[7] = "a key that is not a string"
     assert environ_headers(env, names) == expected
     assert environ_headers({**env, "HTTP_X_NEW": "n"}, names) == [*expected, ("x-new", "n")]
+
+
+GUNICORN_ORDER = {  # the keys gunicorn inserts, in its order, around the client's headers
+    "wsgi.input_terminated": True, "SERVER_SOFTWARE": "gunicorn", "REQUEST_METHOD": "GET",
+    "QUERY_STRING": "", "RAW_URI": "/", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "example.org",
+    "HTTP_X_FORWARDED_FOR": "203.0.113.9", **HEADLESS, "HTTP_COOKIE": "sid=12.ab; x=1",
+    "REMOTE_ADDR": "127.0.0.1", "PATH_INFO": "/u/someone", "SCRIPT_NAME": "",
+}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"CONTENT_TYPE": "", "CONTENT_LENGTH": ""},  # CGI blanks: the long way, dropped
+        {"HTTP_X_EMPTY": ""},  # an empty header is kept, the long way
+        {"HTTP_X_NUMBER": 7, 9: "a key that is not a string"},
+        {"HTTP_X_LONG": "v" * 5000, "HTTP_X_LATIN": "caf\xe9 \udcff"},
+        {f"HTTP_X_{i}": str(i) for i in range(200)},  # more than MAX_HEADERS
+        {"CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "3", "HTTP_AUTHORIZATION": "t"},
+    ],
+)
+def test_one_pass_context_same_as_the_long_way(tmp_path: Path, extra: dict[Any, Any]) -> None:
+    """from_environ builds what build(environ_headers(...)) builds, or hands back None."""
+    _, shield = make(tmp_path, "trusted_proxies: [127.0.0.1/32]\nidentity: {session_cookie: sid}\n")
+    builder = shield.engine.contexts
+    env: dict[Any, Any] = {**GUNICORN_ORDER, **extra}
+    names: dict[object, str] = {}
+    args = (1000.0, "127.0.0.1", "GET", "/u/someone")
+    assert builder.from_environ(*args, env.items(), names) is None  # no key named yet
+    long_way = builder.build(*args, environ_headers(env, names))
+    one_pass = builder.from_environ(*args, env.items(), names)
+    blank = any(type(v) is not str or not v for k, v in env.items() if str(k).startswith("HTTP_")
+                or k in ("CONTENT_TYPE", "CONTENT_LENGTH"))
+    if blank:
+        assert one_pass is None
+    else:
+        assert one_pass == long_way and one_pass is not None
+        assert one_pass.headers[0] == ("host", "example.org")  # the environ's order
+        assert one_pass.ip == "203.0.113.9" and one_pass.session
+    # Named keys stay named: the next request with the same keys takes the same path.
+    assert builder.from_environ(*args, env.items(), names) == one_pass
+
+
+def test_gate_answers_the_same_either_way(tmp_path: Path) -> None:
+    """The middleware decides alike on a request whose keys were named and one whose were not."""
+    middleware, shield = make(tmp_path, "debug_headers: true\n")
+    env = {**environ("/u/someone"), "CONTENT_TYPE": ""}
+    first = call(middleware, dict(env))  # names the keys; CGI blank: the long way
+    again = call(middleware, {k: v for k, v in env.items() if k != "CONTENT_TYPE"})  # one pass
+    assert first.status == again.status == 200
+    assert first.headers["x-scrapeshield-action"] == again.headers["x-scrapeshield-action"] == "allow"
+
+
+@pytest.mark.parametrize(
+    ("status", "counted"),
+    [("404 Not Found", 1), ("410 Gone", 1), ("200 OK", 0), ("4x4 odd", 0), ("3:4 odd", 0),
+     ("40", 0), ("", 0), ("\u0664\u0660\u0664 Arabic-Indic digits", 0)],
+)
+def test_observed_statuses(tmp_path: Path, status: str, counted: int) -> None:
+    """The app's status is read digit by digit; a line that does not start with three ASCII
+    digits is passed on untouched and not counted."""
+    _, shield = make(tmp_path)
+
+    def answer(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response(status, [("content-type", "text/plain")])
+        return [b"x"]
+
+    seen: list[str] = []
+    middleware = ScrapeshieldWSGI(answer, shield)
+    body = middleware(environ("/u/someone"), lambda s, h, e=None: seen.append(s))
+    assert list(body) == [b"x"] and seen == [status]
+    assert sum(shield.engine._misses.values()) == counted
+
+
+def test_failing_observe_never_reaches_the_app(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _, shield = make(tmp_path)
+    shield.engine = FailingObserve(shield.engine)  # type: ignore[assignment]
+
+    def answer(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("404 Not Found", [("content-type", "text/plain")])
+        return [b"gone"]
+
+    result = call(ScrapeshieldWSGI(answer, shield), environ())
+    assert result.status == 404 and result.body == b"gone"
+    assert "reporting the answer's status failed" in caplog.text
 
 
 def test_environ_path_as_asgi_sees_it() -> None:

@@ -21,6 +21,10 @@ class ContextsView(Protocol):
               headers: Iterable[tuple[str, str]], scheme: str = "http", query: str = "",
               ) -> RequestContext: ...
 
+    def from_environ(self, ts: float, peer: str, method: str, path: str,
+                     items: Iterable[tuple[object, object]], names: dict[object, str],
+                     scheme: str = "http") -> RequestContext | None: ...
+
 
 class EngineView(Protocol):
     @property

@@ -38,6 +38,13 @@ class FailingDecisions(_Wrapped):
         raise RuntimeError("injected shield failure")
 
 
+class FailingObserve(_Wrapped):
+    """The engine as it is, except that taking the app's answer status raises (a shield bug)."""
+
+    def observe(self, *args: object) -> None:
+        raise RuntimeError("injected shield failure")
+
+
 class FailingStore(_Wrapped):
     """The state store as it is, except that counting a request fails (a shield bug)."""
 
