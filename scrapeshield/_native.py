@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 
 # The hot path of one decision (see bench/inprocess.py), as paths from the repository root.
-# Left out on purpose: events.py, goodbots/verify.py and jobs.py (a private attribute named
+# Left out on purpose: goodbots/verify.py and jobs.py (a private attribute named
 # ``_thread``/``_inline`` becomes a C keyword in mypyc's output), privacy/levels.py (it unpacks
 # SQLAlchemy rows, which its types call tuples: compiled code checks that, and they are not),
 # actions/challenge.py (hosts and their tests replace a ChallengeService's methods, which a
@@ -70,6 +70,7 @@ MODULES = (
     "scrapeshield/hosts/edge_server.py",
     "scrapeshield/hosts/auth_request.py",
     "scrapeshield/hosts/wsgi.py",
+    "scrapeshield/events.py",
 )
 GROUP = "scrapeshield._native"  # mypyc's shared library: scrapeshield/_native__mypyc*.so
 MANIFEST = "scrapeshield._native_sources"  # generated and compiled by scripts/compile.py only

@@ -165,7 +165,7 @@ class EventRecorder:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
         self._last_purge = 0.0
         self.write_size = WRITE  # rows per delivery (built STEP at a time)
 
@@ -190,9 +190,9 @@ class EventRecorder:
             self._spool = spool
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="scrapeshield-events", daemon=True)
-            self._thread.start()
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._run, name="scrapeshield-events", daemon=True)
+            self._writer.start()
 
     def __call__(self, ctx: RequestContext, decision: Decision) -> None:
         # Allows that touch a personal record are all kept: a distributed scraper's requests
@@ -229,8 +229,8 @@ class EventRecorder:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._writer is not None:
+            self._writer.join(timeout=10)
         self.flush()
         if self._spool is not None:
             self._spool.close()
