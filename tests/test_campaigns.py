@@ -239,3 +239,23 @@ def test_a_client_rereading_past_its_kept_sample_counts_each_record_once() -> No
     assert len(summary.records) == 64
     assert summary.records_seen == 100
     assert summary.record_requests == 200
+
+
+def test_a_summary_adds_one_object_to_the_garbage_collectors_watch() -> None:
+    """A long-running service keeps a summary per client: its collections must not be objects
+    the cyclic GC tracks (sets, Counters), or every full collection walks six per client."""
+    import gc
+
+    reads = [ev(T0 + i, "p:reader", f"user:{i % 100}", account="17", reasons='["ua.curl (+60): curl"]',
+                action="challenge") for i in range(200)]
+    summary = grouped(reads).clients["p:reader"]
+    assert summary.records and summary.accounts and summary.routes and summary.reasons
+    assert summary.record_hashes
+    gc.collect()  # a dict that once held a tracked value is only untracked by a full pass
+    tracked = [name for name in ("records", "accounts", "routes", "reasons", "record_hashes")
+               if gc.is_tracked(getattr(summary, name))]
+    assert tracked == []
+    # The busiest route, and the first seen of equals, as Counter.most_common(1) picked it.
+    tie = grouped([ev(T0 + i, "p:tie", f"user:{i}" if i % 2 else "") for i in range(8)])
+    assert tie.clients["p:tie"].routes == {"home": 4, "profile-api": 4}
+    assert tie.clients["p:tie"].pacing_key().startswith("home|")

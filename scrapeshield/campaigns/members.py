@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +19,14 @@ THIN_REQUESTS = 5  # a client this small, reading records only, is a distributed
 
 @dataclass(slots=True)
 class ClientSummary:
-    """What one client did, in bounded memory."""
+    """What one client did, in bounded memory.
+
+    Its collections are plain dicts of strings (or ints) to None or to counts: a set or a
+    Counter is an object the garbage collector tracks, and a dict holding only such values is
+    not. A long-running service keeps a summary per client of the grouping window, and with
+    five tracked collections each, every full collection walked them all (measured with the
+    HTTP bench's 100k requests: 208k tracked objects, a 76 ms pass, against 34k now).
+    """
 
     client: str
     network: str
@@ -35,12 +41,12 @@ class ClientSummary:
     gaps: int = 0
     log_gap_sum: float = 0.0
     log_gap_sq: float = 0.0
-    records: set[str] = field(default_factory=set)
+    records: dict[str, None] = field(default_factory=dict)  # a sample, in the order first read
     records_seen: int = 0  # distinct records, also past the kept sample
-    accounts: set[str] = field(default_factory=set)
-    routes: Counter[str] = field(default_factory=Counter)
-    reasons: Counter[str] = field(default_factory=Counter)
-    record_hashes: set[int] = field(default_factory=set)  # what records_seen has counted
+    accounts: dict[str, None] = field(default_factory=dict)
+    routes: dict[str, int] = field(default_factory=dict)  # requests by route, first seen first
+    reasons: dict[str, int] = field(default_factory=dict)
+    record_hashes: dict[int, None] = field(default_factory=dict)  # what records_seen has counted
 
     def add(self, event: dict[str, Any]) -> None:
         ts = float(event.get("ts") or 0.0)
@@ -63,20 +69,23 @@ class ClientSummary:
             if digest not in self.record_hashes:
                 self.records_seen += 1
                 if len(self.record_hashes) < MAX_DISTINCT_COUNTED:
-                    self.record_hashes.add(digest)
+                    self.record_hashes[digest] = None
                 if len(self.records) < MAX_RECORDS_PER_CLIENT:
-                    self.records.add(record)
+                    self.records[record] = None
         account = str(event.get("account") or "")
         if account and len(self.accounts) < MAX_ACCOUNTS_PER_CLIENT:
-            self.accounts.add(account)
-        if len(self.routes) < 32 or event.get("route") in self.routes:
-            self.routes[str(event.get("route") or "")] += 1
+            self.accounts[account] = None
+        routes = self.routes
+        if len(routes) < 32 or event.get("route") in routes:
+            route = str(event.get("route") or "")
+            routes[route] = routes.get(route, 0) + 1
         if str(event.get("action") or "allow") != "allow":
             self.refused += 1
         self.score_sum += float(event.get("score") or 0.0)
+        reasons = self.reasons
         for reason in _reasons(event.get("reasons"))[:4]:
-            if len(self.reasons) < 16 or reason in self.reasons:
-                self.reasons[reason] += 1
+            if len(reasons) < 16 or reason in reasons:
+                reasons[reason] = reasons.get(reason, 0) + 1
 
     @property
     def thin(self) -> bool:
@@ -94,7 +103,8 @@ class ClientSummary:
         spread = math.sqrt(max(0.0, self.log_gap_sq / self.gaps - mean * mean))
         if spread >= 0.7:
             return ""
-        route = self.routes.most_common(1)[0][0] if self.routes else ""
+        # The busiest route, the first seen of equals (as Counter.most_common(1) picks it).
+        route = max(self.routes, key=self.routes.__getitem__) if self.routes else ""
         return f"{route}|~2^{round(mean)}s"
 
     def target_key(self) -> str:

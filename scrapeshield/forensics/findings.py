@@ -12,7 +12,6 @@ grouping on the address strings again; Python objects are made once per client, 
 from __future__ import annotations
 
 import gc
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -173,7 +172,7 @@ class _Records:
             pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
         return {self.client_names[c]: set(texts) for c, texts in self._runs(pairs)}
 
-    def firsts(self, count: int) -> tuple[np.ndarray, dict[int, set[str]]]:
+    def firsts(self, count: int) -> tuple[np.ndarray, dict[int, dict[str, None]]]:
         """Per client: how many distinct records it read, and the first MAX_RECORDS_PER_CLIENT
         of them in the order it first read them (``ClientSummary.add``'s sample)."""
         pairs = pl.Series(self.pairs[self.reads]).unique(maintain_order=True).to_numpy()
@@ -184,7 +183,7 @@ class _Records:
         start = np.flatnonzero(np.r_[True, by_client[1:] != by_client[:-1]]) if len(order) else order
         rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
         kept = pairs[order][rank < MAX_RECORDS_PER_CLIENT]
-        return seen, {c: set(texts) for c, texts in self._runs(kept)}
+        return seen, {c: dict.fromkeys(texts) for c, texts in self._runs(kept)}
 
     def _runs(self, pairs: np.ndarray) -> list[tuple[int, list[str]]]:
         """Numbers grouped by client (``pairs`` in client order) → (client, record texts)."""
@@ -228,8 +227,8 @@ def _gaps(ts: np.ndarray, codes: np.ndarray, count: int) -> tuple[np.ndarray, np
     )
 
 
-def _counters(codes: np.ndarray, keys: pl.Series, count: int) -> dict[int, Counter[str]]:
-    """A Counter of ``keys`` per client code: one count over (client, key) numbers, each
+def _counters(codes: np.ndarray, keys: pl.Series, count: int) -> dict[int, dict[str, int]]:
+    """A count of ``keys`` per client code: one count over (client, key) numbers, each
     client's keys put in as first seen (as ``ClientSummary.add`` would: ties keep that order)."""
     rows, names = encode(keys)
     width = max(1, len(names))
@@ -237,12 +236,12 @@ def _counters(codes: np.ndarray, keys: pl.Series, count: int) -> dict[int, Count
     tally = np.bincount(pairs, minlength=count * width)
     found = pl.Series(pairs).unique(maintain_order=True).to_numpy()
     words = names.to_list()
-    out: dict[int, Counter[str]] = {}
+    out: dict[int, dict[str, int]] = {}
     for at, n in zip(found.tolist(), tally[found].tolist(), strict=True):
         client, key = divmod(at, width)
         counter = out.get(client)
         if counter is None:
-            counter = out[client] = Counter()
+            counter = out[client] = {}
         counter[words[key]] = n
     return out
 
@@ -267,7 +266,7 @@ def _summaries(
             client, network, fp, (ua or "")[:200], first, last,
             lines, record_lines, refused, score_sum,
             int(gaps[cid]), float(lg[cid]), float(lg2[cid]),
-            samples.get(cid, set()), int(seen[cid]), set(),
-            routes.get(cid, Counter()), reasons.get(cid, Counter()),
+            samples.get(cid, {}), int(seen[cid]), {},
+            routes.get(cid, {}), reasons.get(cid, {}),
         )
     return out
