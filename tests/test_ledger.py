@@ -159,6 +159,36 @@ def test_collector_is_bounded_and_counts_the_rest(tmp_path: Path) -> None:
     assert totals.body["requests"] == 20
 
 
+def test_the_collectors_bodies_are_plain_and_encoded_once(tmp_path: Path) -> None:
+    """Window entries are marked plain, so the ledger encodes them once (``NewEntry.plain``):
+    their canonical text must load back to an equal body that encodes to the same text, or a
+    verifier (which encodes the loaded body) would find every such entry changed."""
+    from legal_scenario import CHROME
+
+    s = Scenario(Database(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path)
+    collector = WindowCollector(Pseudonymiser(b"k" * 32), window=300)
+    odd = [(k, v) for k, v in CHROME if k != "user-agent"]
+    odd.append(("user-agent", 'Mözilla/5.0 "quoted" \\ \u2028'))
+    for n, action in enumerate([*Action, Action.ALLOW, Action.ALLOW]):
+        path = f"/u/ünïcode.{n}\"" if n % 2 else f"/api/v1/users/{n + 1}"
+        ctx = s.engine.contexts.build(s.clock.now() + n * 0.37, f"192.0.2.{n % 3}", "GET", path,
+                                      odd if n % 3 else CHROME)
+        collector(ctx, Decision(action, n * 7.25, ("rule.x (+1): ü",), f"rule-{n % 4}"))
+    entries = collector.drain(None)
+    assert {e.kind for e in entries} == {"totals", "window"} and all(e.plain for e in entries)
+    for entry in entries:
+        text = canonical(entry.body)
+        assert json.loads(text) == entry.body and canonical(json.loads(text)) == text
+    ledger = Ledger(s.db)
+    written = ledger.append(entries, 1_700_000_000.0)
+    assert [e.body for e in written] == [e.body for e in entries]
+    assert ledger.verify() == []
+    # Not plain (the default): a body with int keys is normalised before it is hashed.
+    ledger.append([NewEntry("audit", "s", {"counts": {10: "b", 2: "a"}, "pair": (1, 2)})], 1_700_000_001.0)
+    assert ledger.entries(kind="audit")[-1].body == {"counts": {"10": "b", "2": "a"}, "pair": [1, 2]}
+    assert ledger.verify() == []
+
+
 def test_decoys_degraded_and_refused_answers_are_not_taken(tmp_path: Path) -> None:
     from legal_scenario import CHROME
 

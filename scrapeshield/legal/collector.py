@@ -281,16 +281,16 @@ class WindowCollector:
             entries.append(NewEntry("totals", "*all*", {
                 "window": [start, end], "node": self.node, "requests": sum(totals.values()),
                 "actions": dict(sorted(totals.items())),
-                "clients": len(clients.slots) + (1 if overflow else 0)}))
+                "clients": len(clients.slots) + (1 if overflow else 0)}, plain=True))
             named = {self._name(ip): i for ip, i in clients.slots.items() if clients.worth_recording(i)}
             for client in sorted(named):
                 i = named[client]
                 entries.append(NewEntry("window", client, clients.body(
-                    i, start, end, self.node, self._name(clients.network[i]))))
+                    i, start, end, self.node, self._name(clients.network[i])), plain=True))
             if overflow:
                 entries.append(NewEntry("window", "*overflow*", {
                     "window": [start, end], "node": self.node, "requests": overflow,
-                    "note": "clients beyond the collector's per-window limit, counted together"}))
+                    "note": "clients beyond the collector's per-window limit, counted together"}, plain=True))
         return entries
 
 
