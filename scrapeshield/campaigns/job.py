@@ -11,7 +11,7 @@ command line, another node) into the running engine.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -85,7 +85,7 @@ class CampaignJob:
             else:
                 query = query.where(EventRow.id > self.watermark)
             with self.db.engine.connect() as conn:
-                rows = conn.execute(query).mappings().all()
+                rows = conn.execute(query).all()
             if not rows:
                 self.watermark = self.watermark or 0
                 break
@@ -93,7 +93,7 @@ class CampaignJob:
                 for row in rows[start:start + STEP]:
                     self.grouper.observe(_event(row))
                 yield min(STEP, len(rows) - start)
-            self.watermark = int(rows[-1]["id"])
+            self.watermark = int(rows[-1][0])  # "id", the first of _COLUMNS
             if len(rows) < BATCH:
                 break
 
@@ -106,5 +106,7 @@ class CampaignJob:
                 self.lists.add(entry)
 
 
-def _event(row: Any) -> dict[str, Any]:
-    return dict(row)
+def _event(row: Sequence[Any]) -> dict[str, Any]:
+    # Zipped with the names rather than dict(row._mapping): SQLAlchemy builds a mapping's keys
+    # in Python for each row, a third of what reading an event cost the job.
+    return dict(zip(_COLUMNS, row, strict=True))
