@@ -119,3 +119,45 @@ def test_job_groups_stored_events_and_the_cli_acts_on_the_engine(tmp_path: Path,
         assert "distributed scraping" in decision.reasons[0]
     finally:
         shield.close()
+
+
+def test_a_save_writes_only_the_members_with_something_new(tmp_path: Path) -> None:
+    """Members whose request count has not moved since the last save are not written again,
+    yet every member of a campaign new to the save is, and the stored figures stay current."""
+    from sqlalchemy import event
+
+    clock = ManualClock(T0)
+    shield = Shield(Settings.resolve(data_dir=str(tmp_path)), clock)
+    written: list[int] = []
+
+    def count(conn: object, cursor: object, statement: str, parameters: object, context: object,
+              executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO CAMPAIGN_MEMBERS"):
+            written.append(len(parameters) if executemany else 1)  # type: ignore[arg-type]
+
+    event.listen(shield.db.engine, "before_cursor_execute", count)
+    try:
+        scrape(shield, clock)
+        shield.recorder.flush()
+        shield.campaigns.run()
+        look = shield.engine.contexts.build(T0, "198.51.0.7", "GET", "/", SCRAPER)
+        cid = campaign_id("fingerprint", look.fingerprint)
+        first = sum(written)
+        assert first >= 60, "every member of the new campaigns"
+        members = {m["client"]: m for m in campaign_members(shield.db, cid)}
+        assert len(members) == 60
+        # One hop comes back for two more profiles: its rows are the only ones written.
+        written.clear()
+        for k in range(2):
+            clock.advance(1.0)
+            shield.engine.decide(shield.engine.contexts.build(
+                clock.now(), "198.51.5.7", "GET", f"/api/v1/users/{900 + k}", SCRAPER))
+        shield.recorder.flush()
+        shield.campaigns.run()
+        assert 1 <= sum(written) < 5, written  # the hop, in each campaign it belongs to
+        after = {m["client"]: m for m in campaign_members(shield.db, cid)}
+        hop = shield.pseudonymise("198.51.5.7")
+        assert after[hop]["requests"] == members[hop]["requests"] + 2
+        assert {c: m for c, m in after.items() if c != hop} == {c: m for c, m in members.items() if c != hop}
+    finally:
+        shield.close()

@@ -47,6 +47,7 @@ class CampaignJob:
         self.watermark: int | None = None
         self.saved = 0
         self.stored = 0
+        self._written: dict[str, dict[str, int]] = {}  # members as last saved (``save``)
 
     def __call__(self) -> int:
         return self.run()
@@ -73,7 +74,7 @@ class CampaignJob:
             return
         yield
         campaigns = self.grouper.campaigns()
-        self.saved = self.stored = save(self.db, campaigns, now) if campaigns else 0
+        self.saved = self.stored = save(self.db, campaigns, now, self._written) if campaigns else 0
 
     def _read_new(self, now: float) -> Iterator[int]:
         """Observe the events stored since the watermark; yields after each STEP of them."""

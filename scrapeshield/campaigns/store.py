@@ -32,8 +32,17 @@ def _insert(db: Database, table: Any) -> Any:
     raise ValueError(f"campaign storage supports SQLite and PostgreSQL, not {db.engine.dialect.name}")
 
 
-def save(db: Database, campaigns: Sequence[Campaign], now: float) -> int:
-    """Upsert campaigns and their members; returns how many campaigns were written."""
+def save(db: Database, campaigns: Sequence[Campaign], now: float,
+         written: dict[str, dict[str, int]] | None = None) -> int:
+    """Upsert campaigns and their members; returns how many campaigns were written.
+
+    ``written``, kept by the caller from one save to the next, maps each campaign id to its
+    members' request counts as last written. A member whose count has not moved has nothing
+    new (each event it adds counts a request), so it is not written again: a campaign of a
+    hundred thousand rotating addresses rewrote every member each minute, most of them long
+    gone quiet. Once the write commits, ``written`` holds the current members only (their
+    client strings are the grouper's own: a dict slot each).
+    """
     if not campaigns:
         return 0
     table = CampaignRow.__table__
@@ -55,12 +64,17 @@ def save(db: Database, campaigns: Sequence[Campaign], now: float) -> int:
          "status": "active", "action": "", "updated_at": now}
         for c in campaigns
     ]
-    members = [
-        {"campaign_id": c.id, "client": m.client[:64], "first_seen": m.first_seen,
-         "last_seen": m.last_seen, "requests": m.requests, "records": m.records_seen,
-         "accounts": json.dumps(sorted(m.accounts))}
-        for c in campaigns for m in c.members
-    ]
+    current = {c.id: {m.client: m.requests for m in c.members} for c in campaigns}
+    before = written or {}
+    members: list[dict[str, Any]] = []
+    for c in campaigns:
+        last = before.get(c.id, {})
+        members += [
+            {"campaign_id": c.id, "client": m.client[:64], "first_seen": m.first_seen,
+             "last_seen": m.last_seen, "requests": m.requests, "records": m.records_seen,
+             "accounts": json.dumps(sorted(m.accounts))}
+            for m in c.members if last.get(m.client) != m.requests
+        ]
     mtable = CampaignMemberRow.__table__
     mstmt = _insert(db, mtable)
     mex = mstmt.excluded
@@ -79,6 +93,9 @@ def save(db: Database, campaigns: Sequence[Campaign], now: float) -> int:
         conn.execute(upsert, rows)
         for i in range(0, len(members), MEMBER_BATCH):
             conn.execute(mupsert, members[i : i + MEMBER_BATCH])
+    if written is not None:
+        written.clear()
+        written.update(current)
     return len(rows)
 
 
