@@ -94,7 +94,8 @@ class Shield:
         from scrapeshield.legal.wiring import attach_ledger  # evidence ledger (#6): listener + job
 
         self.ledger_feeder = attach_ledger(self)
-        self.campaigns = CampaignJob(self.db, self.clock, lists=self.engine.lists)
+        self.campaigns = CampaignJob(self.db, self.clock, lists=self.engine.lists, retention=lambda: (
+            self.engine.policy.source.events.retention_days * 86400.0))
         self.jobs.add("campaigns", CAMPAIGNS_EVERY, self.campaigns.steps)  # stepped: see jobs.py
         # The console (#5): live figures for the overview, and the alert job.
         self.monitor = Monitor(self.pseudonymise)

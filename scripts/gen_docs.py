@@ -179,13 +179,18 @@ FIELD_NOTES: dict[str, str] = {
     "Tarpit.delay": "Seconds a tarpitted request is held before its 429 answer.",
     "Events.sample_allow": (
         "Share of allowed requests recorded as events (every N-th, N = 1 / share; `0`: none). "
-        "Every other action is always recorded."
+        "Allowed requests that read a personal record (a route with a `record`), and every "
+        "other action, are always recorded."
     ),
     "Events.pseudonymise_ips": (
         "Store client IPs and networks as keyed hashes (HMAC-SHA256 with the data directory's "
         "secret), not in the clear."
     ),
-    "Events.retention_days": "Events older than this are deleted (checked hourly).",
+    "Events.retention_days": (
+        "Events older than this are deleted (checked hourly), and so are campaign memberships "
+        "(client pseudonyms and their accounts) last seen before it, except those a case names "
+        "or whose campaign a case is about."
+    ),
     "Events.queue_size": (
         "Events waiting to be written at most; beyond it events are dropped and counted "
         "(`scrapeshield_events_dropped_total`)."

@@ -14,7 +14,13 @@ from pg_server import PostgresServer, pg_server  # noqa: F401 - the module-scope
 
 from scrapeshield.campaigns.act import CampaignActionError, act_on_campaign
 from scrapeshield.campaigns.grouping import CampaignGrouper, campaign_id, save
-from scrapeshield.campaigns.store import campaign_events, campaign_members, get_campaign, list_campaigns
+from scrapeshield.campaigns.store import (
+    campaign_events,
+    campaign_members,
+    get_campaign,
+    list_campaigns,
+    purge_members,
+)
 from scrapeshield.clock import ManualClock
 from scrapeshield.db.store import Database
 from scrapeshield.engine import Engine
@@ -165,6 +171,27 @@ def test_save_is_idempotent_and_the_read_api_answers(db: Database) -> None:
     assert len(events) == 10 and events[0]["ts"] >= events[-1]["ts"]
     assert get_campaign(db, "cmp-nope") is None and campaign_events(db, "cmp-nope", 5) == []
     assert list_campaigns(db, since=T0 + 1e9) == []
+
+
+def test_members_past_retention_go_unless_a_case_holds_them(db: Database) -> None:
+    from scrapeshield.console.cases import Cases
+
+    rng = random.Random(7)
+    first = distributed_scraper(rng, hops=20)
+    second = [{**e, "client": e["client"].replace("hop", "other"), "fingerprint": "fp-second"}
+              for e in distributed_scraper(rng, hops=20)]
+    campaigns = [c for c in grouped(first, second).campaigns() if c.kind == "fingerprint"]
+    assert save(db, campaigns, now=T0 + 1e4) == 2
+    one, two = campaign_id("fingerprint", "fp-curl-cffi-chrome124"), campaign_id("fingerprint", "fp-second")
+    cases = Cases(db.engine)
+    cases.link(cases.open("one hop", "analyst", T0), "client", "p:hop00007")
+    cases.open("the second fleet", "analyst", T0, links=(("campaign", two),))
+    latest = max(e["ts"] for e in first + second)
+    assert purge_members(db, before=T0) == 0  # nobody last seen that long ago
+    assert purge_members(db, before=latest + 1) == 19
+    assert [m["client"] for m in campaign_members(db, one)] == ["p:hop00007"]
+    assert len(campaign_members(db, two)) == 20
+    assert {c["id"] for c in list_campaigns(db)} == {one, two}  # the campaigns themselves stay
 
 
 def test_acting_on_a_fingerprint_campaign_blocks_its_new_ips_too(db: Database) -> None:

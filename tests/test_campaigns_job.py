@@ -161,3 +161,47 @@ def test_a_save_writes_only_the_members_with_something_new(tmp_path: Path) -> No
         assert {c: m for c, m in after.items() if c != hop} == {c: m for c, m in members.items() if c != hop}
     finally:
         shield.close()
+
+
+def test_members_past_the_retention_period_are_deleted_unless_a_case_holds_them(tmp_path: Path) -> None:
+    """Membership rows carry client pseudonyms and accounts: the events' retention applies, but
+    a case about the client keeps them (legal hold; a case about the campaign: test_campaigns)."""
+    from scrapeshield.console.cases import Cases
+
+    clock = ManualClock(T0)
+    shield = Shield(Settings.resolve(data_dir=str(tmp_path)), clock)
+    try:
+        scrape(shield, clock)
+        shield.recorder.flush()
+        shield.campaigns.run()
+        look = shield.engine.contexts.build(T0, "198.51.0.7", "GET", "/", SCRAPER)
+        cid = campaign_id("fingerprint", look.fingerprint)
+        members = {m["client"] for m in campaign_members(shield.db, cid)}
+        assert len(members) == 60 and shield.campaigns.purged == 0
+        held = shield.pseudonymise("198.51.3.7")
+        cases = Cases(shield.db.engine)
+        cases.link(cases.open("hop 3", "analyst", clock.now()), "client", held)
+        # Within the retention period (30 days by default) nothing goes.
+        clock.advance(29 * 86400.0)
+        shield.campaigns.run()
+        assert {m["client"] for m in campaign_members(shield.db, cid)} == members
+        # Past it, at the next hourly purge, every member but the held ones.
+        clock.advance(2 * 86400.0)
+        shield.campaigns.run()
+        assert [m["client"] for m in campaign_members(shield.db, cid)] == [held]
+        assert shield.campaigns.purged >= 59
+        assert {c["id"] for c in list_campaigns(shield.db)} >= {cid}  # the campaign itself stays
+        # A purged hop that comes back is a member again, written by the next save.
+        for k in range(3):
+            clock.advance(1.0)
+            shield.engine.decide(shield.engine.contexts.build(
+                clock.now(), "198.51.7.7", "GET", f"/api/v1/users/{2000 + k}", SCRAPER))
+        for hop in range(1, 40):  # with enough others to make a campaign again
+            clock.advance(1.0)
+            shield.engine.decide(shield.engine.contexts.build(
+                clock.now(), f"198.51.{hop + 100}.7", "GET", f"/api/v1/users/{3000 + hop}", SCRAPER))
+        shield.recorder.flush()
+        shield.campaigns.run()
+        assert shield.pseudonymise("198.51.7.7") in {m["client"] for m in campaign_members(shield.db, cid)}
+    finally:
+        shield.close()

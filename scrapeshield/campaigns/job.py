@@ -5,19 +5,21 @@ bounded batches) into a grouper that forgets clients idle for longer than the wi
 The first run after a start reads the whole window back, so a restart rebuilds the
 same campaigns. Saving is an upsert by stable id: running twice changes nothing.
 The job also loads list entries written by other processes (``campaigns act`` from the
-command line, another node) into the running engine.
+command line, another node) into the running engine, and deletes membership rows past the
+events' retention period unless a case holds them (``store.purge_members``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
 
 from scrapeshield.campaigns.grouping import CampaignGrouper
-from scrapeshield.campaigns.store import save
+from scrapeshield.campaigns.store import purge_members, save
 from scrapeshield.clock import Clock
 from scrapeshield.db.models import EventRow
 from scrapeshield.db.store import Database
@@ -31,6 +33,7 @@ BATCH = 5000
 MAX_BATCHES = 200  # per run: a backlog is worked off over several runs
 STEP = 500  # events observed per step of the job (a few ms of Python between yields)
 MIN_SCORE = 20.0  # campaigns below this are not stored (a crowd of ordinary browsers)
+PURGE_EVERY = 3600.0  # seconds between purges of members past the retention period
 
 _COLUMNS = ("id", "ts", "client", "network", "fingerprint", "user_agent", "account", "route",
             "record", "action", "score", "reasons")
@@ -38,11 +41,17 @@ _COLUMNS = ("id", "ts", "client", "network", "fingerprint", "user_agent", "accou
 
 class CampaignJob:
     def __init__(self, db: Database, clock: Clock, *, lists: Lists | None = None,
-                 window: float = WINDOW, min_score: float = MIN_SCORE) -> None:
+                 window: float = WINDOW, min_score: float = MIN_SCORE,
+                 retention: Callable[[], float] | None = None) -> None:
         self.db = db
         self.clock = clock
         self.lists = lists
         self.window = window
+        # Seconds members are kept after they were last seen (the running policy's
+        # events.retention_days, asked at each purge); None keeps them.
+        self.retention = retention
+        self._purged_at = -math.inf
+        self.purged = 0  # member rows deleted by this job
         self.grouper = CampaignGrouper(min_score=min_score)
         self.watermark: int | None = None
         self.saved = 0
@@ -70,11 +79,24 @@ class CampaignJob:
             yield
         self.grouper.forget_before(now - self.window)
         self._sync_lists(now)
+        self._purge(now)
         if not fresh and self.saved:
             return
         yield
         campaigns = self.grouper.campaigns()
+        if not campaigns:
+            self._written.clear()  # what it says may not be stored any more by the next save
         self.saved = self.stored = save(self.db, campaigns, now, self._written) if campaigns else 0
+
+    def _purge(self, now: float) -> None:
+        if self.retention is None or now - self._purged_at < PURGE_EVERY:
+            return
+        self._purged_at = now
+        gone = purge_members(self.db, now - self.retention())
+        if gone:
+            self.purged += gone
+            self._written.clear()  # a purged member that comes back is written again
+            log.info("campaigns: %d member rows past the retention period deleted", gone)
 
     def _read_new(self, now: float) -> Iterator[int]:
         """Observe the events stored since the watermark; yields after each STEP of them."""

@@ -12,10 +12,10 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from scrapeshield.db.models import CampaignMemberRow, CampaignRow, EventRow
+from scrapeshield.db.models import CampaignMemberRow, CampaignRow, CaseLinkRow, EventRow
 from scrapeshield.db.store import Database
 
 if TYPE_CHECKING:
@@ -97,6 +97,20 @@ def save(db: Database, campaigns: Sequence[Campaign], now: float,
         written.clear()
         written.update(current)
     return len(rows)
+
+
+def purge_members(db: Database, before: float) -> int:
+    """Delete the membership rows (a client pseudonym and its accounts) last seen before
+    ``before``: the events' retention period applies to them too. Members of a campaign a case
+    is about, and clients a case names, are kept (a legal hold). Campaign rows stay: counts, a
+    trait and reasons. Returns how many rows went."""
+    held = select(CaseLinkRow.ref)
+    with db.engine.begin() as conn:
+        return conn.execute(delete(CampaignMemberRow).where(
+            CampaignMemberRow.last_seen < before,
+            ~or_(CampaignMemberRow.campaign_id.in_(held.where(CaseLinkRow.kind == "campaign")),
+                 CampaignMemberRow.client.in_(held.where(CaseLinkRow.kind == "client"))),
+        )).rowcount
 
 
 def _campaign_dict(row: Any) -> dict[str, Any]:
