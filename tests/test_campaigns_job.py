@@ -47,6 +47,22 @@ def scrape(shield: Shield, clock: ManualClock) -> int:
     return 180
 
 
+def scraped_campaign(shield: Shield, clock: ManualClock) -> str:
+    """``scrape``, its events stored and grouped; returns the fingerprint campaign's id."""
+    scrape(shield, clock)
+    shield.recorder.flush()
+    shield.campaigns.run()
+    look = shield.engine.contexts.build(T0, "198.51.0.7", "GET", "/", SCRAPER)
+    return campaign_id("fingerprint", look.fingerprint)
+
+
+def read_profiles(shield: Shield, clock: ManualClock, ip: str, first: int, count: int) -> None:
+    for k in range(count):
+        clock.advance(1.0)
+        shield.engine.decide(shield.engine.contexts.build(
+            clock.now(), ip, "GET", f"/api/v1/users/{first + k}", SCRAPER))
+
+
 def test_the_job_works_in_steps_and_stores_what_one_pass_would(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(campaign_job, "STEP", 50)
@@ -137,21 +153,14 @@ def test_a_save_writes_only_the_members_with_something_new(tmp_path: Path) -> No
 
     event.listen(shield.db.engine, "before_cursor_execute", count)
     try:
-        scrape(shield, clock)
-        shield.recorder.flush()
-        shield.campaigns.run()
-        look = shield.engine.contexts.build(T0, "198.51.0.7", "GET", "/", SCRAPER)
-        cid = campaign_id("fingerprint", look.fingerprint)
+        cid = scraped_campaign(shield, clock)
         first = sum(written)
         assert first >= 60, "every member of the new campaigns"
         members = {m["client"]: m for m in campaign_members(shield.db, cid)}
         assert len(members) == 60
         # One hop comes back for two more profiles: its rows are the only ones written.
         written.clear()
-        for k in range(2):
-            clock.advance(1.0)
-            shield.engine.decide(shield.engine.contexts.build(
-                clock.now(), "198.51.5.7", "GET", f"/api/v1/users/{900 + k}", SCRAPER))
+        read_profiles(shield, clock, "198.51.5.7", 900, 2)
         shield.recorder.flush()
         shield.campaigns.run()
         assert 1 <= sum(written) < 5, written  # the hop, in each campaign it belongs to
@@ -171,11 +180,7 @@ def test_members_past_the_retention_period_are_deleted_unless_a_case_holds_them(
     clock = ManualClock(T0)
     shield = Shield(Settings.resolve(data_dir=str(tmp_path)), clock)
     try:
-        scrape(shield, clock)
-        shield.recorder.flush()
-        shield.campaigns.run()
-        look = shield.engine.contexts.build(T0, "198.51.0.7", "GET", "/", SCRAPER)
-        cid = campaign_id("fingerprint", look.fingerprint)
+        cid = scraped_campaign(shield, clock)
         members = {m["client"] for m in campaign_members(shield.db, cid)}
         assert len(members) == 60 and shield.campaigns.purged == 0
         held = shield.pseudonymise("198.51.3.7")
@@ -192,14 +197,9 @@ def test_members_past_the_retention_period_are_deleted_unless_a_case_holds_them(
         assert shield.campaigns.purged >= 59
         assert {c["id"] for c in list_campaigns(shield.db)} >= {cid}  # the campaign itself stays
         # A purged hop that comes back is a member again, written by the next save.
-        for k in range(3):
-            clock.advance(1.0)
-            shield.engine.decide(shield.engine.contexts.build(
-                clock.now(), "198.51.7.7", "GET", f"/api/v1/users/{2000 + k}", SCRAPER))
+        read_profiles(shield, clock, "198.51.7.7", 2000, 3)
         for hop in range(1, 40):  # with enough others to make a campaign again
-            clock.advance(1.0)
-            shield.engine.decide(shield.engine.contexts.build(
-                clock.now(), f"198.51.{hop + 100}.7", "GET", f"/api/v1/users/{3000 + hop}", SCRAPER))
+            read_profiles(shield, clock, f"198.51.{hop + 100}.7", 3000 + hop, 1)
         shield.recorder.flush()
         shield.campaigns.run()
         assert shield.pseudonymise("198.51.7.7") in {m["client"] for m in campaign_members(shield.db, cid)}
