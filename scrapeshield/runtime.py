@@ -83,7 +83,9 @@ class Shield:
         # degrade/decoy on responses; canaries written off the request path by a job.
         self.editor = ResponseEditor(
             lambda: self.engine.policy, DecoyMaker(settings.derived_key("decoy")),
-            CanaryLog(self.db), self.pseudonymise, lambda: self.challenge,
+            CanaryLog(self.db, self.clock, retention=lambda: (
+                self.engine.policy.source.events.canary_retention_days * 86400.0)),
+            self.pseudonymise, lambda: self.challenge,
         )
         self.engine.listeners += [self.counter, self.recorder]
         self.policy_errors = 0

@@ -191,6 +191,11 @@ FIELD_NOTES: dict[str, str] = {
         "(client pseudonyms and their accounts) last seen before it, except those a case names "
         "or whose campaign a case is about."
     ),
+    "Events.canary_retention_days": (
+        "Decoy canaries (which client received a planted value, with its record and traits) "
+        "older than this are deleted (checked hourly). Longer than events by default: a "
+        "planted value may surface in a leaked dataset long after it was served."
+    ),
     "Events.queue_size": (
         "Events waiting to be written at most; beyond it events are dropped and counted "
         "(`scrapeshield_events_dropped_total`)."

@@ -154,3 +154,38 @@ def test_unknown_canary_is_not_found(site: Server, tmp_path: Path) -> None:
          "--data-dir", str(site.data_dir)], capture_output=True, text=True, timeout=60,
     )
     assert run.returncode == 1 and "not a canary" in run.stderr
+
+
+def test_canaries_past_their_retention_period_are_deleted(tmp_path: Path) -> None:
+    """Who received a planted value is personal data too: kept `events.canary_retention_days`
+    (730 by default, longer than events), then deleted by the hourly purge of the flush job."""
+    from scrapeshield.actions.canaries import CanaryLog, Planted, lookup
+    from scrapeshield.clock import ManualClock
+    from scrapeshield.db.store import Database
+
+    assert load_policy(None).source.events.canary_retention_days == 730
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    clock = ManualClock(1_750_000_000.0)
+    days = [10.0]
+    log = CanaryLog(db, clock, retention=lambda: days[0] * 86400.0)
+
+    def plant(value: str, age_days: float) -> None:
+        log.add(Planted(value, "email", "p:someone", "p:net", "fp", "", "user:1", "profile-api", "curl/8",
+                        clock.now() - age_days * 86400.0))
+
+    plant("old@example.com", 11)
+    plant("new@example.com", 9)
+    log.flush()  # written, then purged at the next hourly turn
+    assert lookup(db, "old@example.com") is not None and log.purged == 0
+    clock.advance(3600.0)
+    log.flush()
+    assert lookup(db, "old@example.com") is None and lookup(db, "new@example.com") is not None
+    assert log.purged == 1
+    days[0] = 5.0  # a reloaded policy's shorter period applies at the next purge, not before
+    clock.advance(60.0)
+    log.flush()
+    assert lookup(db, "new@example.com") is not None
+    clock.advance(3600.0)
+    log.flush()
+    assert lookup(db, "new@example.com") is None and log.purged == 2
+    db.close()

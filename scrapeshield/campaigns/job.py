@@ -85,7 +85,7 @@ class CampaignJob:
         yield
         campaigns = self.grouper.campaigns()
         if not campaigns:
-            self._written.clear()  # what it says may not be stored any more by the next save
+            self._written.clear()  # no campaign now: its rows may be purged before one forms again
         self.saved = self.stored = save(self.db, campaigns, now, self._written) if campaigns else 0
 
     def _purge(self, now: float) -> None:

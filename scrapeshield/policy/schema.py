@@ -185,6 +185,7 @@ class Events(Strict):
     sample_allow: Annotated[float, Field(ge=0, le=1)] = 0.01
     pseudonymise_ips: bool = True
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    canary_retention_days: Annotated[int, Field(ge=1, le=3650)] = 730
     queue_size: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
 
 
