@@ -90,7 +90,6 @@ class CanaryLog:
                     if len(self._pending) < MAX_PENDING:
                         self._pending.setdefault(value, planted)
 
-
     def _purge(self) -> None:
         if self.clock is None or self.retention is None:
             return
