@@ -40,22 +40,25 @@ log = logging.getLogger("scrapeshield.events")
 # Seconds between batch writes. What a write costs per row falls with its size: rows of one
 # transaction share the pages they dirty (the indexes by client and by network put nearly
 # every row on its own page otherwise). Measured through the recorder with the HTTP bench's
-# events (a 20,000-row table): writes of 500 rows ~29 us of CPU per event, 2,000 ~21. At a
-# host's usual rate (a few hundred to a few thousand events a second, less per worker
-# process) a write every 0.5 s held a few hundred rows; every 2 s it holds BATCH. Events
-# reach the database up to that much later (the admin API flushes before it reads).
+# events (a 20,000-row table): writes of 500 rows ~29 us of CPU per event, 2,000 ~21; and as
+# the table grows (bench/eventcost.py, 600,000 requests), writes of 2,000 rows cost 28-46 us
+# per event at 35,000-200,000 rows, of 8,000 rows 21-35 (mean of the second half 35.6 -> 29.0).
+# At a host's usual rate (a few hundred to a few thousand events a second, less per worker
+# process) a write every 2 s holds what came in meanwhile, up to BATCH. Events reach the
+# database up to that much later (the admin API flushes before it reads).
 FLUSH_EVERY = 2.0
-BATCH = 2000  # queued events that wake the writer before FLUSH_EVERY
+BATCH = 8000  # queued events that wake the writer before FLUSH_EVERY
 RETRY_BASE = 0.5  # a failed delivery waits 1 s, then 2, 4... up to retry_max (and the next wake)
 # Rows are built STEP at a time: the writer builds and cleans them in Python, holding the GIL,
 # and a request that needs it waits for the step to end (or for the 5 ms switch interval), so
 # a step is well under a millisecond of work and the writer yields between steps.
 STEP = 50
-# Rows per write (one transaction, one executemany). A commit writes every page the rows
+# Rows per write (one transaction, multi-row INSERTs). A commit writes every page the rows
 # touched, and the events' indexes (by client above all) put nearly each row on its own page:
-# on the bench machine 50 rows a transaction cost ~39 us of CPU per row, 2000 rows ~18 us.
-# The driver releases the GIL while SQLite stores each row, so a large write does not hold it.
-WRITE = 2000
+# on the bench machine 50 rows a transaction cost ~39 us of CPU per row, 2000 rows ~18 us
+# (see FLUSH_EVERY for 8,000). The driver releases the GIL while SQLite runs each statement,
+# so a large write does not hold it; it holds SQLite's write lock for ~0.2 s.
+WRITE = 8000
 PURGE_EVERY = 3600.0
 PSEUDONYM_GENERATION = 100_000  # cached pseudonyms per generation (``Pseudonymiser``)
 
