@@ -38,10 +38,12 @@ class Jobs:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, name: str, every: float, run: Callable[[], object]) -> None:
+    def add(self, name: str, every: float, run: Callable[[], object], first: float | None = None) -> None:
+        """Run ``run`` every ``every`` seconds, the first time ``first`` seconds after now
+        (default: ``every``)."""
         if every <= 0:
             raise ValueError("a job's period must be positive")
-        self.jobs.append(Job(name, every, run, due=monotonic() + every))
+        self.jobs.append(Job(name, every, run, due=monotonic() + (every if first is None else first)))
 
     def run_due(self) -> None:
         """Run every job whose time has come (the thread's loop; tests call it directly)."""

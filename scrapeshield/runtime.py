@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from scrapeshield.events_stream import StreamConsumer
 
 log = logging.getLogger("scrapeshield")
+RETENTION_EVERY = 3600.0  # seconds between purges of data past its retention period (after one at start)
 
 
 def _challenge_settings(policy: CompiledPolicy) -> ChallengeSettings:
@@ -83,9 +84,7 @@ class Shield:
         # degrade/decoy on responses; canaries written off the request path by a job.
         self.editor = ResponseEditor(
             lambda: self.engine.policy, DecoyMaker(settings.derived_key("decoy")),
-            CanaryLog(self.db, self.clock, retention=lambda: (
-                self.engine.policy.source.events.canary_retention_days * 86400.0)),
-            self.pseudonymise, lambda: self.challenge,
+            CanaryLog(self.db), self.pseudonymise, lambda: self.challenge,
         )
         self.engine.listeners += [self.counter, self.recorder]
         self.policy_errors = 0
@@ -96,9 +95,9 @@ class Shield:
         from scrapeshield.legal.wiring import attach_ledger  # evidence ledger (#6): listener + job
 
         self.ledger_feeder = attach_ledger(self)
-        self.campaigns = CampaignJob(self.db, self.clock, lists=self.engine.lists, retention=lambda: (
-            self.engine.policy.source.events.retention_days * 86400.0))
+        self.campaigns = CampaignJob(self.db, self.clock, lists=self.engine.lists)
         self.jobs.add("campaigns", CAMPAIGNS_EVERY, self.campaigns.steps)  # stepped: see jobs.py
+        self.jobs.add("retention", RETENTION_EVERY, self.purge_expired, first=0.0)
         # The console (#5): live figures for the overview, and the alert job.
         self.monitor = Monitor(self.pseudonymise)
         self.engine.listeners.append(self.monitor)
@@ -117,6 +116,13 @@ class Shield:
         if self.consumer is not None:
             self.consumer.start()
         self.jobs.start()
+
+    def purge_expired(self) -> None:
+        """Delete campaign memberships and decoy canaries past their retention periods, with
+        the running policy's settings (the events' writer purges the events itself)."""
+        events, now = self.engine.policy.source.events, self.clock.now()
+        self.campaigns.purge(now - events.retention_days * 86400.0)
+        self.editor.canaries.purge(now - events.canary_retention_days * 86400.0)
 
     def close(self) -> None:
         self.jobs.close()

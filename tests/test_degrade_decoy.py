@@ -158,34 +158,39 @@ def test_unknown_canary_is_not_found(site: Server, tmp_path: Path) -> None:
 
 def test_canaries_past_their_retention_period_are_deleted(tmp_path: Path) -> None:
     """Who received a planted value is personal data too: kept `events.canary_retention_days`
-    (730 by default, longer than events), then deleted by the hourly purge of the flush job."""
-    from scrapeshield.actions.canaries import CanaryLog, Planted, lookup
-    from scrapeshield.clock import ManualClock
-    from scrapeshield.db.store import Database
+    (730 by default, longer than events), then deleted by the shield's retention job, which
+    runs at start and hourly with the running policy's setting."""
+    from scrapeshield.actions.canaries import Planted, lookup
+    from scrapeshield.clock import ManualClock, monotonic
+    from scrapeshield.runtime import Shield
+    from scrapeshield.settings import Settings
 
     assert load_policy(None).source.events.canary_retention_days == 730
-    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
     clock = ManualClock(1_750_000_000.0)
-    days = [10.0]
-    log = CanaryLog(db, clock, retention=lambda: days[0] * 86400.0)
+    shield = Shield(Settings.resolve(data_dir=str(tmp_path)), clock)
+    [job] = [j for j in shield.jobs.jobs if j.name == "retention"]
+    assert job.every == 3600.0 and job.due <= monotonic()  # first at start, then hourly
+    log, db = shield.editor.canaries, shield.db
 
     def plant(value: str, age_days: float) -> None:
         log.add(Planted(value, "email", "p:someone", "p:net", "fp", "", "user:1", "profile-api", "curl/8",
                         clock.now() - age_days * 86400.0))
 
-    plant("old@example.com", 11)
-    plant("new@example.com", 9)
-    log.flush()  # written, then purged at the next hourly turn
-    assert lookup(db, "old@example.com") is not None and log.purged == 0
-    clock.advance(3600.0)
-    log.flush()
-    assert lookup(db, "old@example.com") is None and lookup(db, "new@example.com") is not None
-    assert log.purged == 1
-    days[0] = 5.0  # a reloaded policy's shorter period applies at the next purge, not before
-    clock.advance(60.0)
-    log.flush()
-    assert lookup(db, "new@example.com") is not None
-    clock.advance(3600.0)
-    log.flush()
-    assert lookup(db, "new@example.com") is None and log.purged == 2
-    db.close()
+    try:
+        plant("old@example.com", 731)
+        plant("new@example.com", 9)
+        log.flush()
+        assert lookup(db, "old@example.com") is not None and log.purged == 0
+        shield.purge_expired()
+        assert lookup(db, "old@example.com") is None and lookup(db, "new@example.com") is not None
+        assert log.purged == 1
+        # A reloaded policy's shorter period applies at the next purge.
+        policy = tmp_path / "policy.yaml"
+        shorter = default_policy_text().replace("canary_retention_days: 730", "canary_retention_days: 5")
+        policy.write_text(shorter)
+        assert shield.reload(policy) == []
+        assert lookup(db, "new@example.com") is not None
+        shield.purge_expired()
+        assert lookup(db, "new@example.com") is None and log.purged == 2
+    finally:
+        shield.close()

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +17,6 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from scrapeshield.actions.decoy import normalise_canary
-from scrapeshield.clock import Clock
 from scrapeshield.db.clean import clean_text
 from scrapeshield.db.models import CampaignMemberRow, CampaignRow, CanaryRow
 from scrapeshield.db.store import Database
@@ -27,7 +24,6 @@ from scrapeshield.db.store import Database
 log = logging.getLogger("scrapeshield.canaries")
 
 MAX_PENDING = 100_000
-PURGE_EVERY = 3600.0  # seconds between deletions of canaries past their retention period
 _LENGTHS = {"value": 120, "kind": 16, "client": 64, "network": 64, "fingerprint": 32,
             "account": 128, "record": 160, "route": 64, "user_agent": 512}
 
@@ -47,18 +43,12 @@ class Planted:
 
 
 class CanaryLog:
-    def __init__(self, db: Database, clock: Clock | None = None,
-                 retention: Callable[[], float] | None = None) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
         self._pending: dict[str, Planted] = {}
         self._lock = threading.Lock()
         self.dropped = 0
         self.written = 0
-        # Seconds a canary is kept (the running policy's events.canary_retention_days, asked at
-        # each purge); without a clock and a retention they are kept.
-        self.clock = clock
-        self.retention = retention
-        self._purged_at = -math.inf
         self.purged = 0
 
     def add(self, planted: Planted) -> None:
@@ -71,7 +61,6 @@ class CanaryLog:
             self._pending[planted.value] = planted
 
     def flush(self) -> None:
-        self._purge()
         with self._lock:
             batch, self._pending = self._pending, {}
         if not batch:
@@ -90,18 +79,13 @@ class CanaryLog:
                     if len(self._pending) < MAX_PENDING:
                         self._pending.setdefault(value, planted)
 
-    def _purge(self) -> None:
-        if self.clock is None or self.retention is None:
-            return
-        now = self.clock.now()
-        if now - self._purged_at < PURGE_EVERY:
-            return
-        self._purged_at = now
+    def purge(self, before: float) -> None:
+        """Delete the canaries planted before ``before`` (the shield's retention job)."""
         try:
             with self.db.engine.begin() as conn:
-                gone = conn.execute(delete(CanaryRow).where(CanaryRow.ts < now - self.retention())).rowcount
+                gone = conn.execute(delete(CanaryRow).where(CanaryRow.ts < before)).rowcount
         except SQLAlchemyError:
-            log.warning("deleting expired canaries failed; tried again in an hour", exc_info=True)
+            log.warning("deleting expired canaries failed; tried again at the next turn", exc_info=True)
             return
         if gone:
             self.purged += gone

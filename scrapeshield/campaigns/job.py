@@ -5,15 +5,14 @@ bounded batches) into a grouper that forgets clients idle for longer than the wi
 The first run after a start reads the whole window back, so a restart rebuilds the
 same campaigns. Saving is an upsert by stable id: running twice changes nothing.
 The job also loads list entries written by other processes (``campaigns act`` from the
-command line, another node) into the running engine, and deletes membership rows past the
-events' retention period unless a case holds them (``store.purge_members``).
+command line, another node) into the running engine. ``purge`` deletes membership rows past
+the events' retention period unless a case holds them (``store.purge_members``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -33,7 +32,6 @@ BATCH = 5000
 MAX_BATCHES = 200  # per run: a backlog is worked off over several runs
 STEP = 500  # events observed per step of the job (a few ms of Python between yields)
 MIN_SCORE = 20.0  # campaigns below this are not stored (a crowd of ordinary browsers)
-PURGE_EVERY = 3600.0  # seconds between purges of members past the retention period
 
 _COLUMNS = ("id", "ts", "client", "network", "fingerprint", "user_agent", "account", "route",
             "record", "action", "score", "reasons")
@@ -41,17 +39,12 @@ _COLUMNS = ("id", "ts", "client", "network", "fingerprint", "user_agent", "accou
 
 class CampaignJob:
     def __init__(self, db: Database, clock: Clock, *, lists: Lists | None = None,
-                 window: float = WINDOW, min_score: float = MIN_SCORE,
-                 retention: Callable[[], float] | None = None) -> None:
+                 window: float = WINDOW, min_score: float = MIN_SCORE) -> None:
         self.db = db
         self.clock = clock
         self.lists = lists
         self.window = window
-        # Seconds members are kept after they were last seen (the running policy's
-        # events.retention_days, asked at each purge); None keeps them.
-        self.retention = retention
-        self._purged_at = -math.inf
-        self.purged = 0  # member rows deleted by this job
+        self.purged = 0  # member rows deleted by ``purge``
         self.grouper = CampaignGrouper(min_score=min_score)
         self.watermark: int | None = None
         self.saved = 0
@@ -79,7 +72,6 @@ class CampaignJob:
             yield
         self.grouper.forget_before(now - self.window)
         self._sync_lists(now)
-        self._purge(now)
         if not fresh and self.saved:
             return
         yield
@@ -88,11 +80,10 @@ class CampaignJob:
             self._written.clear()  # no campaign now: its rows may be purged before one forms again
         self.saved = self.stored = save(self.db, campaigns, now, self._written) if campaigns else 0
 
-    def _purge(self, now: float) -> None:
-        if self.retention is None or now - self._purged_at < PURGE_EVERY:
-            return
-        self._purged_at = now
-        gone = purge_members(self.db, now - self.retention())
+    def purge(self, before: float) -> None:
+        """Delete the membership rows last seen before ``before`` (the shield's retention job;
+        on the jobs thread, as ``steps``)."""
+        gone = purge_members(self.db, before)
         if gone:
             self.purged += gone
             self._written.clear()  # a purged member that comes back is written again
